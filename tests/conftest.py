@@ -1,0 +1,17 @@
+"""Shared test set-up: quiet TensorFlow, no wandb, small real audio made in the test."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["TFAUDIO_TESTING"] = "1"
+os.environ["WANDB_MODE"] = "disabled"
+
+import gin  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()

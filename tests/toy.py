@@ -1,0 +1,61 @@
+"""A toy regression model, task and data source, for trainer tests only."""
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfaudio.data.order import index_stream
+
+
+class ToyModel(keras.Model):
+    def __init__(self, hidden=8, batch_norm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.body = keras.layers.Dense(hidden, activation="tanh")
+        self.norm = keras.layers.BatchNormalization() if batch_norm else None
+        self.head = keras.layers.Dense(1)
+
+    def call(self, x, training=False):
+        h = self.body(x)
+        if self.norm is not None:
+            h = self.norm(h, training=training)
+        return self.head(h)
+
+
+class ToyTask:
+    def loss(self, model, batch, training):
+        pred = model(batch["x"], training=training)[:, 0]
+        err = tf.square(pred - batch["y"])
+        return err, {"mse": err}
+
+    def metrics(self, model, batch):
+        pred = model(batch["x"], training=False)[:, 0]
+        return {"loss": tf.square(pred - batch["y"])}
+
+    def build_for_inference(self, model):
+        model(tf.zeros([1, 4]))
+
+
+class ToyData:
+    """y = x . w over 256 fixed examples, visited in the resumable index order."""
+
+    def __init__(self, n=256):
+        rng = np.random.default_rng(0)
+        self.x = rng.normal(size=(n, 4)).astype(np.float32)
+        self.y = (self.x @ np.array([1.0, -2.0, 0.5, 3.0], np.float32)).astype(np.float32)
+
+    def train(self, batch_size, seed, start=0, input_context=None):
+        x, y = tf.constant(self.x), tf.constant(self.y)
+        ds = index_stream(len(self.x), seed, start, input_context=input_context)
+        ds = ds.map(lambda e: {"x": tf.gather(x, e["index"]), "y": tf.gather(y, e["index"])})
+        return ds.batch(batch_size, drop_remainder=True).prefetch(2)
+
+    def validation(self, batch_size):
+        ds = tf.data.Dataset.from_tensor_slices({"x": self.x[:64], "y": self.y[:64]})
+        return ds.batch(batch_size)
+
+
+def register():
+    for obj in (ToyModel, ToyTask, ToyData):
+        if gin.config._REGISTRY.get(f"tests.{obj.__name__}") is None:
+            gin.register(obj, module="tests")

@@ -1,0 +1,1 @@
+"""Audio: file I/O (soundfile), geometry, tf.signal features, log compression, padding."""

@@ -1,0 +1,82 @@
+"""Reading and writing audio files with soundfile (WAV of any width, FLAC, OGG, MP3).
+
+`tf.audio.decode_wav` reads only 16-bit PCM, so every read goes through
+libsndfile; inside tf.data this runs in `tf.numpy_function` (see data/pipeline).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioReadError(ValueError):
+    """A file could not be read as audio; the message names the file and the reason."""
+
+
+def audio_info(path: str) -> sf._SoundFileInfo:
+    """Header information (samplerate, frames, channels) without decoding samples."""
+    try:
+        info = sf.info(path)
+    except Exception as exc:  # soundfile raises several types for bad headers
+        raise AudioReadError(f"{path}: unreadable audio header ({_short(exc)})") from None
+    if info.frames <= 0:
+        raise AudioReadError(f"{path}: contains no samples")
+    return info
+
+
+def read_audio(path: str, sample_rate: int, channels: int = 1, on_rate_mismatch: str = "resample",
+               max_seconds: float | None = None) -> np.ndarray:
+    """Reads `path` as float32 [samples, channels] at `sample_rate`.
+
+    Args:
+      path: an audio file soundfile can open.
+      sample_rate: the rate the caller expects.
+      channels: 1 averages all channels to mono; 2 keeps stereo (a mono file
+        is duplicated); 0 keeps the file's own channels.
+      on_rate_mismatch: "resample" (soxr, high quality) or "reject".
+      max_seconds: reject files longer than this before decoding them.
+    """
+    info = audio_info(path)
+    if max_seconds is not None and info.frames > max_seconds * info.samplerate:
+        raise AudioReadError(f"{path}: {info.frames / info.samplerate:.1f} s is longer than "
+                             f"max_seconds={max_seconds}")
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioReadError(f"{path}: cannot decode samples ({_short(exc)})") from None
+    if audio.shape[0] == 0:
+        raise AudioReadError(f"{path}: contains no samples")
+    if rate != sample_rate:
+        if on_rate_mismatch == "reject":
+            raise AudioReadError(f"{path}: sample rate {rate} Hz, expected {sample_rate} Hz "
+                                 "(set on_rate_mismatch='resample' to convert)")
+        if on_rate_mismatch != "resample":
+            raise ValueError(f"on_rate_mismatch={on_rate_mismatch!r}: use 'resample' or 'reject'")
+        audio = soxr.resample(audio, rate, sample_rate, quality="HQ").astype(np.float32)
+    return _match_channels(audio, channels)
+
+
+def _match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    if channels == 0 or audio.shape[1] == channels:
+        return audio
+    if channels == 1:
+        return audio.mean(axis=1, keepdims=True)
+    if audio.shape[1] == 1:
+        return np.repeat(audio, channels, axis=1)
+    raise ValueError(f"cannot turn {audio.shape[1]} channels into {channels}")
+
+
+def write_wav(path: str, audio, sample_rate: int, subtype: str = "PCM_16") -> str:
+    """Writes float audio ([samples] or [samples, channels]) clipped to [-1, 1]."""
+    audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sf.write(path, audio, sample_rate, subtype=subtype)
+    return path
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,246 @@
+"""Gin configuration: one registry import, strict parsing, search paths and provenance files.
+
+`parse()` fails before any work on a misspelt binding, an unknown configurable,
+a missing file or a value of the wrong type, with the file, the line and the
+closest valid name, as a `ConfigError` (one line, no TensorFlow traceback).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import types
+import typing
+
+import gin
+from gin import config_parser
+
+REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake the user can fix; the message says where and how."""
+
+
+def _registered_names() -> list[str]:
+    names = set()
+    for selector, _ in gin.config._REGISTRY.items():
+        names.add(selector)
+        names.add(selector.split(".")[-1])
+    return sorted(names)
+
+
+def _configurable(selector: str):
+    try:
+        return gin.config._REGISTRY.get_match(selector)
+    except (KeyError, ValueError):
+        return None
+
+
+def _signature_target(fn):
+    return fn.__init__ if inspect.isclass(fn) else fn
+
+
+def _parameter_names(configurable) -> list[str]:
+    params = inspect.signature(_signature_target(configurable.wrapped)).parameters
+    return [p for p in params if p not in ("self", "args", "kwargs")]
+
+
+def _closest(word: str, candidates) -> str:
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def _explain(exc: Exception) -> str:
+    """Turns gin's multi-line error into one line with a suggestion."""
+    text = str(exc)
+    where = ""
+    loc = re.search(r'In (?:file|bindings string) "?([^",\n]*)"?, line (\d+)', text)
+    if loc:
+        where = f"{loc.group(1) or '<--gin_param>'}:{loc.group(2)}: "
+    first = text.strip().splitlines()[0].strip()
+    hint = ""
+    m = re.search(r"No configurable matching (?:reference )?'@?([\w./]+?)(?:\(\))?'", first)
+    if m:
+        hint = _closest(m.group(1).split("/")[-1], _registered_names())
+    m = re.search(r"Configurable '([\w./]+)' doesn't have a parameter named '(\w+)'", first)
+    if m:
+        configurable = _configurable(m.group(1))
+        if configurable:
+            hint = _closest(m.group(2), _parameter_names(configurable))
+    return f"{where}{first}{hint}"
+
+
+def _type_ok(value, annotation) -> bool:
+    """Whether a literal gin value fits a parameter annotation (unknown types pass)."""
+    if annotation is inspect.Parameter.empty or annotation is typing.Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is not None:
+        annotation = origin
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (str, bool, dict):
+        return isinstance(value, annotation)
+    if annotation in (list, tuple, typing.Sequence):
+        return isinstance(value, (list, tuple))
+    return True
+
+
+def _statements(text: str, filename: str | None, search_paths):
+    """Every binding statement of a gin text (includes followed) with its location."""
+    delegate = gin.config.ParserDelegate(skip_unknown=False)
+    parser = config_parser.ConfigParser(_Named(text, filename), delegate)
+    for statement in parser:
+        if isinstance(statement, config_parser.BindingStatement):
+            yield statement
+        elif isinstance(statement, config_parser.IncludeStatement):
+            path = resolve_gin_file(statement.filename, search_paths)
+            with open(path, encoding="utf-8") as f:
+                yield from _statements(f.read(), path, search_paths)
+
+
+class _Named:
+    """A readline()-able text carrying a file name, as gin's parser expects."""
+
+    def __init__(self, text, name):
+        self._lines = iter(text.splitlines(keepends=True))
+        self.name = name
+
+    def readline(self):
+        return next(self._lines, "")
+
+
+def _check_types(gin_files, gin_params, search_paths):
+    sources = []
+    for path in gin_files:
+        with open(path, encoding="utf-8") as f:
+            sources.append((f.read(), path))
+    sources.append(("\n".join(gin_params), None))
+    for text, filename in sources:
+        for st in _statements(text, filename, search_paths):
+            if not st.arg_name:
+                continue
+            configurable = _configurable(st.selector)
+            if configurable is None:
+                continue
+            value = st.value
+            if isinstance(value, gin.config.ConfigurableReference):
+                if value.configurable.wrapped is not gin.config.macro:
+                    continue
+                value = gin.query_parameter(f"%{value.selector}")
+                if isinstance(value, gin.config.ConfigurableReference):
+                    continue
+            try:
+                hints = typing.get_type_hints(_signature_target(configurable.wrapped))
+            except Exception:  # annotations that cannot be resolved are not checked
+                continue
+            annotation = hints.get(st.arg_name, inspect.Parameter.empty)
+            if not _type_ok(value, annotation):
+                where = f"{st.location.filename or '<--gin_param>'}:{st.location.line_num}: "
+                expected = getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+                raise ConfigError(f"{where}{st.selector}.{st.arg_name} = {value!r} has type "
+                                  f"{type(value).__name__}; expected {expected}.")
+
+
+def resolve_gin_file(name: str, search_paths) -> str:
+    """The path of a gin file given as-is, relative to a search path, or under gin/."""
+    candidates = [name] + [os.path.join(p, name) for p in search_paths]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise ConfigError(f"gin file {name!r} not found (searched: . {' '.join(search_paths)}); "
+                      "pass a path or add --gin_search_path")
+
+
+def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True):
+    """Registers every configurable, then parses files and bindings strictly."""
+    import tfaudio.registry  # noqa: F401  (registers all configurables)
+
+    search_paths = list(search_paths) + [REPO_GIN_DIR]
+    gin.clear_config()
+    for path in search_paths:
+        gin.add_config_file_search_path(path)
+    files = [resolve_gin_file(f, search_paths) for f in gin_files]
+    try:
+        gin.parse_config_files_and_bindings(files, list(gin_params), finalize_config=False)
+    except (ValueError, SyntaxError, KeyError) as exc:
+        raise ConfigError(_explain(exc)) from None
+    except IOError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    _check_types(files, gin_params, search_paths)
+    if finalize:
+        gin.finalize()
+    return files
+
+
+def load_run_config(run_dir: str, extra_params=()):
+    """Parses a run directory's operative config (for restoring a model to use it)."""
+    path = os.path.join(run_dir, "operative_config.gin")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{run_dir}: no operative_config.gin; is this a tfaudio run directory "
+                          "that trained at least one step?")
+    parse([path], extra_params)
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def write_provenance(run_dir: str, argv) -> None:
+    """command.txt, config.gin (as parsed) and versions.json in the run directory."""
+    with open(os.path.join(run_dir, "command.txt"), "a", encoding="utf-8") as f:
+        f.write(" ".join(_quote(a) for a in [sys.executable, "-m", "tfaudio.train"] + list(argv[1:])) + "\n")
+    with open(os.path.join(run_dir, "config.gin"), "w", encoding="utf-8") as f:
+        f.write(gin.config_str())
+    with open(os.path.join(run_dir, "versions.json"), "w", encoding="utf-8") as f:
+        json.dump(versions(), f, indent=2)
+
+
+def write_operative_config(run_dir: str) -> None:
+    with open(os.path.join(run_dir, "operative_config.gin"), "w", encoding="utf-8") as f:
+        f.write(gin.operative_config_str())
+
+
+def versions() -> dict:
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "gin": _dist_version("gin-config"),
+            "numpy": numpy.__version__, "tfaudio": _dist_version("tfaudio"),
+            "git_commit": _git_commit(), "platform": platform.platform()}
+
+
+def _dist_version(name):
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=os.path.dirname(os.path.abspath(__file__)))
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _quote(arg: str) -> str:
+    return arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"

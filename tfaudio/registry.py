@@ -1,0 +1,12 @@
+"""Importing this module registers every gin configurable of tfaudio.
+
+Keras 3 Layer/Model subclasses break under `@gin.configurable`, so they are
+registered here with `gin.register` instead.
+"""
+
+import gin
+
+from tfaudio.audio import compression, geometry  # noqa: F401
+from tfaudio.training import monitor, optimizers, schedules, trainer  # noqa: F401
+
+gin.register(compression.LogCompression, module="tfaudio")

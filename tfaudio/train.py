@@ -1,0 +1,87 @@
+"""`python -m tfaudio.train --gin_file=gin/audio_unet.gin --model_dir=runs/x`
+
+Flags carry infrastructure only; model, data and optimisation are gin bindings.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_multi_string("gin_file", [], "Gin experiment file(s); later ones override earlier.")
+flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. 'batch_size = 32'.")
+flags.DEFINE_multi_string("gin_search_path", [], "Folders searched for gin files and includes.")
+flags.DEFINE_string("model_dir", None, "Run directory (default runs/<run_name><experiment>).")
+flags.DEFINE_string("run_name", "", "Run prefix such as 'batch2x_'; names the wandb run.")
+flags.DEFINE_string("study", "", "Groups runs of one study in wandb (default: the experiment).")
+flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker", "tpu"],
+                  "Distribution strategy.")
+flags.DEFINE_integer("num_cpu_replicas", 0, "Split the CPU into N logical devices (try 'mirrored').")
+flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu.")
+flags.DEFINE_integer("seed", 0, "Seeds Python, NumPy, TensorFlow and the data order.")
+flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism.")
+flags.DEFINE_enum("tracker", "tensorboard", ["tensorboard", "wandb", "both", "none"],
+                  "Where scalars go besides metrics.jsonl.")
+FLAGS = flags.FLAGS
+
+
+def experiment_name(gin_files) -> str:
+    return os.path.splitext(os.path.basename(gin_files[-1]))[0] if gin_files else "experiment"
+
+
+def main(argv):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfaudio import config
+
+    try:
+        config.parse(FLAGS.gin_file, FLAGS.gin_param, FLAGS.gin_search_path, finalize=False)
+    except config.ConfigError as exc:
+        sys.exit(f"config error: {exc}")
+    name = experiment_name(FLAGS.gin_file)
+    model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.run_name + name)
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+        probe = os.path.join(model_dir, ".write_test")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as exc:
+        sys.exit(f"error: --model_dir={model_dir} is not writable ({exc.strerror}); choose another folder")
+
+    import numpy as np
+    import tensorflow as tf
+
+    from tfaudio.training.strategy import make_strategy
+    from tfaudio.training.trackers import Trackers
+    from tfaudio.training.trainer import Trainer
+
+    random.seed(FLAGS.seed)
+    np.random.seed(FLAGS.seed)
+    tf.random.set_seed(FLAGS.seed)
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)
+    config.write_provenance(model_dir, sys.argv)
+    trackers = Trackers(model_dir, FLAGS.tracker, name=FLAGS.run_name + name, group=FLAGS.study or name,
+                        config={"gin": config.gin.config_str(), "seed": FLAGS.seed})
+    try:
+        trainer = Trainer(model_dir=model_dir, strategy=strategy, trackers=trackers, seed=FLAGS.seed)
+        results = trainer.train()
+    except config.ConfigError as exc:
+        sys.exit(f"config error: {exc}")
+    finally:
+        trackers.close()
+    print(f"run directory: {model_dir}")
+    for split, metrics in results.items():
+        print(split, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def run():
+    """Console-script entry point `tfaudio-train`."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,86 @@
+"""Watching an evaluation metric: keep-best, early stopping and reduce-on-plateau.
+
+The state lives in tf.Variables so it is checkpointed and survives a resume.
+Metric names are "<split>/<metric>", e.g. "val/loss" or "val_ema/si_sdr".
+"""
+
+from __future__ import annotations
+
+import gin
+import tensorflow as tf
+
+
+class MetricMonitor(tf.Module):
+    """Tracks the best value of one metric and how many evaluations passed without improving."""
+
+    def __init__(self, metric: str, mode: str = "min", min_delta: float = 0.0, name=None):
+        super().__init__(name=name)
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode={mode!r} for metric {metric!r}: use 'min' or 'max'")
+        if "/" not in metric:
+            raise ValueError(f"metric={metric!r}: name it as '<split>/<metric>', e.g. 'val/loss'")
+        self.metric, self.mode, self.min_delta = metric, mode, min_delta
+        self.best = tf.Variable(float("inf") if mode == "min" else float("-inf"), trainable=False)
+        self.wait = tf.Variable(0, trainable=False)
+
+    def value_of(self, results: dict) -> float | None:
+        """Picks this monitor's metric out of {split: {metric: value}}."""
+        split, name = self.metric.split("/", 1)
+        return results.get(split, {}).get(name)
+
+    def update(self, value: float) -> bool:
+        """Records `value`; True when it beats the best by more than min_delta."""
+        best = float(self.best.numpy())
+        better = value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+        if better:
+            self.best.assign(value)
+            self.wait.assign(0)
+        else:
+            self.wait.assign_add(1)
+        return better
+
+
+@gin.configurable
+class EarlyStopping(MetricMonitor):
+    """Stops training after `patience` evaluations without an improvement of `min_delta`."""
+
+    def __init__(self, metric: str = "val/loss", mode: str = "min", patience: int = 5,
+                 min_delta: float = 0.0):
+        super().__init__(metric, mode, min_delta)
+        self.patience = patience
+
+    def should_stop(self, value: float) -> bool:
+        self.update(value)
+        return int(self.wait.numpy()) >= self.patience
+
+
+@gin.configurable
+class ReduceOnPlateau(MetricMonitor):
+    """Multiplies the learning rate by `factor` after `patience` evaluations without
+    improvement, then waits `cooldown` evaluations; never goes below `min_lr`."""
+
+    def __init__(self, metric: str = "val/loss", mode: str = "min", patience: int = 3,
+                 factor: float = 0.5, cooldown: int = 0, min_lr: float = 0.0, min_delta: float = 0.0):
+        super().__init__(metric, mode, min_delta)
+        if not 0 < factor < 1:
+            raise ValueError(f"ReduceOnPlateau.factor={factor} must lie in (0, 1)")
+        self.patience, self.factor, self.cooldown, self.min_lr = patience, factor, cooldown, min_lr
+        self.scale = tf.Variable(1.0, trainable=False)
+        self.cooldown_left = tf.Variable(0, trainable=False)
+
+    def step(self, value: float, current_lr: float) -> bool:
+        """Feeds one evaluation; True when the rate was reduced."""
+        improved = self.update(value)
+        if int(self.cooldown_left.numpy()) > 0:
+            self.cooldown_left.assign_sub(1)
+            self.wait.assign(0)
+            return False
+        if improved or int(self.wait.numpy()) < self.patience or current_lr <= self.min_lr:
+            return False
+        new_scale = float(self.scale.numpy()) * self.factor
+        if current_lr * self.factor < self.min_lr:
+            new_scale = float(self.scale.numpy()) * self.min_lr / current_lr
+        self.scale.assign(new_scale)
+        self.wait.assign(0)
+        self.cooldown_left.assign(self.cooldown)
+        return True

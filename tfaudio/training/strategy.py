@@ -1,0 +1,36 @@
+"""Distribution strategies chosen by the `--strategy` flag."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+def split_cpu(num_replicas: int):
+    """Splits the CPU into `num_replicas` logical devices (before TF initialises devices)."""
+    if num_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_replicas)])
+
+
+def make_strategy(name: str = "default", num_cpu_replicas: int = 0, tpu: str = ""):
+    """default/one_device: the first GPU when present, else the CPU; mirrored: all local
+    GPUs (or the logical CPUs from --num_cpu_replicas); multi_worker: from TF_CONFIG;
+    tpu: the TPU at `tpu`."""
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy={name}: choose one of {', '.join(STRATEGIES)}")
+    split_cpu(num_cpu_replicas)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name in ("default", "one_device"):
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    if name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)

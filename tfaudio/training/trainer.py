@@ -1,0 +1,391 @@
+"""The training loop: traced inner loops, hand-written accumulation, EMA, evaluation,
+early stopping, keep-best and checkpoints that resume exactly.
+
+Orbit-style: Python drives an inner `tf.function` that runs `steps_per_loop`
+steps with one host sync per loop. Each step reads one per-replica batch of
+batch_size x accumulate_n x batch_multiplier examples, splits it into micro-batches,
+sums their gradients (so no partial accumulation state ever exists between steps),
+reduces across replicas, clips by the global norm of the aggregated gradient, skips
+the update when it is not finite, and applies it once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import gin
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tqdm import tqdm
+
+from tfaudio import config
+from tfaudio.training.ema import WeightEMA, float_variables
+from tfaudio.training.monitor import EarlyStopping, MetricMonitor, ReduceOnPlateau
+from tfaudio.training.optimizers import make_optimizer
+from tfaudio.training.schedules import LearningRate
+
+
+@gin.configurable
+def build(model=gin.REQUIRED, task=gin.REQUIRED):
+    """The network and its task (losses, metrics, inference); shared by training and restore."""
+    return model, task
+
+
+@gin.configurable(denylist=["model_dir", "strategy", "trackers", "seed"])
+class Trainer:
+    """Trains `build()`'s model on `data` and writes checkpoints and metrics to model_dir.
+
+    Args:
+      data: a data source with `train(batch_size, seed, start, input_context)` (an
+        infinite stream beginning at global example `start`, see tfaudio.data.order)
+        and `validation(batch_size)` (finite, or None).
+      batch_size: examples per replica per micro-step (the `batch_size` macro).
+      train_steps: optimizer updates (the `train_steps` macro), before batch_multiplier.
+      learning_rate: a LearningRate (peak, decay, warmup, batch scaling rule).
+      optimizer: a Keras optimizer from make_optimizer().
+      accumulate_n: micro-batches whose gradients are summed per update.
+      batch_multiplier: k multiplies the effective batch (through accumulation); with
+        match_examples the number of updates is divided by k, so runs see the same
+        number of examples (the seed's `--accumulate_n 4 --step 4`).
+      match_examples: divide train_steps by batch_multiplier.
+      steps_per_loop: steps per traced inner loop (one host sync each).
+      eval_every: steps between evaluations on the validation split.
+      eval_batches: cap on validation batches per evaluation (None: all).
+      checkpoint_every: steps between checkpoints; keep_checkpoints: how many to keep.
+      best_metric, best_mode: keep the best checkpoint by this metric ("val/loss").
+      clip_norm: clip the aggregated gradient to this global norm.
+      ema_decay: keep an EMA of all float weights and evaluate it as split "val_ema".
+      jit_compile: XLA-compile the gradient computation (slow for convolutions on CPU).
+      early_stopping: an EarlyStopping, or None.
+      plateau: a ReduceOnPlateau, or None.
+      init_from: a run directory to warm-start from when model_dir has no checkpoint.
+      init_modules: attribute names of sub-modules to take from init_from (all if empty).
+    """
+
+    def __init__(self, model_dir: str, strategy, trackers, seed: int = 0, data=gin.REQUIRED,
+                 batch_size: int = gin.REQUIRED, train_steps: int = gin.REQUIRED,
+                 learning_rate=None, optimizer=None, accumulate_n: int = 1, batch_multiplier: int = 1,
+                 match_examples: bool = True, steps_per_loop: int = 10, eval_every: int = 500,
+                 eval_batches: int | None = None, checkpoint_every: int = 1000,
+                 keep_checkpoints: int = 3, best_metric: str | None = None, best_mode: str = "min",
+                 clip_norm: float | None = None, ema_decay: float | None = None,
+                 jit_compile: bool = False, early_stopping: EarlyStopping | None = None,
+                 plateau: ReduceOnPlateau | None = None, init_from: str | None = None,
+                 init_modules: tuple = ()):
+        for name, value in (("batch_size", batch_size), ("train_steps", train_steps),
+                            ("accumulate_n", accumulate_n), ("batch_multiplier", batch_multiplier),
+                            ("steps_per_loop", steps_per_loop), ("eval_every", eval_every),
+                            ("checkpoint_every", checkpoint_every)):
+            if int(value) < 1:
+                raise config.ConfigError(f"Trainer.{name}={value} must be a positive integer")
+        self.model_dir, self.strategy, self.trackers, self.seed = model_dir, strategy, trackers, seed
+        self.data = data
+        self.replicas = strategy.num_replicas_in_sync
+        self.batch_size = batch_size
+        self.micro_steps = accumulate_n * batch_multiplier
+        self.global_micro_batch = batch_size * self.replicas
+        self.effective_batch = self.global_micro_batch * self.micro_steps
+        self.total_steps = max(1, train_steps // batch_multiplier) if match_examples else train_steps
+        self.steps_per_loop, self.eval_every, self.eval_batches = steps_per_loop, eval_every, eval_batches
+        self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
+        self.clip_norm, self.jit_compile = clip_norm, jit_compile
+        self.early_stopping, self.plateau = early_stopping, plateau
+        self.init_from, self.init_modules = init_from, tuple(init_modules)
+
+        with strategy.scope():
+            self.model, self.task = build()
+            self.schedule = learning_rate or LearningRate()
+            self.peak_lr = self.schedule.set_effective_batch(self.effective_batch)
+            self.optimizer = optimizer or make_optimizer()
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.examples_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples_seen")
+            self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_updates")
+            self.data_seed = tf.Variable(seed, dtype=tf.int64, trainable=False, name="data_seed")
+            self.best = MetricMonitor(best_metric, best_mode) if best_metric else None
+            self._build_model()
+            self.ema = WeightEMA(self.model.variables, ema_decay) if ema_decay else None
+        self._make_checkpoints()
+        self._train_loop = tf.function(self._loop)
+        grads_fn = self._replica_grads
+        self._replica_grads_fn = tf.function(grads_fn, jit_compile=True) if jit_compile else grads_fn
+        self._eval_step = tf.function(self._eval_replica_step)
+
+    # ---------------------------------------------------------------- set-up
+
+    def _build_model(self):
+        sample = self.data.validation(self.batch_size) or self.data.train(self.batch_size, 0, 0, None)
+        batch = next(iter(sample))
+        per_example, terms = self.task.loss(self.model, batch, training=False)
+        self.term_names = sorted(terms)
+        self.optimizer.build(self.model.trainable_variables)
+        self.sample_batch = batch
+        with self.strategy.scope():
+            self._stats = {name: tf.Variable(0.0, dtype=tf.float64, trainable=False, name=name)
+                           for name in ["loss", "count", "grad_norm", "input_wait", "skipped", "lr"]
+                           + [f"term_{t}" for t in self.term_names]}
+
+    def _make_datasets(self):
+        """Training stream from the restored position; the validation split."""
+        per_replica = self.batch_size * self.micro_steps
+        seed = int(self.data_seed.numpy())
+        start = int(self.step.numpy()) * self.effective_batch
+
+        def train_fn(input_context):
+            return self.data.train(per_replica, seed, start, input_context)
+
+        self.train_dataset = self.strategy.distribute_datasets_from_function(train_fn)
+        self.train_iterator = iter(self.train_dataset)
+        val = self.data.validation(self.global_micro_batch)
+        self.val_dataset = self.strategy.experimental_distribute_dataset(val) if val is not None else None
+
+    def _make_checkpoints(self):
+        objects = dict(step=self.step, examples_seen=self.examples_seen, skipped=self.skipped,
+                       data_seed=self.data_seed, model=self.model, optimizer=self.optimizer)
+        for name in ("ema", "best", "early_stopping", "plateau"):
+            if getattr(self, name) is not None:
+                objects[name] = getattr(self, name)
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        ckpt_dir = os.path.join(self.model_dir, "checkpoints")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir,
+                                                  max_to_keep=self.keep_checkpoints,
+                                                  step_counter=self.step)
+        self.best_manager = (tf.train.CheckpointManager(self.checkpoint, os.path.join(ckpt_dir, "best"),
+                                                        max_to_keep=1, step_counter=self.step)
+                             if self.best else None)
+
+    def restore(self) -> bool:
+        """Resumes from model_dir's latest checkpoint, or warm-starts from init_from."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("resumed from %s at step %d", latest, int(self.step.numpy()))
+            return True
+        if self.init_from:
+            warm_start(self.model, self.init_from, self.init_modules)
+        return False
+
+    # ---------------------------------------------------------------- traced steps
+
+    def _replica_grads(self, batch):
+        """Summed gradients and loss sums over this replica's micro-batches."""
+        n = self.micro_steps
+        tvars = self.model.trainable_variables
+
+        def micro(i):
+            return tf.nest.map_structure(
+                lambda x: tf.reshape(x, tf.concat([[n, -1], tf.shape(x)[1:]], 0))[i], batch)
+
+        def one(mb):
+            with tf.GradientTape() as tape:
+                per_example, terms = self.task.loss(self.model, mb, training=True)
+                loss = tf.reduce_sum(tf.cast(per_example, tf.float32)) / self.global_micro_batch
+            grads = tape.gradient(loss, tvars)
+            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                     for g, v in zip(grads, tvars)]
+            sums = {"loss": tf.reduce_sum(tf.cast(per_example, tf.float32)),
+                    "count": tf.cast(tf.shape(per_example)[0], tf.float32)}
+            sums.update({f"term_{k}": tf.reduce_sum(tf.cast(v, tf.float32)) for k, v in terms.items()})
+            return grads, sums
+
+        if n == 1:
+            return one(batch)
+        grads, sums = one(micro(0))
+        for i in tf.range(1, n):
+            g_i, s_i = one(micro(i))
+            grads = [a + b for a, b in zip(grads, g_i)]
+            sums = {k: sums[k] + s_i[k] for k in sums}
+        return [g / n for g in grads], sums
+
+    def _loop(self, iterator, num_steps):
+        for var in self._stats.values():
+            var.assign(tf.zeros_like(var))
+        for _ in tf.range(num_steps):
+            lr = self.schedule(self.step) * (self.plateau.scale if self.plateau else 1.0)
+            self.optimizer.learning_rate.assign(lr)
+            t0 = tf.timestamp()
+            batch = next(iterator)
+            self._stats["input_wait"].assign_add(tf.timestamp() - t0)
+            grads, sums = self.strategy.run(self._replica_grads_fn, args=(batch,))
+            grads = self.strategy.reduce(tf.distribute.ReduceOp.SUM, grads, axis=None)
+            sums = self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+            norm = tf.linalg.global_norm(grads)
+            finite = tf.math.is_finite(norm) & tf.math.is_finite(sums["loss"])
+            if self.clip_norm:
+                grads, _ = tf.clip_by_global_norm(grads, self.clip_norm, use_norm=norm)
+            tf.cond(finite, lambda: self._apply(grads), lambda: self._skip())
+            for key, value in sums.items():
+                self._stats[key].assign_add(tf.cast(value, tf.float64))
+            self._stats["grad_norm"].assign(tf.cast(norm, tf.float64))
+            self._stats["lr"].assign(tf.cast(lr, tf.float64))
+            self.step.assign_add(1)
+            self.examples_seen.assign_add(self.effective_batch)
+        return {k: v.read_value() for k, v in self._stats.items()}
+
+    def _apply(self, grads):
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        if self.ema is not None:
+            self.ema.update()
+        return tf.constant(True)
+
+    def _skip(self):
+        self.skipped.assign_add(1)
+        self._stats["skipped"].assign_add(1.0)
+        return tf.constant(False)
+
+    def _eval_replica_step(self, batch):
+        def fn(b):
+            values = self.task.metrics(self.model, b)
+            out = {k: tf.reduce_sum(tf.cast(v, tf.float32)) for k, v in values.items()}
+            out["count"] = tf.cast(tf.shape(next(iter(values.values())))[0], tf.float32)
+            return out
+        sums = self.strategy.run(fn, args=(batch,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+
+    # ---------------------------------------------------------------- evaluation
+
+    def evaluate(self) -> dict:
+        """{split: {metric: mean}} for the raw weights ("val") and the EMA ("val_ema")."""
+        if self.val_dataset is None:
+            return {}
+        results = {"val": self._evaluate_once()}
+        if self.ema is not None:
+            self.ema.swap()
+            try:
+                results["val_ema"] = self._evaluate_once()
+            finally:
+                self.ema.swap()
+        return results
+
+    def _evaluate_once(self) -> dict:
+        totals: dict[str, float] = {}
+        for i, batch in enumerate(self.val_dataset):
+            if self.eval_batches is not None and i >= self.eval_batches:
+                break
+            for k, v in self._eval_step(batch).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+        count = max(totals.pop("count", 0.0), 1.0)
+        return {k: v / count for k, v in totals.items()}
+
+    # ---------------------------------------------------------------- the run
+
+    def save(self, results: dict | None = None) -> str | None:
+        """Writes a checkpoint unless the weights hold a non-finite value."""
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in float_variables(self.model.variables)):
+            self.trackers.log({"step": int(self.step.numpy()), "event": "non_finite_weights_not_saved"})
+            return None
+        return self.manager.save(checkpoint_number=self.step)
+
+    def train(self) -> dict:
+        """Runs until train_steps (or early stopping); returns the last evaluation."""
+        self.restore()
+        self._make_datasets()
+        step = int(self.step.numpy())
+        results: dict = {}
+        wrote_operative = False
+        bar = tqdm(total=self.total_steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
+        start = time.time()
+        last_saved = step
+        while step < self.total_steps:
+            n = min(self.steps_per_loop, self.total_steps - step,
+                    self.eval_every - step % self.eval_every,
+                    self.checkpoint_every - step % self.checkpoint_every)
+            t0 = time.time()
+            stats = {k: float(v) for k, v in self._train_loop(self.train_iterator, tf.constant(n)).items()}
+            wall = time.time() - t0
+            step = int(self.step.numpy())
+            if not wrote_operative:
+                config.write_operative_config(self.model_dir)
+                wrote_operative = True
+            row = self._train_row(step, n, wall, stats, time.time() - start)
+            self.trackers.log(row)
+            bar.update(n)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", sps=f"{row['steps_per_sec']:.2f}")
+            stop = False
+            if step % self.eval_every == 0 or step == self.total_steps:
+                results = self.evaluate()
+                stop = self._after_eval(step, results, row["lr"])
+            if step % self.checkpoint_every == 0 or step == self.total_steps or stop:
+                self.save()
+                last_saved = step
+            if stop:
+                break
+        bar.close()
+        if last_saved != step:
+            self.save()
+        return results
+
+    def _train_row(self, step, n, wall, stats, elapsed) -> dict:
+        count = max(stats["count"], 1.0)
+        row = {"step": step, "examples_seen": int(self.examples_seen.numpy()), "wall_s": round(elapsed, 3),
+               "loss": stats["loss"] / count, "lr": stats["lr"], "grad_norm": stats["grad_norm"],
+               "steps_per_sec": n / wall, "examples_per_sec": n * self.effective_batch / wall,
+               "input_wait_frac": min(1.0, stats["input_wait"] / wall),
+               "effective_batch": self.effective_batch, "skipped_updates": int(stats["skipped"])}
+        for t in self.term_names:
+            row[f"loss_{t}"] = stats[f"term_{t}"] / count
+        return row
+
+    def _after_eval(self, step: int, results: dict, lr: float) -> bool:
+        elapsed_examples = int(self.examples_seen.numpy())
+        for split, metrics in results.items():
+            self.trackers.log({"step": step, "split": split, "examples_seen": elapsed_examples, **metrics})
+        if self.val_dataset is not None and hasattr(self.task, "summaries"):
+            self.task.summaries(self.model, self.sample_batch, self.trackers, step)
+        if self.best is not None:
+            value = self.best.value_of(results)
+            if value is not None and math.isfinite(value) and self.best.update(value):
+                self.best_manager.save(checkpoint_number=self.step)
+        if self.plateau is not None:
+            value = self.plateau.value_of(results)
+            if value is not None and self.plateau.step(value, lr):
+                self.trackers.log({"step": step, "event": "lr_reduced",
+                                   "lr_scale": float(self.plateau.scale.numpy())})
+        if self.early_stopping is not None:
+            value = self.early_stopping.value_of(results)
+            if value is not None and self.early_stopping.should_stop(value):
+                self.trackers.log({"step": step, "event": "early_stop",
+                                   "metric": self.early_stopping.metric,
+                                   "best": float(self.early_stopping.best.numpy())})
+                return True
+        return False
+
+
+def warm_start(model, run_dir: str, modules=()):
+    """Loads another run's weights into `model` (only `modules` when given)."""
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if not latest:
+        raise config.ConfigError(f"Trainer.init_from={run_dir!r} has no checkpoint in checkpoints/")
+    if modules:
+        missing = [m for m in modules if not hasattr(model, m)]
+        if missing:
+            raise config.ConfigError(f"Trainer.init_modules names {missing}, which the model lacks")
+        target = tf.train.Checkpoint(**{m: getattr(model, m) for m in modules})
+    else:
+        target = model
+    tf.train.Checkpoint(model=target).restore(latest).expect_partial()
+    logging.info("warm-started %s from %s", ", ".join(modules) or "all weights", latest)
+
+
+def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: bool = True):
+    """(model, task) rebuilt from a run's operative config with its weights loaded
+    (the EMA weights when the run kept them and use_ema)."""
+    config.load_run_config(run_dir)
+    path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if not path:
+        raise config.ConfigError(f"{run_dir}: no checkpoint in checkpoints/; train first or pass "
+                                 "--checkpoint")
+    model, task = build()
+    task.build_for_inference(model)
+    names = {name for name, _ in tf.train.list_variables(path)}
+    has_ema = any(name.startswith("ema/") for name in names)
+    ema = WeightEMA(model.variables, 0.5) if has_ema else None
+    objects = {"model": model}
+    if ema is not None:
+        objects["ema"] = ema
+    tf.train.Checkpoint(**objects).restore(path).expect_partial()
+    if ema is not None and use_ema:
+        ema.swap()
+    return model, task
