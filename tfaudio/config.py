@@ -136,13 +136,9 @@ def _check_types(gin_files, gin_params, search_paths):
             configurable = _configurable(st.selector)
             if configurable is None:
                 continue
-            value = st.value
+            value = _resolve_macros(st.value)
             if isinstance(value, gin.config.ConfigurableReference):
-                if value.configurable.wrapped is not gin.config.macro:
-                    continue
-                value = gin.query_parameter(f"%{value.selector}")
-                if isinstance(value, gin.config.ConfigurableReference):
-                    continue
+                continue
             try:
                 hints = typing.get_type_hints(_signature_target(configurable.wrapped))
             except Exception:  # annotations that cannot be resolved are not checked
@@ -153,6 +149,16 @@ def _check_types(gin_files, gin_params, search_paths):
                 expected = getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
                 raise ConfigError(f"{where}{st.selector}.{st.arg_name} = {value!r} has type "
                                   f"{type(value).__name__}; expected {expected}.")
+
+
+def _resolve_macros(value):
+    """Follows `%macro` references to their bound value (other references stay)."""
+    seen = set()
+    while (isinstance(value, gin.config.ConfigurableReference)
+           and value.configurable.wrapped is gin.config.macro and value.scoped_selector not in seen):
+        seen.add(value.scoped_selector)
+        value = gin.query_parameter(f"{value.scoped_selector}.value")
+    return value
 
 
 def resolve_gin_file(name: str, search_paths) -> str:

@@ -6,7 +6,6 @@ Flags carry infrastructure only; model, data and optimisation are gin bindings.
 from __future__ import annotations
 
 import os
-import random
 import sys
 
 from absl import app, flags
@@ -50,16 +49,12 @@ def main(argv):
     except OSError as exc:
         sys.exit(f"error: --model_dir={model_dir} is not writable ({exc.strerror}); choose another folder")
 
-    import numpy as np
     import tensorflow as tf
 
     from tfaudio.training.strategy import make_strategy
     from tfaudio.training.trackers import Trackers
     from tfaudio.training.trainer import Trainer
 
-    random.seed(FLAGS.seed)
-    np.random.seed(FLAGS.seed)
-    tf.random.set_seed(FLAGS.seed)
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)

@@ -16,6 +16,7 @@ import os
 import time
 
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -44,8 +45,6 @@ class Trainer:
         and `validation(batch_size)` (finite, or None).
       batch_size: examples per replica per micro-step (the `batch_size` macro).
       train_steps: optimizer updates (the `train_steps` macro), before batch_multiplier.
-      learning_rate: a LearningRate (peak, decay, warmup, batch scaling rule).
-      optimizer: a Keras optimizer from make_optimizer().
       accumulate_n: micro-batches whose gradients are summed per update.
       batch_multiplier: k multiplies the effective batch (through accumulation); with
         match_examples the number of updates is divided by k, so runs see the same
@@ -67,7 +66,7 @@ class Trainer:
 
     def __init__(self, model_dir: str, strategy, trackers, seed: int = 0, data=gin.REQUIRED,
                  batch_size: int = gin.REQUIRED, train_steps: int = gin.REQUIRED,
-                 learning_rate=None, optimizer=None, accumulate_n: int = 1, batch_multiplier: int = 1,
+                 accumulate_n: int = 1, batch_multiplier: int = 1,
                  match_examples: bool = True, steps_per_loop: int = 10, eval_every: int = 500,
                  eval_batches: int | None = None, checkpoint_every: int = 1000,
                  keep_checkpoints: int = 3, best_metric: str | None = None, best_mode: str = "min",
@@ -82,6 +81,7 @@ class Trainer:
             if int(value) < 1:
                 raise config.ConfigError(f"Trainer.{name}={value} must be a positive integer")
         self.model_dir, self.strategy, self.trackers, self.seed = model_dir, strategy, trackers, seed
+        keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: identical initial weights
         self.data = data
         self.replicas = strategy.num_replicas_in_sync
         self.batch_size = batch_size
@@ -97,9 +97,11 @@ class Trainer:
 
         with strategy.scope():
             self.model, self.task = build()
-            self.schedule = learning_rate or LearningRate()
+            # Learning rate (LearningRate.*) and optimizer (make_optimizer.*) come from their own
+            # gin bindings; both are built here, inside the strategy scope.
+            self.schedule = LearningRate()
             self.peak_lr = self.schedule.set_effective_batch(self.effective_batch)
-            self.optimizer = optimizer or make_optimizer()
+            self.optimizer = make_optimizer()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.examples_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples_seen")
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_updates")

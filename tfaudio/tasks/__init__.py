@@ -1,0 +1,1 @@
+"""Tasks: what a model family needs beyond the network (losses, metrics, summaries, inference)."""
