@@ -40,11 +40,15 @@ def stft(wave: tf.Tensor, geometry: AudioGeometry, pad_mode: str = "REFLECT") ->
 
 
 def istft(spec: tf.Tensor, geometry: AudioGeometry, length: int | tf.Tensor | None = None) -> tf.Tensor:
-    """Inverse of `stft` (overlap-add with the dual window); trims the centre padding and,
-    when `length` is given, pads or cuts to exactly `length` samples. Differentiable."""
-    wave = tf.signal.inverse_stft(
-        spec, frame_length=geometry.n_fft, frame_step=geometry.hop_length, fft_length=geometry.n_fft,
-        window_fn=tf.signal.inverse_stft_window_fn(geometry.hop_length, _window_fn(geometry)))
+    """Inverse of `stft`: windowed overlap-add divided by the overlap-added squared window,
+    which is exact at the edges too. Trims the centre padding and, when `length` is
+    given, pads or cuts to exactly `length` samples. Differentiable."""
+    window = _window_fn(geometry)(geometry.n_fft)
+    frames = tf.signal.irfft(spec, fft_length=[geometry.n_fft]) * window
+    wave = tf.signal.overlap_and_add(frames, geometry.hop_length)
+    num_frames = tf.shape(spec)[-2]
+    norm = tf.signal.overlap_and_add(tf.tile(tf.square(window)[None], [num_frames, 1]), geometry.hop_length)
+    wave = wave / tf.where(norm > 1e-6, norm, 1.0)
     if geometry.center:
         wave = wave[..., geometry.n_fft // 2:]
     if length is not None:

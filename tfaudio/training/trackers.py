@@ -107,6 +107,7 @@ class Trackers:
                  config: dict | None = None):
         if kind not in TRACKERS:
             raise ValueError(f"--tracker={kind}: choose one of {', '.join(TRACKERS)}")
+        os.makedirs(run_dir, exist_ok=True)
         self.metrics = MetricsFile(os.path.join(run_dir, "metrics.jsonl"))
         self._sinks = []
         if kind in ("tensorboard", "both"):

@@ -1,0 +1,41 @@
+"""Small real audio files written inside tests."""
+
+import os
+
+import numpy as np
+import soundfile as sf
+
+
+def tone(seconds=0.5, rate=8000, freq=440.0, amp=0.5, channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    x = (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def write(path, audio, rate=8000, subtype="PCM_16"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sf.write(path, audio, rate, subtype=subtype)
+    return path
+
+
+def ljspeech(root, n=6, rate=8000, seconds=0.4):
+    rows = []
+    for i in range(n):
+        write(os.path.join(root, "wavs", f"u{i}.wav"), tone(seconds, rate, 200 + 50 * i), rate)
+        rows.append(f"u{i}|Text {i}.|text {i}|spk{i % 2}")
+    with open(os.path.join(root, "metadata.csv"), "w") as f:
+        f.write("\n".join(rows) + "\n")
+    return root
+
+
+def mixtures(root, n_train=8, n_valid=2, rate=8000, seconds=1.2):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("valid", n_valid)):
+        for i in range(n):
+            speech = tone(seconds, rate, 300 + 40 * i, 0.3)
+            music = (0.1 * rng.normal(size=speech.shape)).astype(np.float32)
+            folder = os.path.join(root, split, f"t{i}")
+            write(os.path.join(folder, "speech.wav"), speech, rate)
+            write(os.path.join(folder, "music.wav"), music, rate)
+            write(os.path.join(folder, "mixture.wav"), speech + music, rate)
+    return root

@@ -1,0 +1,114 @@
+"""Audio I/O, features, guarded log compression, padding and geometry."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from audio_files import tone, write
+from tfaudio.audio import features
+from tfaudio.audio.compression import LogCompression
+from tfaudio.audio.geometry import AudioGeometry, GeometryError
+from tfaudio.audio.io import AudioReadError, read_audio
+from tfaudio.audio.padding import pad_to, random_crop
+
+
+@pytest.mark.parametrize("subtype", ["PCM_24", "FLOAT", "PCM_U8", "PCM_16"])
+def test_reads_every_wav_width(tmp_path, subtype):
+    path = write(str(tmp_path / f"{subtype}.wav"), tone(), subtype=subtype)
+    audio = read_audio(path, 8000)
+    assert audio.shape == (4000, 1) and audio.dtype == np.float32
+    assert np.allclose(audio[:, 0], tone(), atol=1e-2)
+
+
+def test_flac_and_stereo_to_mono(tmp_path):
+    path = write(str(tmp_path / "s.flac"), tone(channels=2))
+    assert read_audio(path, 8000, channels=1).shape == (4000, 1)
+    assert read_audio(path, 8000, channels=0).shape == (4000, 2)
+
+
+def test_other_rate_is_resampled_or_rejected(tmp_path):
+    path = write(str(tmp_path / "r16k.wav"), tone(rate=16000), rate=16000)
+    assert read_audio(path, 8000).shape[0] == 4000
+    with pytest.raises(AudioReadError, match="16000 Hz, expected 8000"):
+        read_audio(path, 8000, on_rate_mismatch="reject")
+
+
+def test_empty_and_truncated_files_name_the_path(tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(AudioReadError, match="empty.wav"):
+        read_audio(str(empty), 8000)
+    good = write(str(tmp_path / "good.wav"), tone())
+    truncated = tmp_path / "trunc.wav"
+    truncated.write_bytes(open(good, "rb").read()[:20])
+    with pytest.raises(AudioReadError, match="trunc.wav"):
+        read_audio(str(truncated), 8000)
+
+
+def test_stft_round_trip_and_griffin_lim():
+    g = AudioGeometry(sample_rate=8000, n_fft=256, win_length=256, hop_length=64)
+    x = tf.constant(tone(0.25))
+    spec = features.stft(x, g)
+    assert spec.shape == (g.frames(2000), g.n_bins)
+    y = features.istft(spec, g, length=2000)
+    assert np.max(np.abs(y.numpy() - x.numpy())) < 1e-4
+    wave = features.griffin_lim(tf.abs(spec), g, iterations=4, length=2000)
+    assert wave.shape == (2000,) and np.all(np.isfinite(wave.numpy()))
+    assert features.mel_spectrogram(x, AudioGeometry(8000, 256, 256, 64, n_mels=40)).shape[-1] == 40
+
+
+def test_preemphasis_inverts():
+    x = tf.constant(tone(0.05))
+    assert np.allclose(features.deemphasis(features.preemphasis(x)).numpy(), x.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_log_compression_is_finite_and_bounded(normalize):
+    layer = LogCompression(normalize=normalize)
+    x = tf.constant([0.0, 1e-40, 1e-30, 1e-5, 1.0, 1e30, np.inf], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+    grad = tape.gradient(y, x)
+    assert np.all(np.isfinite(y.numpy())) and np.all(np.isfinite(grad.numpy()))
+    assert np.max(np.abs(grad.numpy())) <= 1.0 / layer.floor * (1 + 1e-3)
+    assert float(y[0]) == pytest.approx(layer.floor_value, abs=1e-4)
+    if normalize:
+        assert np.max(np.abs(y.numpy())) <= layer.max_abs
+    back = layer.inverse(layer(tf.constant([1e-3, 0.5, 10.0])))
+    assert np.allclose(back.numpy(), [1e-3, 0.5, 10.0], rtol=1e-3)
+    assert np.all(np.isfinite(layer.inverse(tf.constant([1e9, -1e9])).numpy()))
+
+
+def test_log_compression_reports_nan():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="LogCompression: input contains NaN"):
+        LogCompression()(tf.constant([1.0, np.nan]))
+
+
+def test_log_compression_stays_float32_under_mixed_precision():
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        assert LogCompression()(tf.constant([1e-3], tf.float16)).dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_pad_methods():
+    x = tf.constant([1.0, 2.0, 3.0])
+    assert pad_to(x, 8, "zeros").numpy().tolist() == [1, 2, 3, 0, 0, 0, 0, 0]
+    assert pad_to(x, 8, "wrap").numpy().tolist() == [1, 2, 3, 1, 2, 3, 1, 2]
+    assert pad_to(x, 8, "reflect").numpy().tolist() == [1, 2, 3, 2, 1, 2, 3, 2]
+    assert pad_to(x, 8, "mirror").numpy().tolist() == [1, 2, 3, 3, 2, 1, 1, 2]
+    crop = random_crop(tf.range(100.0), 10, tf.constant([1, 2]))
+    assert crop.shape == (10,) and np.all(np.diff(crop.numpy()) == 1)
+
+
+def test_geometry_names_both_bindings():
+    with pytest.raises(GeometryError, match="win_length=2048 exceeds audio_geometry.n_fft=1024"):
+        AudioGeometry(n_fft=1024, win_length=2048)
+    with pytest.raises(GeometryError, match="fmax=6000.*sample_rate=8000"):
+        AudioGeometry(sample_rate=8000, n_fft=256, win_length=256, hop_length=64, fmax=6000)
