@@ -1,0 +1,1 @@
+"""Data: dataset readers, tf.data pipelines and corpus builders."""

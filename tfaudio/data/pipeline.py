@@ -1,0 +1,306 @@
+"""tf.data pipelines over corpora: decode with soundfile, crop or pad, batch, prefetch.
+
+Training streams follow `order.index_stream` (seeded, resumable at any example).
+A file that fails to decode mid-run is skipped, counted and reported with its
+path; when more than `max_bad_fraction` of the corpus fails, the run stops loudly.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+
+import gin
+import numpy as np
+import soundfile as sf
+import soxr
+import tensorflow as tf
+from absl import logging
+
+from tfaudio.audio import features
+from tfaudio.audio.geometry import audio_geometry
+from tfaudio.audio.io import AudioReadError, read_audio
+from tfaudio.audio.padding import pad_to, random_crop
+from tfaudio.data import readers
+from tfaudio.data.order import index_stream
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class DecodeFailures:
+    """Thread-safe count of files that failed to decode during a run."""
+
+    def __init__(self, corpus_size: int, max_bad_fraction: float):
+        self.paths: set[str] = set()
+        self.limit = max(1, int(corpus_size * max_bad_fraction))
+        self._lock = threading.Lock()
+
+    def add(self, path: str, reason: str):
+        with self._lock:
+            if path not in self.paths:
+                self.paths.add(path)
+                logging.warning("skipping unreadable file (%d so far): %s", len(self.paths), reason)
+            if len(self.paths) > self.limit:
+                raise readers.CorpusError(f"{len(self.paths)} files failed to decode (limit {self.limit});"
+                                          f" last: {reason}")
+
+
+def read_segment(path: str, sample_rate: int, start: float, seconds: float) -> np.ndarray:
+    """Mono float32 samples of [start, start + seconds) at sample_rate, zero-padded at the end."""
+    info = sf.info(path)
+    frames = int(round(seconds * info.samplerate))
+    audio, rate = sf.read(path, start=int(round(start * info.samplerate)), frames=frames,
+                          dtype="float32", always_2d=True)
+    if len(audio) == 0:
+        raise AudioReadError(f"{path}: no samples at {start:.2f} s (truncated or changed since probing)")
+    audio = audio.mean(axis=1)
+    if rate != sample_rate:
+        audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
+    want = int(round(seconds * sample_rate))
+    return np.pad(audio[:want], (0, max(0, want - len(audio[:want]))))
+
+
+def _decoded(element) -> tf.Tensor:
+    return element["ok"]
+
+
+def _without_flag(element) -> dict:
+    return {k: v for k, v in element.items() if k != "ok"}
+
+
+def drop_failed(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Removes examples whose file failed to decode (already counted and reported)."""
+    return ds.filter(_decoded).map(_without_flag)
+
+
+def select(corpus: readers.Corpus, data_percentage: float) -> list:
+    """A deterministic `data_percentage` subset (by hash of the example id)."""
+    if not 0 < data_percentage <= 1:
+        raise ValueError(f"data_percentage={data_percentage} must lie in (0, 1]")
+    if data_percentage == 1:
+        return corpus.examples
+    return [e for e in corpus.examples if _bucket(e["id"]) < data_percentage]
+
+
+def _bucket(key: str) -> float:
+    return (zlib.crc32(key.encode("utf-8")) % 10000) / 10000.0
+
+
+def split_examples(examples: list, val_fraction: float):
+    """Train/validation split by a hash of each id: stable across runs and never leaking."""
+    val = [e for e in examples if _bucket("val:" + e["id"]) < val_fraction]
+    train = [e for e in examples if _bucket("val:" + e["id"]) >= val_fraction]
+    return train, val
+
+
+@gin.configurable
+class SeparationData:
+    """Mixture/target waveform pairs from a MUSDB18-HQ-like corpus.
+
+    Args:
+      data_dir: corpus root with <train_split>/ and <val_split>/ (the `data_dir` macro).
+      target: the stem to estimate; others are only in the mixture.
+      segment_seconds: training excerpt length (the seed's `seq_dur`).
+      samples_per_track: random excerpts per track per epoch.
+      val_seconds: one excerpt from the middle of each validation track.
+      data_percentage: fraction of training tracks used.
+      max_bad_fraction: fraction of undecodable files tolerated before failing.
+    """
+
+    def __init__(self, data_dir: str = gin.REQUIRED, target: str = "speech", others=("music",),
+                 segment_seconds: float = 1.0, samples_per_track: int = 8, val_seconds: float = 2.0,
+                 train_split: str = "train", val_split: str = "valid", data_percentage: float = 1.0,
+                 max_bad_fraction: float = 0.1):
+        self.geometry = audio_geometry()
+        self.target, self.samples_per_track = target, samples_per_track
+        self.segment_seconds, self.val_seconds = segment_seconds, val_seconds
+        stems = (target,) + tuple(others)
+        train = readers.read_musdb(data_dir, train_split, stems)
+        train.examples = select(train, data_percentage)
+        self.train_corpus = readers.probe_durations(train, ("path", target)).check(max_bad_fraction)
+        val = readers.read_musdb(data_dir, val_split, stems)
+        self.val_corpus = readers.probe_durations(val, ("path", target)).check(max_bad_fraction)
+        self.failures = DecodeFailures(len(self.train_corpus.examples), max_bad_fraction)
+        self.segment_samples = self.geometry.samples(segment_seconds)
+
+    def _segments(self, examples, seconds):
+        """A map function (example index, start time) -> {"mixture", "target", "ok"}."""
+        rate = self.geometry.sample_rate
+        n = self.geometry.samples(seconds)
+
+        def load(i, start):
+            i = int(i)
+            try:
+                mix = read_segment(examples[i]["path"], rate, float(start), seconds)
+                tgt = read_segment(examples[i][self.target], rate, float(start), seconds)
+                return mix, tgt, True
+            except Exception as exc:  # noqa: BLE001  (a long run never dies on one file)
+                self.failures.add(examples[i]["path"], f"{examples[i]['path']}: {exc}")
+                return np.zeros(n, np.float32), np.zeros(n, np.float32), False
+
+        def fn(i, start):
+            mix, tgt, ok = tf.numpy_function(load, [i, start], [tf.float32, tf.float32, tf.bool],
+                                             stateful=False)
+            mix.set_shape([n])
+            tgt.set_shape([n])
+            return {"mixture": mix, "target": tgt, "ok": ok}
+        return fn
+
+    def train(self, batch_size, seed, start=0, input_context=None) -> tf.data.Dataset:
+        examples = self.train_corpus.examples
+        durations = tf.constant([e["duration"] for e in examples], tf.float32)
+        load = self._segments(examples, self.segment_seconds)
+        per_track = self.samples_per_track
+
+        def element(e):
+            track = e["index"] // per_track
+            room = tf.maximum(tf.gather(durations, track) - self.segment_seconds, 0.0)
+            offset = tf.random.stateless_uniform([], tf.cast(e["seed"], tf.int32), 0.0, 1.0) * room
+            return load(track, offset)
+
+        ds = index_stream(len(examples) * per_track, seed, start, input_context=input_context)
+        ds = ds.map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return drop_failed(ds).batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+    def validation(self, batch_size) -> tf.data.Dataset:
+        examples = self.val_corpus.examples
+        starts = [max(0.0, (e["duration"] - self.val_seconds) / 2) for e in examples]
+        load = self._segments(examples, self.val_seconds)
+        ds = tf.data.Dataset.from_tensor_slices((tf.range(len(examples)), tf.constant(starts, tf.float32)))
+        ds = drop_failed(ds.map(load, num_parallel_calls=AUTOTUNE))
+        return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+@gin.configurable
+class AudioData:
+    """Single-audio examples (speech, classes) with text or label, for any reader.
+
+    Args:
+      data_dir: corpus root (the `data_dir` macro), or a manifest file.
+      layout: "ljspeech", "class_folders" or "manifest".
+      feature: "wave" (samples), "mel" or "log_mel" (LogCompression of the mel).
+      fixed_seconds: crop (random in training) or pad every example to this length;
+        None keeps whole files in padded batches with a "length" entry (the mask).
+      pad_method: zeros, wrap, reflect or mirror (see tfaudio.audio.padding).
+      max_seconds: drop longer files (counted and logged).
+      val_fraction: hash-based validation share when the layout has no split;
+        val_split: a split folder for class_folders layouts instead.
+      bucket_boundaries: bucket variable-length batches by duration (seconds).
+      data_percentage: fraction of training examples used.
+      cache_dir: cache decoded validation features on disk.
+    """
+
+    def __init__(self, data_dir: str = gin.REQUIRED, layout: str = "ljspeech", feature: str = "wave",
+                 fixed_seconds: float | None = None, pad_method: str = "zeros",
+                 max_seconds: float | None = None, val_fraction: float = 0.05,
+                 train_split: str | None = None, val_split: str | None = None,
+                 bucket_boundaries=(), data_percentage: float = 1.0, max_bad_fraction: float = 0.1,
+                 cache_dir: str | None = None, log_compression=None):
+        self.geometry = audio_geometry()
+        self.feature, self.fixed_seconds, self.pad_method = feature, fixed_seconds, pad_method
+        self.bucket_boundaries, self.cache_dir = list(bucket_boundaries), cache_dir
+        self.log_compression = log_compression
+        if feature not in ("wave", "mel", "log_mel"):
+            raise ValueError(f"AudioData.feature={feature!r}: use wave, mel or log_mel")
+        if layout == "class_folders" and (train_split or val_split):
+            train = readers.read_class_folders(data_dir, train_split)
+            val = readers.read_class_folders(data_dir, val_split) if val_split else None
+        else:
+            reader = {"ljspeech": readers.read_ljspeech, "class_folders": readers.read_class_folders,
+                      "manifest": readers.read_manifest}.get(layout)
+            if reader is None:
+                raise ValueError(f"AudioData.layout={layout!r}: use ljspeech, class_folders or manifest")
+            train, val = reader(data_dir), None
+        self.labels = train.labels
+        if val is None:
+            train_ex, val_ex = split_examples(train.examples, val_fraction)
+            val = readers.Corpus(train.root, val_ex)
+            train.examples = train_ex
+        train.examples = select(train, data_percentage)
+        self.train_corpus = readers.probe_durations(train, max_seconds=max_seconds).check(max_bad_fraction)
+        self.val_corpus = readers.probe_durations(val, max_seconds=max_seconds)
+        self.failures = DecodeFailures(len(self.train_corpus.examples), max_bad_fraction)
+
+    def _decode(self, examples):
+        rate = self.geometry.sample_rate
+
+        def load(i):
+            ex = examples[int(i)]
+            try:
+                return read_audio(ex["path"], rate)[:, 0], True
+            except (AudioReadError, RuntimeError, ValueError) as exc:
+                self.failures.add(ex["path"], str(exc))
+                return np.zeros(1, np.float32), False
+
+        texts = tf.constant([e.get("text", "") for e in examples])
+        labels = tf.constant([int(e.get("label", -1)) for e in examples], tf.int64)
+
+        def fn(i, seed=None):
+            wave, ok = tf.numpy_function(load, [i], [tf.float32, tf.bool], stateful=False)
+            wave.set_shape([None])
+            if self.fixed_seconds is not None:
+                n = self.geometry.samples(self.fixed_seconds)
+                wave = (random_crop(wave, n, seed, self.pad_method) if seed is not None
+                        else pad_to(wave, n, self.pad_method)[:n])
+            out = {"audio": self._features(wave), "length": tf.shape(wave)[0],
+                   "text": tf.gather(texts, i), "label": tf.gather(labels, i), "ok": ok}
+            return out
+        return fn
+
+    def _features(self, wave):
+        if self.feature == "wave":
+            return wave
+        mel = features.mel_spectrogram(wave, self.geometry)
+        if self.feature == "log_mel":
+            from tfaudio.audio.compression import LogCompression
+
+            mel = (self.log_compression or LogCompression())(mel)
+        return mel
+
+    def _finish(self, ds, batch_size, drop_remainder):
+        ds = drop_failed(ds)
+        if self.fixed_seconds is not None:
+            return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+        if self.bucket_boundaries:
+            bounds = [self.geometry.samples(b) for b in self.bucket_boundaries]
+            return ds.bucket_by_sequence_length(
+                lambda x: x["length"], bounds, [batch_size] * (len(bounds) + 1),
+                drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+        return ds.padded_batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+
+    def train(self, batch_size, seed, start=0, input_context=None) -> tf.data.Dataset:
+        examples = self.train_corpus.examples
+        decode = self._decode(examples)
+        ds = index_stream(len(examples), seed, start, input_context=input_context)
+        ds = ds.map(lambda e: decode(e["index"], tf.cast(e["seed"], tf.int32)),
+                    num_parallel_calls=AUTOTUNE, deterministic=True)
+        return self._finish(ds, batch_size, drop_remainder=True)
+
+    def validation(self, batch_size) -> tf.data.Dataset | None:
+        examples = self.val_corpus.examples
+        if not examples:
+            return None
+        ds = tf.data.Dataset.range(len(examples)).map(self._decode(examples), num_parallel_calls=AUTOTUNE)
+        if self.cache_dir:
+            tf.io.gfile.makedirs(self.cache_dir)
+            ds = ds.cache(f"{self.cache_dir}/validation")
+        return self._finish(ds, batch_size, drop_remainder=False)
+
+
+def feature_stats(dataset: tf.data.Dataset, key: str = "audio", max_batches: int | None = None):
+    """Per-feature mean and std over a dataset's `key` [batch, time, features], ignoring
+    padded frames when a "length" entry in frames is present."""
+    total, total_sq, count = 0.0, 0.0, 0.0
+    for i, batch in enumerate(dataset):
+        if max_batches is not None and i >= max_batches:
+            break
+        x = batch[key].numpy().astype(np.float64)
+        x = x.reshape(-1, x.shape[-1])
+        total = total + x.sum(0)
+        total_sq = total_sq + (x ** 2).sum(0)
+        count += x.shape[0]
+    if not count:
+        raise ValueError("feature_stats: the dataset is empty")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    return mean.astype(np.float32), std.astype(np.float32)
