@@ -24,6 +24,11 @@ def test_typo_names_closest_parameter(tmp_path):
     assert "\n" not in message
 
 
+def test_typo_on_keras_class_is_caught_before_construction():
+    with pytest.raises(config.ConfigError, match="'chanels'. Did you mean 'channels'"):
+        config.parse([], ["AudioUNet.chanels = (8,)"])
+
+
 def test_unknown_configurable_suggests(tmp_path):
     with pytest.raises(config.ConfigError, match="Did you mean 'AudioUNet'"):
         config.parse([], ["AudioUnet.depth = 3"])

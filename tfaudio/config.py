@@ -52,6 +52,17 @@ def _parameter_names(configurable) -> list[str]:
     return [p for p in params if p not in ("self", "args", "kwargs")]
 
 
+# Keyword arguments every Keras layer accepts through **kwargs.
+KERAS_LAYER_KWARGS = ("name", "dtype", "trainable", "autocast")
+
+
+def _takes_kwargs(configurable) -> bool:
+    """Whether the configurable swallows unknown keywords (Keras classes do), which gin
+    cannot check; the strict pass checks those names itself."""
+    params = inspect.signature(_signature_target(configurable.wrapped)).parameters.values()
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _closest(word: str, candidates) -> str:
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
     return f" Did you mean '{match[0]}'?" if match else ""
@@ -136,6 +147,11 @@ def _check_types(gin_files, gin_params, search_paths):
             configurable = _configurable(st.selector)
             if configurable is None:
                 continue
+            where = f"{st.location.filename or '<--gin_param>'}:{st.location.line_num}: "
+            names = _parameter_names(configurable)
+            if _takes_kwargs(configurable) and st.arg_name not in names + list(KERAS_LAYER_KWARGS):
+                raise ConfigError(f"{where}Configurable '{st.selector}' doesn't have a parameter named "
+                                  f"'{st.arg_name}'.{_closest(st.arg_name, names)}")
             value = _resolve_macros(st.value)
             if isinstance(value, gin.config.ConfigurableReference):
                 continue
@@ -145,7 +161,6 @@ def _check_types(gin_files, gin_params, search_paths):
                 continue
             annotation = hints.get(st.arg_name, inspect.Parameter.empty)
             if not _type_ok(value, annotation):
-                where = f"{st.location.filename or '<--gin_param>'}:{st.location.line_num}: "
                 expected = getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
                 raise ConfigError(f"{where}{st.selector}.{st.arg_name} = {value!r} has type "
                                   f"{type(value).__name__}; expected {expected}.")
