@@ -19,6 +19,7 @@ import types
 import typing
 
 import gin
+from absl import logging
 from gin import config_parser
 
 REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
@@ -195,12 +196,18 @@ def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True):
     for path in search_paths:
         gin.add_config_file_search_path(path)
     files = [resolve_gin_file(f, search_paths) for f in gin_files]
+    # gin logs an ERROR line for every include it first looks up as a Python package
+    # resource before trying the search paths; real failures surface as ConfigError.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.FATAL)
     try:
         gin.parse_config_files_and_bindings(files, list(gin_params), finalize_config=False)
     except (ValueError, SyntaxError, KeyError) as exc:
         raise ConfigError(_explain(exc)) from None
     except IOError as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
+    finally:
+        logging.set_verbosity(verbosity)
     _check_types(files, gin_params, search_paths)
     if finalize:
         gin.finalize()

@@ -7,10 +7,11 @@ registered here with `gin.register` instead.
 import gin
 
 from tfaudio.audio import compression, geometry  # noqa: F401
-from tfaudio.data import pipeline  # noqa: F401
-from tfaudio.models import unet
-from tfaudio.tasks import separation  # noqa: F401
+from tfaudio.data import pipeline, text  # noqa: F401
+from tfaudio.models import tacotron, unet
+from tfaudio.tasks import separation, tts  # noqa: F401
 from tfaudio.training import monitor, optimizers, schedules, trainer  # noqa: F401
 
 gin.register(compression.LogCompression, module="tfaudio")
 gin.register(unet.AudioUNet, module="tfaudio")
+gin.register(tacotron.Tacotron, module="tfaudio")

@@ -56,13 +56,17 @@ class LogCompression(keras.layers.Layer):
             return tf.exp(y * math.log(10.0) / self.db_multiplier)
         return tf.exp(y)
 
+    def _log_scalar(self, x: float) -> float:
+        """`_log` of a Python number, usable while tracing."""
+        return self.db_multiplier * math.log10(x) if self.scale == "db" else math.log(x)
+
     @property
     def log_floor(self) -> float:
-        return float(self._log(tf.constant(self.floor, tf.float32)))
+        return self._log_scalar(self.floor)
 
     @property
     def log_max(self) -> float:
-        return float(self._log(tf.constant(self.max_value, tf.float32)))
+        return self._log_scalar(self.max_value)
 
     @property
     def floor_value(self) -> float:

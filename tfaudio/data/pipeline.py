@@ -188,6 +188,9 @@ class AudioData:
       bucket_boundaries: bucket variable-length batches by duration (seconds).
       data_percentage: fraction of training examples used.
       cache_dir: cache decoded validation features on disk.
+      text_encoder: a vocabulary (tfaudio.data.text.CharVocabulary) that turns each
+        transcript into "text_ids" with "text_length"; transcripts are encoded once,
+        at start-up, so the pipeline only gathers ids.
     """
 
     def __init__(self, data_dir: str = gin.REQUIRED, layout: str = "ljspeech", feature: str = "wave",
@@ -195,11 +198,11 @@ class AudioData:
                  max_seconds: float | None = None, val_fraction: float = 0.05,
                  train_split: str | None = None, val_split: str | None = None,
                  bucket_boundaries=(), data_percentage: float = 1.0, max_bad_fraction: float = 0.1,
-                 cache_dir: str | None = None, log_compression=None):
+                 cache_dir: str | None = None, log_compression=None, text_encoder=None):
         self.geometry = audio_geometry()
         self.feature, self.fixed_seconds, self.pad_method = feature, fixed_seconds, pad_method
         self.bucket_boundaries, self.cache_dir = list(bucket_boundaries), cache_dir
-        self.log_compression = log_compression
+        self.log_compression, self.text_encoder = log_compression, text_encoder
         if feature not in ("wave", "mel", "log_mel"):
             raise ValueError(f"AudioData.feature={feature!r}: use wave, mel or log_mel")
         if layout == "class_folders" and (train_split or val_split):
@@ -234,6 +237,9 @@ class AudioData:
 
         texts = tf.constant([e.get("text", "") for e in examples])
         labels = tf.constant([int(e.get("label", -1)) for e in examples], tf.int64)
+        if self.text_encoder is not None:
+            ids = [self.text_encoder.encode(e.get("text", ""), e["path"]) for e in examples]
+            text_ids = tf.ragged.constant(ids, tf.int32, row_splits_dtype=tf.int64)
 
         def fn(i, seed=None):
             wave, ok = tf.numpy_function(load, [i], [tf.float32, tf.bool], stateful=False)
@@ -244,6 +250,9 @@ class AudioData:
                         else pad_to(wave, n, self.pad_method)[:n])
             out = {"audio": self._features(wave), "length": tf.shape(wave)[0],
                    "text": tf.gather(texts, i), "label": tf.gather(labels, i), "ok": ok}
+            if self.text_encoder is not None:
+                out["text_ids"] = text_ids[i]
+                out["text_length"] = tf.shape(out["text_ids"])[0]
             return out
         return fn
 
@@ -286,21 +295,3 @@ class AudioData:
             ds = ds.cache(f"{self.cache_dir}/validation")
         return self._finish(ds, batch_size, drop_remainder=False)
 
-
-def feature_stats(dataset: tf.data.Dataset, key: str = "audio", max_batches: int | None = None):
-    """Per-feature mean and std over a dataset's `key` [batch, time, features], ignoring
-    padded frames when a "length" entry in frames is present."""
-    total, total_sq, count = 0.0, 0.0, 0.0
-    for i, batch in enumerate(dataset):
-        if max_batches is not None and i >= max_batches:
-            break
-        x = batch[key].numpy().astype(np.float64)
-        x = x.reshape(-1, x.shape[-1])
-        total = total + x.sum(0)
-        total_sq = total_sq + (x ** 2).sum(0)
-        count += x.shape[0]
-    if not count:
-        raise ValueError("feature_stats: the dataset is empty")
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
-    return mean.astype(np.float32), std.astype(np.float32)

@@ -97,6 +97,10 @@ class Trainer:
 
         with strategy.scope():
             self.model, self.task = build()
+            # A task may carry state (feature statistics) computed once from the training data;
+            # a resumed run restores it from the checkpoint instead.
+            if hasattr(self.task, "initialize") and not self._latest_checkpoint():
+                self.task.initialize(data, model_dir)
             # Learning rate (LearningRate.*) and optimizer (make_optimizer.*) come from their own
             # gin bindings; both are built here, inside the strategy scope.
             self.schedule = LearningRate()
@@ -113,7 +117,8 @@ class Trainer:
         self._train_loop = tf.function(self._loop)
         grads_fn = self._replica_grads
         self._replica_grads_fn = tf.function(grads_fn, jit_compile=True) if jit_compile else grads_fn
-        self._eval_step = tf.function(self._eval_replica_step)
+        # Validation batches vary in padded length: trace once with relaxed shapes.
+        self._eval_step = tf.function(self._eval_replica_step, reduce_retracing=True)
 
     # ---------------------------------------------------------------- set-up
 
@@ -143,9 +148,14 @@ class Trainer:
         val = self.data.validation(self.global_micro_batch)
         self.val_dataset = self.strategy.experimental_distribute_dataset(val) if val is not None else None
 
+    def _latest_checkpoint(self) -> str | None:
+        return tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
+
     def _make_checkpoints(self):
         objects = dict(step=self.step, examples_seen=self.examples_seen, skipped=self.skipped,
                        data_seed=self.data_seed, model=self.model, optimizer=self.optimizer)
+        if getattr(self.task, "state", None) is not None:
+            objects["task"] = self.task.state
         for name in ("ema", "best", "early_stopping", "plateau"):
             if getattr(self, name) is not None:
                 objects[name] = getattr(self, name)
@@ -385,6 +395,8 @@ def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: 
     has_ema = any(name.startswith("ema/") for name in names)
     ema = WeightEMA(model.variables, 0.5) if has_ema else None
     objects = {"model": model}
+    if getattr(task, "state", None) is not None:
+        objects["task"] = task.state
     if ema is not None:
         objects["ema"] = ema
     tf.train.Checkpoint(**objects).restore(path).expect_partial()

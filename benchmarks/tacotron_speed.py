@@ -1,0 +1,91 @@
+"""Tacotron speed on this machine, for tacotron_8khz and tacotron2_22khz at text length 60
+and 250 mel frames:
+
+    python benchmarks/tacotron_speed.py [--configs tacotron_8khz,tacotron2_22khz] [--steps 5]
+
+Prints training examples/s (traced step) at batch 16 and 32, the traced/eager step
+ratio at batch 16, free-running inference frames/s at batch 1, and the synthesis
+real-time factor with Griffin-Lim (seconds of compute per second of audio).
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfaudio import config  # noqa: E402
+from tfaudio.training.optimizers import make_optimizer  # noqa: E402
+from tfaudio.training.trainer import build  # noqa: E402
+
+TEXT_LENGTH, FRAMES = 60, 250
+
+
+def synthetic_batch(task, batch_size):
+    geometry = task.geometry
+    samples = (FRAMES - 1) * geometry.hop_length
+    rng = np.random.default_rng(0)
+    return {"audio": tf.constant(0.1 * rng.standard_normal((batch_size, samples)), tf.float32),
+            "length": tf.fill([batch_size], samples),
+            "text_ids": tf.constant(rng.integers(2, len(task.vocabulary), (batch_size, TEXT_LENGTH)), tf.int32),
+            "text_length": tf.fill([batch_size], TEXT_LENGTH)}
+
+
+def timed(fn, steps):
+    fn()  # trace / warm up
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def measure(name, steps):
+    config.parse([f"{name}.gin"], finalize=False)
+    model, task = build()
+    optimizer = make_optimizer()
+    optimizer.learning_rate.assign(1e-4)
+
+    def train_step(batch):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(task.loss(model, batch, training=True)[0])
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+
+    traced = tf.function(train_step)
+    rows = {}
+    for batch_size in (16, 32):
+        batch = synthetic_batch(task, batch_size)
+        rows[f"train_ex_per_s_b{batch_size}"] = batch_size / timed(lambda: traced(batch), steps)
+    batch = synthetic_batch(task, 16)
+    eager = timed(lambda: train_step(batch), max(1, steps // 2))
+    rows["traced_vs_eager"] = eager / (16 / rows["train_ex_per_s_b16"])
+
+    one = synthetic_batch(task, 1)
+    decoder_steps = FRAMES // model.reduction
+    infer = tf.function(model.infer)
+    run = lambda: infer(one["text_ids"], one["text_length"], task.go_frame, tf.constant(decoder_steps), 2.0)  # noqa: E731
+    seconds = timed(run, steps)
+    rows["infer_frames_per_s"] = decoder_steps * model.reduction / seconds
+    out = run()
+    start = time.perf_counter()
+    wave = task.to_audio(out, 0, decoder_steps * model.reduction)
+    gl_seconds = time.perf_counter() - start
+    rows["synthesis_rtf"] = (seconds + gl_seconds) / (len(wave) / task.geometry.sample_rate)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--configs", default="tacotron_8khz,tacotron2_22khz")
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    print(f"text length {TEXT_LENGTH}, {FRAMES} mel frames, {os.cpu_count()} CPUs")
+    for name in args.configs.split(","):
+        rows = measure(name, args.steps)
+        print(name + ": " + ", ".join(f"{k}={v:.3g}" for k, v in rows.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

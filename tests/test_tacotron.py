@@ -1,0 +1,141 @@
+"""Tacotron: text front end, model loop, alignment metrics, a tiny real training run
+and synthesis from its checkpoint."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+
+import audio_files
+from tfaudio import config
+from tfaudio.data.text import CharVocabulary, TextError, normalize
+from tfaudio.models.tacotron import Tacotron
+from tfaudio.tasks.tts import alignment_metrics, guided_attention_weights
+from tfaudio.training.strategy import make_strategy
+from tfaudio.training.trackers import Trackers, read_metrics
+from tfaudio.training.trainer import Trainer
+
+
+def test_normalize_spells_out_numbers_and_abbreviations():
+    assert normalize("Dr. Smith paid $3.50 on May 3rd, 1984 (approx. 25% more).") == (
+        "doctor smith paid three dollars and fifty cents on may third, nineteen eighty four, "
+        "approximately twenty five percent more.")
+    assert normalize("Press 1; or dial 12,345.") == "press one, or dial twelve thousand three hundred forty five."
+
+
+def test_vocabulary_drops_or_rejects_unknown_characters():
+    vocab = CharVocabulary(normalize_text=False)
+    assert vocab.decode(vocab.encode("ab\u00e9c")) == "abc"
+    assert vocab.encode("a")[-1] == vocab.end_id
+    with pytest.raises(TextError, match="meta.csv:3: characters \\['\u00e9'\\]"):
+        CharVocabulary(normalize_text=False, unknown="error").encode("ab\u00e9c", "meta.csv:3")
+
+
+def test_alignment_metrics_tell_diagonal_from_scrambled():
+    eye = tf.eye(8)[None]
+    good = alignment_metrics(eye, tf.constant([8]), tf.constant([8]))
+    assert float(good["focus_rate"][0]) == pytest.approx(1.0)
+    assert float(good["diagonal_mass"][0]) == pytest.approx(1.0)
+    assert float(good["monotone"][0]) == pytest.approx(1.0)
+    reverse = alignment_metrics(eye[:, ::-1], tf.constant([8]), tf.constant([8]))
+    assert float(reverse["monotone"][0]) == 0.0 and float(reverse["diagonal_mass"][0]) < 0.4
+
+
+def test_guided_attention_has_real_weight():
+    # Uniform attention over 40 characters for 100 decoder steps: summed over characters
+    # and averaged over steps the penalty is O(1); averaged over all cells it would be 40x smaller.
+    uniform = tf.fill([1, 100, 40], 1 / 40)
+    w = guided_attention_weights(tf.constant([100]), tf.constant([40]), 100, 40, 0.2)
+    per_step = float(tf.reduce_sum(uniform * w) / 100)
+    assert per_step > 0.4
+    diagonal = tf.one_hot(tf.range(100) * 40 // 100, 40)[None]
+    assert float(tf.reduce_sum(diagonal * w) / 100) < 0.05
+
+
+def _tiny_model(**kwargs):
+    args = dict(vocab_size=35, n_mels=8, n_linear=17, embedding_dim=16, conv_layers=1, conv_channels=16,
+                encoder_units=8, attention_units=8, location_filters=4, location_kernel=5,
+                prenet_units=(16, 8), attention_rnn_units=16, decoder_rnn_units=16, reduction=2,
+                postnet_layers=2, postnet_channels=8)
+    args.update(kwargs)
+    return Tacotron(**args)
+
+
+@pytest.mark.parametrize("encoder,linear", [("conv", "none"), ("cbhg", "cbhg")])
+def test_teacher_forced_shapes_and_traced_free_running(encoder, linear):
+    model = _tiny_model(encoder=encoder, linear_postnet=linear)
+    ids = tf.constant([[3, 4, 5, 1, 0], [6, 7, 8, 9, 1]])
+    length = tf.constant([4, 5])
+    out = model({"text_ids": ids, "text_length": length, "go_frame": tf.zeros([8]),
+                 "targets": tf.zeros([2, 14, 8])}, training=True)
+    assert out["mel"].shape == (2, 14, 8) and out["mel_post"].shape == (2, 14, 8)
+    assert out["alignments"].shape == (2, 7, 5) and out["stop_logits"].shape == (2, 7)
+    assert ("linear" in out) == (linear == "cbhg")
+    np.testing.assert_allclose(tf.reduce_sum(out["alignments"], -1), 1.0, rtol=1e-5)
+    assert float(tf.reduce_max(out["alignments"][0, :, 4])) < 1e-6  # padded character masked
+
+    infer = tf.function(model.infer)  # the loop is a graph loop, traced once for any bound
+    free = infer(ids, length, tf.zeros([8]), tf.constant(6))
+    assert free["mel"].shape[0] == 2 and free["mel"].shape[1] <= 12
+    assert np.all(free["steps"].numpy() <= 6)
+    a = infer(ids, length, tf.ones([8]), tf.constant(6), 1.1)["mel"]  # threshold 1.1: never stops
+    b = infer(ids, length, tf.ones([8]), tf.constant(6), 1.1)["mel"]
+    assert a.shape == (2, 12, 8)
+    assert not np.allclose(a, b)  # the prenet's dropout stays on at inference
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """Tiny Tacotron, 64 utterances, 200 steps on CPU."""
+    root = tmp_path_factory.mktemp("tts")
+    data = audio_files.char_speech(str(root / "chars"), n=64)
+    gin_file = os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")
+    config.parse([gin_file], [
+        f"data_dir = '{data}'", "train_steps = 200", "eval_every = 100", "batch_size = 8",
+        "learning_rate = 3e-3", "LearningRate.warmup_steps = 20", "AudioData.max_seconds = 2.0",
+        "AudioData.val_fraction = 0.1", "Tacotron.embedding_dim = 32", "Tacotron.conv_channels = 32",
+        "Tacotron.encoder_units = 16", "Tacotron.attention_units = 16", "Tacotron.prenet_units = (32, 32)",
+        "Tacotron.attention_rnn_units = 64", "Tacotron.decoder_rnn_units = 64",
+        "Tacotron.postnet_channels = 32", "TacotronTask.max_decoder_steps = 40",
+        "TacotronTask.griffin_lim_iterations = 8", "Trainer.steps_per_loop = 20"], finalize=False)
+    run = str(root / "run")
+    os.makedirs(run)
+    trackers = Trackers(run, "tensorboard")
+    Trainer(model_dir=run, strategy=make_strategy(), trackers=trackers, seed=0).train()
+    trackers.close()
+    return run
+
+
+def test_tiny_training_run_learns(trained_run):
+    rows = read_metrics(trained_run)
+    train = [r for r in rows if "split" not in r and "event" not in r]
+    assert train[-1]["loss"] < 0.6 * train[0]["loss"]
+    assert all(np.isfinite(r["loss"]) for r in train)
+    val = [r for r in rows if r.get("split") == "val"]
+    for key in ("focus_rate", "diagonal_mass", "monotone", "free_focus_rate", "free_stopped",
+                "free_aligned", "guided", "stop"):
+        assert key in val[-1] and np.isfinite(val[-1][key])
+    assert os.path.isfile(os.path.join(trained_run, "feature_stats.json"))
+    assert os.listdir(os.path.join(trained_run, "tensorboard"))
+
+
+def test_synthesize_cli_writes_audio_and_alignment(trained_run, tmp_path):
+    out = tmp_path / "speech.wav"
+    proc = subprocess.run([sys.executable, "-m", "tfaudio.synthesize", f"--model_dir={trained_run}",
+                           "--text=Press one.", f"--output={out}", "--max_steps=30"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wave, rate = sf.read(str(out))
+    assert rate == 8000 and len(wave) > 0 and np.all(np.isfinite(wave))
+    assert os.path.isfile(tmp_path / "speech.png")
+
+
+def test_synthesize_without_checkpoint_is_one_clear_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tfaudio.synthesize", f"--model_dir={tmp_path}",
+                           "--text=hi"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "no operative_config.gin" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,160 @@
+"""Text front end for TTS: English normalisation and a character vocabulary.
+
+`normalize` lower-cases, expands abbreviations, numbers (cardinals, ordinals,
+decimals, years, currency, percent) and maps punctuation onto a fixed set.
+`CharVocabulary` turns normalised text into ids with an end token; characters
+outside the vocabulary are dropped with a warning or rejected, as configured.
+"""
+
+from __future__ import annotations
+
+import re
+
+import gin
+from absl import logging
+
+PAD, END = "_", "~"
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+PUNCTUATION = " '.,?!-"
+
+_ABBREVIATIONS = {
+    "mr": "mister", "mrs": "missus", "ms": "miss", "dr": "doctor", "st": "saint", "co": "company",
+    "jr": "junior", "sr": "senior", "lt": "lieutenant", "col": "colonel", "gen": "general",
+    "capt": "captain", "vs": "versus", "etc": "et cetera", "no": "number", "ft": "fort",
+    "mt": "mount", "approx": "approximately", "dept": "department", "ext": "extension",
+}
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = ((10 ** 12, "trillion"), (10 ** 9, "billion"), (10 ** 6, "million"), (1000, "thousand"))
+_ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth",
+                      "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
+_PUNCTUATION_MAP = {";": ",", ":": ",", "(": ", ", ")": ", ", "[": ", ", "]": ", ", "\u2014": "-",
+                    "\u2013": "-", "\u2019": "'", "\u2018": "'", '"': "", "\u201c": "", "\u201d": "",
+                    "&": " and ", "+": " plus ", "=": " equals ", "/": " slash ", "@": " at ",
+                    "#": " number ", "*": " star "}
+
+
+def number_to_words(n: int) -> str:
+    """Cardinal English words for a non-negative integer."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = n % 100
+        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + number_to_words(rest))
+    for value, name in _SCALES:
+        if n >= value:
+            rest = n % value
+            return number_to_words(n // value) + " " + name + ("" if rest == 0 else " " + number_to_words(rest))
+    raise AssertionError(n)
+
+
+def _ordinal(n: int) -> str:
+    words = number_to_words(n).split(" ")
+    last = words[-1]
+    if last in _ORDINAL_IRREGULAR:
+        words[-1] = _ORDINAL_IRREGULAR[last]
+    elif last.endswith("y"):
+        words[-1] = last[:-1] + "ieth"
+    else:
+        words[-1] = last + "th"
+    return " ".join(words)
+
+
+def _year(n: int) -> str:
+    if n % 100 == 0:
+        return number_to_words(n // 100) + " hundred"
+    if n % 1000 < 10:
+        return number_to_words(n)
+    tail = n % 100
+    return number_to_words(n // 100) + " " + ("oh " + _ONES[tail] if tail < 10 else number_to_words(tail))
+
+
+def _expand_number(match: re.Match) -> str:
+    text = match.group(0).replace(",", "")
+    if match.group("ordinal"):
+        return " " + _ordinal(int(match.group("int").replace(",", ""))) + " "
+    if "." in text:
+        whole, frac = text.split(".", 1)
+        return " " + number_to_words(int(whole or 0)) + " point " + " ".join(_ONES[int(d)] for d in frac) + " "
+    n = int(text)
+    if 1100 <= n < 2100 and "," not in match.group(0) and n % 1000 >= 10:
+        return " " + _year(n) + " "
+    return " " + number_to_words(n) + " "
+
+
+_DIGITS = r"\d(?:\d|,(?=\d{3}))*"  # commas only as thousands separators
+_NUMBER = re.compile(rf"(?P<int>{_DIGITS})(?:(?P<ordinal>st|nd|rd|th)\b|\.\d+)?")
+_CURRENCY = re.compile(rf"\$({_DIGITS})(?:\.(\d\d))?")
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+
+
+def _expand_currency(match: re.Match) -> str:
+    dollars = int(match.group(1).replace(",", ""))
+    cents = int(match.group(2) or 0)
+    parts = [f"{number_to_words(dollars)} dollar{'s' if dollars != 1 else ''}"] if dollars or not cents else []
+    if cents:
+        parts.append(f"{number_to_words(cents)} cent{'s' if cents != 1 else ''}")
+    return " " + " and ".join(parts) + " "
+
+
+def normalize(text: str) -> str:
+    """Lower-case English text with numbers and abbreviations spelled out and
+    punctuation mapped onto " '.,?!-"."""
+    text = _CURRENCY.sub(_expand_currency, text)
+    text = _PERCENT.sub(lambda m: f"{m.group(1)} percent", text)
+    text = _NUMBER.sub(_expand_number, text)
+    text = text.lower()
+    text = re.sub(r"\b(" + "|".join(_ABBREVIATIONS) + r")\.", lambda m: _ABBREVIATIONS[m.group(1)], text)
+    for src, dst in _PUNCTUATION_MAP.items():
+        text = text.replace(src, dst)
+    text = re.sub(r"\s+", " ", text).strip(" ,")
+    text = re.sub(r"\s+([.,?!])", r"\1", text)
+    return re.sub(r",+([.,?!])", r"\1", text)
+
+
+class TextError(ValueError):
+    """Text the vocabulary cannot encode."""
+
+
+@gin.configurable
+class CharVocabulary:
+    """Characters to ids: 0 is padding, 1 the end token, then punctuation and letters.
+
+    Args:
+      normalize_text: apply `normalize` before encoding.
+      unknown: "drop" (warn once per character) or "error" for characters
+        outside the vocabulary after normalisation.
+    """
+
+    def __init__(self, normalize_text: bool = True, unknown: str = "drop"):
+        if unknown not in ("drop", "error"):
+            raise ValueError(f"CharVocabulary.unknown={unknown!r}: use 'drop' or 'error'")
+        self.normalize_text, self.unknown = normalize_text, unknown
+        self.symbols = [PAD, END] + list(PUNCTUATION) + list(LETTERS)
+        self._ids = {s: i for i, s in enumerate(self.symbols)}
+        self._warned: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def end_id(self) -> int:
+        return self._ids[END]
+
+    def encode(self, text: str, source: str = "text") -> list[int]:
+        """Ids of the normalised text followed by the end token."""
+        clean = normalize(text) if self.normalize_text else text
+        unknown = sorted({c for c in clean if c not in self._ids or c in (PAD, END)})
+        if unknown and self.unknown == "error":
+            raise TextError(f"{source}: characters {unknown} are not in the vocabulary; set "
+                            "CharVocabulary.unknown = 'drop' or fix the transcript")
+        for c in set(unknown) - self._warned:
+            logging.warning("%s: dropping character %r, not in the vocabulary", source, c)
+            self._warned.add(c)
+        return [self._ids[c] for c in clean if c not in unknown] + [self.end_id]
+
+    def decode(self, ids) -> str:
+        return "".join(self.symbols[int(i)] for i in ids if int(i) > 1)

@@ -1,0 +1,314 @@
+"""Tacotron 1 and 2: characters to (normalised log) mel frames, with attention.
+
+Read top to bottom: the encoder (a conv stack + BiLSTM as in Tacotron 2, or a
+CBHG as in Tacotron 1), location-sensitive (or content) attention, the
+autoregressive decoder whose loop is a `tf.while_loop` (traced with the train
+step, never a Python loop), and the post-nets (a residual conv net on the mel,
+a CBHG to the linear spectrogram).
+
+Shapes: text ids [B, N] with lengths [B]; frames [B, T, n_mels] where T is a
+multiple of the reduction factor r (the decoder emits r frames per step, so it
+runs T / r steps); alignments [B, T / r, N].
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from tfaudio.audio.geometry import audio_geometry
+from tfaudio.data.text import CharVocabulary
+
+
+class Prenet(layers.Layer):
+    """Dense + ReLU layers with dropout that stays on at inference (the Tacotron 2 trick
+    that keeps free-running decoding from locking onto its own errors)."""
+
+    def __init__(self, units=(256, 256), dropout: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = [layers.Dense(u, activation="relu", name=f"dense_{i}") for i, u in enumerate(units)]
+        self.dropout = dropout
+
+    def call(self, x):
+        for dense in self.dense:
+            x = dense(x)
+            if self.dropout:
+                x = tf.nn.dropout(x, rate=self.dropout)
+        return x
+
+
+class ConvNorm(layers.Layer):
+    """Conv1D + BatchNorm + activation + dropout over [B, T, C], zeroed at padded steps."""
+
+    def __init__(self, channels: int, kernel_size: int, activation=None, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = layers.Conv1D(channels, kernel_size, padding="same", use_bias=False)
+        self.norm = layers.BatchNormalization()
+        self.activation = keras.activations.get(activation)
+        self.dropout = layers.Dropout(dropout) if dropout else None
+
+    def call(self, x, valid=None, training=False):
+        x = self.activation(self.norm(self.conv(x), training=training))
+        if self.dropout is not None:
+            x = self.dropout(x, training=training)
+        return x if valid is None else x * tf.cast(valid[..., None], x.dtype)
+
+
+class CBHG(layers.Layer):
+    """Conv bank (widths 1..K), max-pool, conv projections with a residual, highway
+    layers and a bidirectional GRU (Tacotron 1)."""
+
+    def __init__(self, bank_size: int = 16, channels: int = 128, projections=(128, 128),
+                 highway_layers: int = 4, gru_units: int = 128, **kwargs):
+        super().__init__(**kwargs)
+        self.bank = [ConvNorm(channels, k, "relu", name=f"bank_{k}") for k in range(1, bank_size + 1)]
+        self.pool = layers.MaxPooling1D(2, strides=1, padding="same")
+        self.projections = [ConvNorm(c, 3, "relu" if i < len(projections) - 1 else None, name=f"proj_{i}")
+                            for i, c in enumerate(projections)]
+        self.match = layers.Dense(projections[-1], use_bias=False, name="residual_match")
+        self.highway = [(layers.Dense(projections[-1], activation="relu", name=f"highway_h{i}"),
+                         layers.Dense(projections[-1], activation="sigmoid", name=f"highway_t{i}",
+                                      bias_initializer=keras.initializers.Constant(-1.0)))
+                        for i in range(highway_layers)]
+        self.gru = layers.Bidirectional(layers.GRU(gru_units, return_sequences=True))
+
+    def call(self, x, valid=None, training=False):
+        y = tf.concat([conv(x, valid=valid, training=training) for conv in self.bank], axis=-1)
+        y = self.pool(y)
+        for proj in self.projections:
+            y = proj(y, valid=valid, training=training)
+        y = y + self.match(x)
+        for h, t in self.highway:
+            gate = t(y)
+            y = h(y) * gate + y * (1.0 - gate)
+        return self.gru(y, mask=valid, training=training)
+
+
+class ConvEncoder(layers.Layer):
+    """Tacotron 2 encoder: conv layers then a BiLSTM."""
+
+    def __init__(self, conv_layers: int = 3, channels: int = 512, kernel_size: int = 5,
+                 lstm_units: int = 256, dropout: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.convs = [ConvNorm(channels, kernel_size, "relu", dropout, name=f"conv_{i}")
+                      for i in range(conv_layers)]
+        self.lstm = layers.Bidirectional(layers.LSTM(lstm_units, return_sequences=True))
+
+    def call(self, x, valid=None, training=False):
+        for conv in self.convs:
+            x = conv(x, valid=valid, training=training)
+        return self.lstm(x, mask=valid, training=training)
+
+
+class CBHGEncoder(layers.Layer):
+    """Tacotron 1 encoder: a prenet then a CBHG."""
+
+    def __init__(self, prenet_units=(256, 128), bank_size: int = 16, channels: int = 128,
+                 gru_units: int = 128, **kwargs):
+        super().__init__(**kwargs)
+        self.prenet = [layers.Dense(u, activation="relu") for u in prenet_units]
+        self.dropout = layers.Dropout(0.5)
+        self.cbhg = CBHG(bank_size, channels, (channels, prenet_units[-1]), 4, gru_units)
+
+    def call(self, x, valid=None, training=False):
+        for dense in self.prenet:
+            x = self.dropout(dense(x), training=training)
+        return self.cbhg(x, valid=valid, training=training)
+
+
+class Attention(layers.Layer):
+    """Additive attention; with `location_filters` it is location-sensitive: the
+    cumulative attention weights, convolved, enter the energies (Chorowski et al.)."""
+
+    def __init__(self, units: int = 128, location_filters: int = 32, location_kernel: int = 31, **kwargs):
+        super().__init__(**kwargs)
+        self.query = layers.Dense(units, use_bias=False, name="query")
+        self.keys = layers.Dense(units, use_bias=False, name="keys")
+        self.energy = layers.Dense(1, name="energy")
+        self.location = bool(location_filters)
+        if self.location:
+            self.location_conv = layers.Conv1D(location_filters, location_kernel, padding="same",
+                                               use_bias=False, name="location_conv")
+            self.location_dense = layers.Dense(units, use_bias=False, name="location_dense")
+
+    def call(self, query, keys, memory, cumulative, mask):
+        """(context [B, D], weights [B, N]) for query [B, Q], precomputed keys [B, N, units]."""
+        hidden = keys + self.query(query)[:, None, :]
+        if self.location:
+            hidden += self.location_dense(self.location_conv(cumulative[..., None]))
+        energies = tf.squeeze(self.energy(tf.tanh(hidden)), -1)
+        energies = tf.where(mask, tf.cast(energies, tf.float32), -1e9)
+        weights = tf.nn.softmax(energies, axis=-1)
+        context = tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory)
+        return context, weights
+
+
+class Tacotron(keras.Model):
+    """Text to mel frames (and optionally linear spectrogram frames).
+
+    Args:
+      vocab_size: characters in the vocabulary (default: tfaudio.data.text.CharVocabulary's).
+      n_mels, n_linear: mel channels and linear bins predicted (default: audio_geometry's).
+      embedding_dim: character embedding size.
+      encoder: "conv" (conv_layers x conv_channels + BiLSTM of encoder_units per
+        direction, Tacotron 2) or "cbhg" (Tacotron 1).
+      attention_units, location_filters, location_kernel: attention size; 0
+        location filters gives content-only attention.
+      prenet_units, prenet_dropout: decoder prenet (dropout on at inference).
+      attention_rnn_units, decoder_rnn_units: the two decoder LSTMs.
+      reduction: frames per decoder step (r).
+      postnet: "conv" (residual, postnet_layers x postnet_channels) or "none".
+      linear_postnet: "cbhg" (to n_linear bins, Tacotron 1) or "none".
+      scheduled_sampling: probability of feeding the model's own previous frame
+        instead of the ground truth during training (0: pure teacher forcing).
+    """
+
+    def __init__(self, vocab_size: int | None = None, n_mels: int | None = None, n_linear: int | None = None,
+                 embedding_dim: int = 512, encoder: str = "conv", conv_layers: int = 3,
+                 conv_channels: int = 512, conv_kernel: int = 5, encoder_units: int = 256,
+                 attention_units: int = 128, location_filters: int = 32, location_kernel: int = 31,
+                 prenet_units=(256, 256), prenet_dropout: float = 0.5,
+                 attention_rnn_units: int = 1024, decoder_rnn_units: int = 1024, reduction: int = 1,
+                 postnet: str = "conv", postnet_layers: int = 5, postnet_channels: int = 512,
+                 linear_postnet: str = "none", scheduled_sampling: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if encoder not in ("conv", "cbhg"):
+            raise ValueError(f"Tacotron.encoder={encoder!r}: use 'conv' or 'cbhg'")
+        if postnet not in ("conv", "none") or linear_postnet not in ("cbhg", "none"):
+            raise ValueError(f"Tacotron.postnet={postnet!r} / linear_postnet={linear_postnet!r}: "
+                             "use 'conv' or 'none' / 'cbhg' or 'none'")
+        geometry = audio_geometry()
+        n_mels, n_linear = n_mels or geometry.n_mels, n_linear or geometry.n_bins
+        vocab_size = vocab_size or len(CharVocabulary())
+        self.n_mels, self.n_linear, self.reduction = n_mels, n_linear, reduction
+        self.scheduled_sampling = scheduled_sampling
+        self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.encoder = (ConvEncoder(conv_layers, conv_channels, conv_kernel, encoder_units, name="encoder")
+                        if encoder == "conv" else
+                        CBHGEncoder((embedding_dim, encoder_units), 16, encoder_units, encoder_units,
+                                    name="encoder"))
+        self.attention = Attention(attention_units, location_filters, location_kernel, name="attention")
+        self.prenet = Prenet(prenet_units, prenet_dropout, name="prenet")
+        self.attention_rnn = layers.LSTMCell(attention_rnn_units, name="attention_rnn")
+        self.decoder_rnn = layers.LSTMCell(decoder_rnn_units, name="decoder_rnn")
+        self.frame_projection = layers.Dense(n_mels * reduction, name="frame_projection")
+        self.stop_projection = layers.Dense(1, name="stop_projection")
+        self.postnet = ([ConvNorm(postnet_channels if i < postnet_layers - 1 else n_mels, 5,
+                                  "tanh" if i < postnet_layers - 1 else None, 0.5, name=f"postnet_{i}")
+                         for i in range(postnet_layers)] if postnet == "conv" else [])
+        self.linear_cbhg = (CBHG(8, 128, (256, n_mels), 4, 128, name="linear_cbhg")
+                            if linear_postnet == "cbhg" else None)
+        self.linear_projection = layers.Dense(n_linear, name="linear_projection") if self.linear_cbhg else None
+
+    # -------------------------------------------------------------- encoder
+
+    def encode(self, text_ids, text_length, training=False):
+        """(memory [B, N, D], mask [B, N])."""
+        mask = tf.sequence_mask(text_length, tf.shape(text_ids)[1])
+        memory = self.encoder(self.embedding(text_ids), valid=mask, training=training)
+        return memory, mask
+
+    # -------------------------------------------------------------- decoder
+
+    def _initial_state(self, memory):
+        batch = tf.shape(memory)[0]
+        zeros = lambda n: tf.zeros([batch, n], memory.dtype)  # noqa: E731
+        return dict(att=[zeros(self.attention_rnn.units)] * 2, dec=[zeros(self.decoder_rnn.units)] * 2,
+                    context=zeros(memory.shape[-1]), cumulative=tf.zeros(tf.shape(memory)[:2], tf.float32))
+
+    def _step(self, frame, state, keys, memory, mask, training):
+        """One decoder step from the previous frame [B, n_mels]: (frames [B, r*n_mels],
+        stop logit [B], attention weights [B, N], new state)."""
+        x = tf.concat([self.prenet(frame), state["context"]], axis=-1)
+        h_att, att_state = self.attention_rnn(x, state["att"], training=training)
+        context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask)
+        h_dec, dec_state = self.decoder_rnn(tf.concat([h_att, context], -1), state["dec"], training=training)
+        out = tf.concat([h_dec, context], -1)
+        frames = self.frame_projection(out)
+        stop = tf.squeeze(self.stop_projection(out), -1)
+        new_state = dict(att=list(att_state), dec=list(dec_state), context=context,
+                         cumulative=state["cumulative"] + weights)
+        return frames, stop, weights, new_state
+
+    def _decode(self, memory, mask, go_frame, steps, targets=None, sampling=0.0, stop_threshold=None,
+                training=False):
+        """The autoregressive loop as a tf.while_loop. With targets it is teacher-forced
+        (with probability `sampling` an example is fed its own prediction); without,
+        it runs free for at most `steps` steps and, with stop_threshold, ends when
+        every example's stop probability has crossed it."""
+        batch = tf.shape(memory)[0]
+        keys = self.attention.keys(memory)
+        r, n = self.reduction, self.n_mels
+        go = tf.broadcast_to(tf.cast(go_frame, memory.dtype), [batch, n])
+        if targets is not None:
+            # The input of step t is the last frame of the group emitted at step t - 1.
+            teacher = tf.transpose(tf.reshape(targets, [batch, -1, r, n])[:, :, -1, :], [1, 0, 2])
+        arrays = [tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(3)]
+        stopped_at = tf.fill([batch], steps)
+
+        def body(t, frame, state, stopped_at, frames_ta, stop_ta, align_ta):
+            frames, stop, weights, state = self._step(frame, state, keys, memory, mask, training)
+            frames_ta = frames_ta.write(t, tf.cast(frames, tf.float32))
+            stop_ta = stop_ta.write(t, tf.cast(stop, tf.float32))
+            align_ta = align_ta.write(t, weights)
+            predicted = frames[:, -n:]
+            if targets is not None:
+                nxt = teacher[t]
+                if sampling > 0:
+                    own = tf.random.uniform([batch]) < sampling
+                    nxt = tf.where(own[:, None], tf.stop_gradient(predicted), nxt)
+            else:
+                nxt = predicted
+            if stop_threshold is not None:
+                newly = (tf.sigmoid(tf.cast(stop, tf.float32)) > stop_threshold) & (stopped_at == steps)
+                stopped_at = tf.where(newly, t + 1, stopped_at)
+            return t + 1, nxt, state, stopped_at, frames_ta, stop_ta, align_ta
+
+        def cond(t, frame, state, stopped_at, *_):
+            return (t < steps) & tf.reduce_any(stopped_at == steps)
+
+        _, _, _, stopped_at, frames_ta, stop_ta, align_ta = tf.while_loop(
+            cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, *arrays))
+        frames = tf.reshape(tf.transpose(frames_ta.stack(), [1, 0, 2]), [batch, -1, n])
+        stop = tf.transpose(stop_ta.stack(), [1, 0])
+        alignments = tf.transpose(align_ta.stack(), [1, 0, 2])
+        return frames, stop, alignments, stopped_at
+
+    # -------------------------------------------------------------- post-nets
+
+    def _postnets(self, mel, training):
+        out = {"mel": mel, "mel_post": mel}
+        if self.postnet:
+            x = mel
+            for conv in self.postnet:
+                x = conv(x, training=training)
+            out["mel_post"] = mel + x
+        if self.linear_cbhg is not None:
+            out["linear"] = self.linear_projection(self.linear_cbhg(out["mel_post"], training=training))
+        return out
+
+    # -------------------------------------------------------------- entry points
+
+    def call(self, inputs, training=False):
+        """Teacher-forced outputs for inputs {text_ids, text_length, go_frame, targets}:
+        {mel, mel_post, [linear], stop_logits, alignments}."""
+        memory, mask = self.encode(inputs["text_ids"], inputs["text_length"], training)
+        targets = inputs["targets"]
+        steps = tf.shape(targets)[1] // self.reduction
+        mel, stop, alignments, _ = self._decode(memory, mask, inputs["go_frame"], steps, targets,
+                                                self.scheduled_sampling if training else 0.0,
+                                                training=training)
+        out = self._postnets(mel, training)
+        out.update(stop_logits=stop, alignments=alignments)
+        return out
+
+    def infer(self, text_ids, text_length, go_frame, max_steps, stop_threshold: float = 0.5):
+        """Free-running decoding from the go frame: outputs as `call`, plus "steps"
+        [B] (decoder steps until the stop token fired; max_steps when it never did)."""
+        memory, mask = self.encode(text_ids, text_length)
+        mel, stop, alignments, stopped_at = self._decode(memory, mask, go_frame, max_steps,
+                                                         stop_threshold=stop_threshold)
+        out = self._postnets(mel, False)
+        out.update(stop_logits=stop, alignments=alignments, steps=stopped_at)
+        return out

@@ -1,0 +1,83 @@
+"""`python -m tfaudio.synthesize --model_dir=runs/x --text="Please hold." --output=hold.wav`
+
+Restores a TTS run (its operative config and checkpoint, EMA weights when the run
+kept them), decodes free-running from the go frame until the stop token fires
+(or --max_steps), inverts with Griffin-Lim and writes a WAV at the run's sample
+rate with an alignment PNG beside it. `--text_file` synthesizes one line each,
+to `<output stem>_<line number>.wav`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("model_dir", None, "Run directory of a trained TTS model.", required=True)
+flags.DEFINE_string("text", None, "Text to speak.")
+flags.DEFINE_string("text_file", None, "A UTF-8 file with one text per line.")
+flags.DEFINE_string("output", "synthesized.wav", "Output WAV (the alignment PNG goes beside it).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's latest).")
+flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
+flags.DEFINE_integer("max_steps", None, "Bound on decoder steps (default: TacotronTask.max_decoder_steps).")
+FLAGS = flags.FLAGS
+
+
+def _texts() -> list[str]:
+    if bool(FLAGS.text) == bool(FLAGS.text_file):
+        sys.exit("error: give exactly one of --text or --text_file")
+    if FLAGS.text:
+        return [FLAGS.text]
+    try:
+        with open(FLAGS.text_file, encoding="utf-8") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        sys.exit(f"error: --text_file={FLAGS.text_file} cannot be read ({exc})")
+    if not lines:
+        sys.exit(f"error: --text_file={FLAGS.text_file} has no text")
+    return lines
+
+
+def _outputs(count: int) -> list[str]:
+    stem, _ = os.path.splitext(FLAGS.output)
+    if count == 1 and not FLAGS.text_file:
+        return [stem + ".wav"]
+    return [f"{stem}_{k:03d}.wav" for k in range(1, count + 1)]
+
+
+def main(argv):
+    del argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    texts = _texts()
+    from tfaudio import config
+    from tfaudio.audio.images import save_png
+    from tfaudio.audio.io import write_wav
+    from tfaudio.data.text import TextError
+    from tfaudio.training.trainer import restore_for_inference
+
+    try:
+        model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema)
+    except config.ConfigError as exc:
+        sys.exit(f"error: {exc}")
+    if not hasattr(task, "synthesize"):
+        sys.exit(f"error: {FLAGS.model_dir} trained a {type(task).__name__}, which does not synthesize speech")
+    try:
+        results = task.synthesize(model, texts, FLAGS.max_steps)
+    except TextError as exc:
+        sys.exit(f"error: {exc}")
+    for text, path, (wave, alignment, stopped) in zip(texts, _outputs(len(texts)), results):
+        write_wav(path, wave, task.geometry.sample_rate)
+        png = os.path.splitext(path)[0] + ".png"
+        save_png(png, alignment)
+        ending = "stopped by itself" if stopped else "hit the max-steps bound"
+        print(f"{path} ({len(wave) / task.geometry.sample_rate:.2f} s, {ending}) alignment {png}: {text}")
+
+
+def run():
+    """Console-script entry point `tfaudio-synthesize`."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

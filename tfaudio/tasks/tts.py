@@ -1,0 +1,301 @@
+"""Text-to-speech with Tacotron: features, losses, alignment metrics, synthesis.
+
+Targets are log mel (and log linear) spectrograms through the guarded
+`LogCompression`, normalised per channel with statistics computed once over the
+training set (saved in every checkpoint and in `feature_stats.json`). Padding
+takes the normalised floor value, which is also the go frame, and is masked.
+
+Alignment metrics, per example (reported teacher-forced and, with prefix
+`free_`, free-running from the go frame):
+- focus_rate: mean over decoder steps of the largest attention weight;
+- diagonal_mass: attention mass within `band` of the diagonal, where decoder
+  step t of T and character n of N sit at t/T and n/N;
+- monotone: fraction of consecutive argmax moves that go forward by 0 to
+  `max_jump` characters;
+- free_stopped: 1 when the stop token ended decoding before the bound;
+- free_aligned: 1 when it stopped, moved monotonically (monotone >= 0.9) and its
+  attention reached the last 20% of the text.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import gin
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfaudio.audio import features
+from tfaudio.audio.compression import LogCompression
+from tfaudio.audio.geometry import audio_geometry
+from tfaudio.audio.images import heatmap
+from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
+from tfaudio.data.text import CharVocabulary
+
+_LOSSES = {"l1": tf.abs, "l2": tf.square}
+
+
+def _masked_mean(x, mask):
+    """Mean over all but the batch axis of x [B, T, C] where mask [B, T] is true; per example."""
+    m = tf.cast(mask, x.dtype)[..., None]
+    return tf.reduce_sum(x * m, [1, 2]) / tf.maximum(tf.reduce_sum(m, [1, 2]) * tf.cast(tf.shape(x)[-1], x.dtype),
+                                                     1.0)
+
+
+def guided_attention_weights(dec_len, enc_len, dec_steps, enc_steps, sigma: float):
+    """W[b, t, n] = 1 - exp(-(n/N - t/T)^2 / (2 sigma^2)) (Tachibana et al.), zero outside
+    each example's valid region."""
+    t = tf.cast(tf.range(dec_steps), tf.float32)[None, :, None] / tf.cast(dec_len, tf.float32)[:, None, None]
+    n = tf.cast(tf.range(enc_steps), tf.float32)[None, None, :] / tf.cast(enc_len, tf.float32)[:, None, None]
+    w = 1.0 - tf.exp(-tf.square(n - t) / (2.0 * sigma ** 2))
+    mask = (tf.sequence_mask(dec_len, dec_steps)[:, :, None] & tf.sequence_mask(enc_len, enc_steps)[:, None, :])
+    return w * tf.cast(mask, tf.float32)
+
+
+def alignment_metrics(alignments, dec_len, enc_len, band: float = 0.2, max_jump: int = 3) -> dict:
+    """Per-example focus_rate, diagonal_mass, monotone and coverage of alignments [B, T, N]."""
+    alignments = tf.cast(alignments, tf.float32)
+    steps, chars = tf.shape(alignments)[1], tf.shape(alignments)[2]
+    dec_mask = tf.sequence_mask(dec_len, steps)
+    dec_f = tf.cast(dec_mask, tf.float32)
+    count = tf.maximum(tf.reduce_sum(dec_f, 1), 1.0)
+    focus = tf.reduce_sum(tf.reduce_max(alignments, -1) * dec_f, 1) / count
+    t = (tf.cast(tf.range(steps), tf.float32)[None, :, None] + 0.5) / tf.cast(dec_len, tf.float32)[:, None, None]
+    n = (tf.cast(tf.range(chars), tf.float32)[None, None, :] + 0.5) / tf.cast(enc_len, tf.float32)[:, None, None]
+    in_band = tf.cast(tf.abs(n - t) <= band, tf.float32)
+    diagonal = tf.reduce_sum(tf.reduce_sum(alignments * in_band, -1) * dec_f, 1) / count
+    argmax = tf.argmax(alignments, -1, output_type=tf.int32)
+    moves = argmax[:, 1:] - argmax[:, :-1]
+    move_mask = tf.cast(dec_mask[:, 1:], tf.float32)
+    good = tf.cast((moves >= 0) & (moves <= max_jump), tf.float32)
+    monotone = tf.reduce_sum(good * move_mask, 1) / tf.maximum(tf.reduce_sum(move_mask, 1), 1.0)
+    last = tf.gather(argmax, tf.maximum(dec_len - 1, 0), batch_dims=1)
+    coverage = tf.cast(last + 1, tf.float32) / tf.cast(enc_len, tf.float32)
+    return {"focus_rate": focus, "diagonal_mass": diagonal, "monotone": monotone, "coverage": coverage}
+
+
+class _State(tf.Module):
+    """What the task keeps in checkpoints: the feature normalisation statistics."""
+
+    def __init__(self, n_mels: int, n_bins: int):
+        super().__init__(name="tts_state")
+        self.mel = FeatureNormalization(n_mels, name="mel_stats")
+        self.linear = FeatureNormalization(n_bins, name="linear_stats")
+
+
+@gin.configurable
+class TacotronTask:
+    """Losses, metrics and synthesis for `tfaudio.models.tacotron.Tacotron`.
+
+    Args:
+      vocabulary: the text front end (must match the data's AudioData.text_encoder).
+      log_compression: LogCompression for the spectrogram targets (floor 1e-5, natural log).
+      normalize_stats: normalise targets by per-channel training-set mean and std.
+      stats_examples: training examples used to compute those statistics.
+      spectrum_loss: "l1" or "l2" on mel (before and after the post-net) and linear.
+      priority_hz, priority_weight: the linear loss is (1 - w) * all bins + w * the
+        bins below priority_hz (Tacotron 1's low-frequency priority); None disables it.
+      stop_weight, stop_pos_weight: stop-token BCE weight and the weight of its
+        positive (stop) targets.
+      guided_weight, guided_sigma: guided-attention loss. It is summed over characters
+        and averaged over valid decoder steps, so at weight 1 it is of the order of the
+        mel loss (averaged over all cells it would be ~50x smaller and do nothing).
+      max_decoder_steps: bound on free-running decoding.
+      stop_threshold: stop probability that ends free-running decoding.
+      band, max_jump: alignment-metric parameters (see the module docstring).
+      griffin_lim_iterations, griffin_lim_power: spectrogram-to-audio inversion.
+    """
+
+    def __init__(self, vocabulary=None, log_compression=None, normalize_stats: bool = True,
+                 stats_examples: int = 512, spectrum_loss: str = "l1", priority_hz: float | None = None,
+                 priority_weight: float = 0.5, stop_weight: float = 1.0, stop_pos_weight: float = 5.0,
+                 guided_weight: float = 1.0, guided_sigma: float = 0.2, max_decoder_steps: int = 500,
+                 stop_threshold: float = 0.5, band: float = 0.2, max_jump: int = 3,
+                 griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.5):
+        if spectrum_loss not in _LOSSES:
+            raise ValueError(f"TacotronTask.spectrum_loss={spectrum_loss!r}: use 'l1' or 'l2'")
+        self.geometry = audio_geometry()
+        self.vocabulary = vocabulary or CharVocabulary()
+        self.compression = log_compression or LogCompression()
+        self.normalize_stats, self.stats_examples = normalize_stats, stats_examples
+        self.spectrum_loss = _LOSSES[spectrum_loss]
+        self.priority_bins = (None if priority_hz is None else
+                              max(1, int(priority_hz / (self.geometry.sample_rate / 2) * self.geometry.n_bins)))
+        self.priority_weight = priority_weight
+        self.stop_weight, self.stop_pos_weight = stop_weight, stop_pos_weight
+        self.guided_weight, self.guided_sigma = guided_weight, guided_sigma
+        self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
+        self.band, self.max_jump = band, max_jump
+        self.gl_iterations, self.gl_power = griffin_lim_iterations, griffin_lim_power
+        self.state = _State(self.geometry.n_mels, self.geometry.n_bins)
+        self._traced_infer = {}
+
+    def infer(self, model, text_ids, text_length, max_steps):
+        """`model.infer` from the go frame, traced once per model (any batch or length)."""
+        if id(model) not in self._traced_infer:
+            self._traced_infer[id(model)] = tf.function(model.infer, reduce_retracing=True)
+        return self._traced_infer[id(model)](text_ids, text_length, self.go_frame, tf.constant(max_steps),
+                                             self.stop_threshold)
+
+    # ------------------------------------------------------------------ features
+
+    def _log_spectra(self, wave):
+        mag = features.magnitude(wave, self.geometry)
+        mel = tf.tensordot(mag, features.mel_matrix(self.geometry), 1)
+        return self.compression(mel), self.compression(mag)
+
+    def targets(self, batch, reduction: int):
+        """Normalised log mel and linear targets [B, T, C] with T a multiple of
+        `reduction`, the valid frame counts [B] and the frame mask [B, T]."""
+        mel, linear = self._log_spectra(batch["audio"])
+        frames = tf.cast(batch["length"], tf.int32) // self.geometry.hop_length + 1
+        total = tf.shape(mel)[1]
+        padded = (total + reduction - 1) // reduction * reduction
+        mask = tf.sequence_mask(frames, padded)
+        floor = self.compression.floor_value
+
+        def finish(x, norm):
+            x = tf.pad(x, [[0, 0], [0, padded - total], [0, 0]], constant_values=floor)
+            x = tf.where(mask[..., None], x, floor)
+            return norm(x) if self.normalize_stats else x
+        return finish(mel, self.state.mel), finish(linear, self.state.linear), frames, mask
+
+    @property
+    def go_frame(self):
+        """The normalised floor value: silence, the first decoder input."""
+        floor = tf.fill([self.geometry.n_mels], self.compression.floor_value)
+        return self.state.mel(floor) if self.normalize_stats else floor
+
+    def initialize(self, data, model_dir: str):
+        """Computes the normalisation statistics over training examples (once per run;
+        a resumed run restores them from its checkpoint) and writes feature_stats.json."""
+        if not self.normalize_stats:
+            return
+        batch_size = 16
+        mel_batches, linear_batches = [], []
+        for batch in data.train(batch_size, seed=0).take(max(1, math.ceil(self.stats_examples / batch_size))):
+            mel, linear = self._log_spectra(batch["audio"])
+            mask = tf.sequence_mask(tf.cast(batch["length"], tf.int32) // self.geometry.hop_length + 1,
+                                    tf.shape(mel)[1])
+            mel_batches.append((mel.numpy(), mask.numpy()))
+            linear_batches.append((linear.numpy(), mask.numpy()))
+        self.state.mel.assign(*feature_stats(mel_batches))
+        self.state.linear.assign(*feature_stats(linear_batches))
+        save_stats(os.path.join(model_dir, "feature_stats.json"),
+                   {"mel": self.state.mel, "linear": self.state.linear})
+        logging.info("feature statistics from %d batches written to %s/feature_stats.json",
+                     len(mel_batches), model_dir)
+
+    # ------------------------------------------------------------------ losses
+
+    def _inputs(self, batch, model):
+        mel, linear, frames, mask = self.targets(batch, model.reduction)
+        inputs = {"text_ids": batch["text_ids"], "text_length": batch["text_length"],
+                  "go_frame": self.go_frame, "targets": mel}
+        return inputs, mel, linear, frames, mask
+
+    def _terms(self, out, mel, linear, frames, mask, text_length, reduction):
+        terms = {"mel": _masked_mean(self.spectrum_loss(out["mel"] - mel), mask),
+                 "mel_post": _masked_mean(self.spectrum_loss(out["mel_post"] - mel), mask)}
+        if "linear" in out:
+            diff = self.spectrum_loss(tf.cast(out["linear"], tf.float32) - linear)
+            terms["linear"] = _masked_mean(diff, mask)
+            if self.priority_bins:
+                terms["linear"] = ((1 - self.priority_weight) * terms["linear"] + self.priority_weight
+                                   * _masked_mean(diff[..., :self.priority_bins], mask))
+        steps = tf.shape(out["stop_logits"])[1]
+        dec_len = (frames + reduction - 1) // reduction
+        stop_target = tf.cast(tf.range(steps)[None, :] >= dec_len[:, None] - 1, tf.float32)
+        bce = tf.nn.weighted_cross_entropy_with_logits(stop_target, tf.cast(out["stop_logits"], tf.float32),
+                                                       self.stop_pos_weight)
+        terms["stop"] = tf.reduce_mean(bce, 1)
+        weights = guided_attention_weights(dec_len, text_length, steps, tf.shape(out["alignments"])[2],
+                                           self.guided_sigma)
+        terms["guided"] = (tf.reduce_sum(out["alignments"] * weights, [1, 2])
+                           / tf.cast(tf.maximum(dec_len, 1), tf.float32))
+        total = (terms["mel"] + terms["mel_post"] + terms.get("linear", 0.0)
+                 + self.stop_weight * terms["stop"] + self.guided_weight * terms["guided"])
+        return total, terms, dec_len
+
+    def loss(self, model, batch, training):
+        inputs, mel, linear, frames, mask = self._inputs(batch, model)
+        out = model(inputs, training=training)
+        total, terms, _ = self._terms(out, mel, linear, frames, mask, batch["text_length"], model.reduction)
+        return total, terms
+
+    def metrics(self, model, batch):
+        inputs, mel, linear, frames, mask = self._inputs(batch, model)
+        out = model(inputs, training=False)
+        total, terms, dec_len = self._terms(out, mel, linear, frames, mask, batch["text_length"], model.reduction)
+        result = {"loss": total, **terms}
+        result.update(alignment_metrics(out["alignments"], dec_len, batch["text_length"], self.band,
+                                        self.max_jump))
+        bound = tf.minimum(self.max_decoder_steps, 2 * tf.shape(out["stop_logits"])[1] + 10)
+        free = model.infer(batch["text_ids"], batch["text_length"], self.go_frame, bound, self.stop_threshold)
+        free_align = alignment_metrics(free["alignments"], free["steps"], batch["text_length"], self.band,
+                                       self.max_jump)
+        stopped = tf.cast(free["steps"] < bound, tf.float32)
+        aligned = stopped * tf.cast((free_align["monotone"] >= 0.9) & (free_align["coverage"] >= 0.8), tf.float32)
+        result.update({f"free_{k}": v for k, v in free_align.items()})
+        result.update(free_stopped=stopped, free_aligned=aligned,
+                      free_length_ratio=tf.cast(free["steps"], tf.float32) / tf.cast(dec_len, tf.float32))
+        return result
+
+    # ------------------------------------------------------------------ inference
+
+    def build_for_inference(self, model):
+        model({"text_ids": tf.constant([[3, self.vocabulary.end_id]]), "text_length": tf.constant([2]),
+               "go_frame": self.go_frame, "targets": tf.zeros([1, model.reduction, self.geometry.n_mels])})
+
+    def to_audio(self, out: dict, index: int, frames: int) -> np.ndarray:
+        """Waveform of example `index` (its first `frames` frames) by Griffin-Lim: from the
+        linear prediction when the model has one, else from the mel by least squares."""
+        if "linear" in out:
+            linear = out["linear"][index, :frames]
+            linear = self.state.linear.inverse(linear) if self.normalize_stats else linear
+            mag = self.compression.inverse(linear)
+        else:
+            mel = out["mel_post"][index, :frames]
+            mel = self.state.mel.inverse(mel) if self.normalize_stats else mel
+            mel_mag = self.compression.inverse(mel)
+            inverse = tf.linalg.pinv(features.mel_matrix(self.geometry))
+            mag = tf.nn.relu(tf.matmul(mel_mag, inverse))
+        wave = features.griffin_lim(mag, self.geometry, self.gl_iterations, self.gl_power)
+        return wave.numpy()
+
+    def synthesize(self, model, texts: list[str], max_steps: int | None = None):
+        """[(wave, alignment [steps, chars], stopped)] for each text, decoded free-running."""
+        ids = [self.vocabulary.encode(t, "--text") for t in texts]
+        length = tf.constant([len(i) for i in ids])
+        padded = tf.constant([i + [0] * (max(map(len, ids)) - len(i)) for i in ids])
+        bound = max_steps or self.max_decoder_steps
+        out = self.infer(model, padded, length, bound)
+        results = []
+        for k, n in enumerate(out["steps"].numpy()):
+            wave = self.to_audio(out, k, int(n) * model.reduction)
+            results.append((wave, out["alignments"][k, :n, :len(ids[k])].numpy(), bool(n < bound)))
+        return results
+
+    def summaries(self, model, batch, trackers, step):
+        """Alignment and spectrogram images, teacher-forced and free-running, and the
+        free-running audio of the first validation example."""
+        first = tf.nest.map_structure(lambda x: x[:1], batch)
+        inputs, mel, _, frames, _ = self._inputs(first, model)
+        out = model(inputs, training=False)
+        n_steps = (int(frames[0]) + model.reduction - 1) // model.reduction
+        chars = int(first["text_length"][0])
+        free = self.infer(model, first["text_ids"], first["text_length"],
+                          min(self.max_decoder_steps, 2 * n_steps + 10))
+        free_steps = int(free["steps"][0])
+        trackers.image(step, "alignment/teacher_forced", heatmap(out["alignments"][0, :n_steps, :chars]))
+        trackers.image(step, "alignment/free_running", heatmap(free["alignments"][0, :free_steps, :chars]))
+        trackers.image(step, "mel/target", heatmap(mel[0, :int(frames[0])]))
+        trackers.image(step, "mel/teacher_forced", heatmap(out["mel_post"][0, :int(frames[0])]))
+        trackers.image(step, "mel/free_running", heatmap(free["mel_post"][0, :free_steps * model.reduction]))
+        if "linear" in out:
+            trackers.image(step, "linear/teacher_forced", heatmap(out["linear"][0, :int(frames[0])]))
+        trackers.audio(step, "audio/free_running", self.to_audio(free, 0, free_steps * model.reduction),
+                       self.geometry.sample_rate)
+
