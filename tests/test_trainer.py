@@ -126,3 +126,17 @@ def test_weight_decay_excludes_bias_and_norm():
     assert decayed == {"kernel"}
     for name in ("adam", "adamax", "adagrad", "sgd", "lamb"):
         assert isinstance(make_optimizer(name), keras.Optimizer)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
+    try:
+        t = train(tmp_path, 20, "Trainer.batch_size = 8", f"Trainer.precision = '{precision}'")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert t.model.body.compute_dtype == precision.split("_")[1]
+    assert t.model.body.kernel.dtype == "float32"
+    losses = train_losses(tmp_path)
+    assert losses[-1] < losses[0] and all(np.isfinite(losses))
+    if precision == "mixed_float16":
+        assert float(t.loss_scale.numpy()) >= 1.0

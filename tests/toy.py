@@ -24,12 +24,12 @@ class ToyModel(keras.Model):
 
 class ToyTask:
     def loss(self, model, batch, training):
-        pred = model(batch["x"], training=training)[:, 0]
+        pred = tf.cast(model(batch["x"], training=training)[:, 0], tf.float32)
         err = tf.square(pred - batch["y"])
         return err, {"mse": err}
 
     def metrics(self, model, batch):
-        pred = model(batch["x"], training=False)[:, 0]
+        pred = tf.cast(model(batch["x"], training=False)[:, 0], tf.float32)
         return {"loss": tf.square(pred - batch["y"])}
 
     def build_for_inference(self, model):

@@ -10,7 +10,7 @@ from tfaudio.audio import compression, geometry  # noqa: F401
 from tfaudio.data import pipeline, text  # noqa: F401
 from tfaudio.models import tacotron, unet
 from tfaudio.tasks import separation, tts  # noqa: F401
-from tfaudio.training import monitor, optimizers, schedules, trainer  # noqa: F401
+from tfaudio.training import guard, monitor, optimizers, schedules, trainer  # noqa: F401
 
 gin.register(compression.LogCompression, module="tfaudio")
 gin.register(unet.AudioUNet, module="tfaudio")

@@ -53,6 +53,7 @@ def main(argv):
 
     from tfaudio.training.strategy import make_strategy
     from tfaudio.training.trackers import Trackers
+    from tfaudio.training.guard import DivergenceError
     from tfaudio.training.trainer import Trainer
 
     if FLAGS.deterministic:
@@ -66,6 +67,8 @@ def main(argv):
         results = trainer.train()
     except config.ConfigError as exc:
         sys.exit(f"config error: {exc}")
+    except DivergenceError as exc:
+        sys.exit(f"error: {exc}")
     finally:
         trackers.close()
     print(f"run directory: {model_dir}")

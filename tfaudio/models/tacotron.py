@@ -283,7 +283,7 @@ class Tacotron(keras.Model):
             x = mel
             for conv in self.postnet:
                 x = conv(x, training=training)
-            out["mel_post"] = mel + x
+            out["mel_post"] = mel + tf.cast(x, mel.dtype)
         if self.linear_cbhg is not None:
             out["linear"] = self.linear_projection(self.linear_cbhg(out["mel_post"], training=training))
         return out

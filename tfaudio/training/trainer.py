@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 
 import gin
@@ -24,9 +25,14 @@ from tqdm import tqdm
 
 from tfaudio import config
 from tfaudio.training.ema import WeightEMA, float_variables
+from tfaudio.training.guard import DivergenceError, DivergenceGuard
 from tfaudio.training.monitor import EarlyStopping, MetricMonitor, ReduceOnPlateau
 from tfaudio.training.optimizers import make_optimizer
 from tfaudio.training.schedules import LearningRate
+
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+LOSS_SCALE_PERIOD = 2000
 
 
 @gin.configurable
@@ -62,6 +68,9 @@ class Trainer:
       plateau: a ReduceOnPlateau, or None.
       init_from: a run directory to warm-start from when model_dir has no checkpoint.
       init_modules: attribute names of sub-modules to take from init_from (all if empty).
+      guard: roll back to the last good checkpoint on divergence (DivergenceGuard.*).
+      precision: "float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss
+        scaling); losses, log compression and the optimizer state stay float32.
     """
 
     def __init__(self, model_dir: str, strategy, trackers, seed: int = 0, data=gin.REQUIRED,
@@ -73,7 +82,7 @@ class Trainer:
                  clip_norm: float | None = None, ema_decay: float | None = None,
                  jit_compile: bool = False, early_stopping: EarlyStopping | None = None,
                  plateau: ReduceOnPlateau | None = None, init_from: str | None = None,
-                 init_modules: tuple = ()):
+                 init_modules: tuple = (), guard: bool = True, precision: str = "float32"):
         for name, value in (("batch_size", batch_size), ("train_steps", train_steps),
                             ("accumulate_n", accumulate_n), ("batch_multiplier", batch_multiplier),
                             ("steps_per_loop", steps_per_loop), ("eval_every", eval_every),
@@ -94,6 +103,10 @@ class Trainer:
         self.clip_norm, self.jit_compile = clip_norm, jit_compile
         self.early_stopping, self.plateau = early_stopping, plateau
         self.init_from, self.init_modules = init_from, tuple(init_modules)
+        if precision not in PRECISIONS:
+            raise config.ConfigError(f"Trainer.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        keras.mixed_precision.set_global_policy(precision)
+        self.precision = precision
 
         with strategy.scope():
             self.model, self.task = build()
@@ -111,6 +124,12 @@ class Trainer:
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_updates")
             self.data_seed = tf.Variable(seed, dtype=tf.int64, trainable=False, name="data_seed")
             self.best = MetricMonitor(best_metric, best_mode) if best_metric else None
+            self.guard = DivergenceGuard() if guard else None
+            # Dynamic loss scaling for float16: halved on a non-finite step, doubled after
+            # LOSS_SCALE_PERIOD finite ones.
+            self.loss_scale = tf.Variable(2.0 ** 15 if precision == "mixed_float16" else 1.0,
+                                          trainable=False, name="loss_scale")
+            self.finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="finite_steps")
             self._build_model()
             self.ema = WeightEMA(self.model.variables, ema_decay) if ema_decay else None
         self._make_checkpoints()
@@ -156,7 +175,9 @@ class Trainer:
                        data_seed=self.data_seed, model=self.model, optimizer=self.optimizer)
         if getattr(self.task, "state", None) is not None:
             objects["task"] = self.task.state
-        for name in ("ema", "best", "early_stopping", "plateau"):
+        if self.precision == "mixed_float16":
+            objects.update(loss_scale=self.loss_scale, finite_steps=self.finite_steps)
+        for name in ("ema", "best", "early_stopping", "plateau", "guard"):
             if getattr(self, name) is not None:
                 objects[name] = getattr(self, name)
         self.checkpoint = tf.train.Checkpoint(**objects)
@@ -194,8 +215,9 @@ class Trainer:
             with tf.GradientTape() as tape:
                 per_example, terms = self.task.loss(self.model, mb, training=True)
                 loss = tf.reduce_sum(tf.cast(per_example, tf.float32)) / self.global_micro_batch
-            grads = tape.gradient(loss, tvars)
-            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                scaled = loss * self.loss_scale
+            grads = tape.gradient(scaled, tvars)
+            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) / tf.cast(self.loss_scale, v.dtype)
                      for g, v in zip(grads, tvars)]
             sums = {"loss": tf.reduce_sum(tf.cast(per_example, tf.float32)),
                     "count": tf.cast(tf.shape(per_example)[0], tf.float32)}
@@ -215,7 +237,8 @@ class Trainer:
         for var in self._stats.values():
             var.assign(tf.zeros_like(var))
         for _ in tf.range(num_steps):
-            lr = self.schedule(self.step) * (self.plateau.scale if self.plateau else 1.0)
+            lr = (self.schedule(self.step) * (self.plateau.scale if self.plateau else 1.0)
+                  * (self.guard.lr_scale if self.guard else 1.0))
             self.optimizer.learning_rate.assign(lr)
             t0 = tf.timestamp()
             batch = next(iterator)
@@ -228,6 +251,8 @@ class Trainer:
             if self.clip_norm:
                 grads, _ = tf.clip_by_global_norm(grads, self.clip_norm, use_norm=norm)
             tf.cond(finite, lambda: self._apply(grads), lambda: self._skip())
+            if self.precision == "mixed_float16":
+                self._update_loss_scale(finite)
             for key, value in sums.items():
                 self._stats[key].assign_add(tf.cast(value, tf.float64))
             self._stats["grad_norm"].assign(tf.cast(norm, tf.float64))
@@ -241,6 +266,13 @@ class Trainer:
         if self.ema is not None:
             self.ema.update()
         return tf.constant(True)
+
+    def _update_loss_scale(self, finite):
+        self.finite_steps.assign(tf.where(finite, self.finite_steps + 1, 0))
+        grow = self.finite_steps >= LOSS_SCALE_PERIOD
+        self.loss_scale.assign(tf.where(finite, tf.where(grow, self.loss_scale * 2.0, self.loss_scale),
+                                        tf.maximum(self.loss_scale / 2.0, 1.0)))
+        self.finite_steps.assign(tf.where(grow, tf.zeros_like(self.finite_steps), self.finite_steps))
 
     def _skip(self):
         self.skipped.assign_add(1)
@@ -291,43 +323,85 @@ class Trainer:
         return self.manager.save(checkpoint_number=self.step)
 
     def train(self) -> dict:
-        """Runs until train_steps (or early stopping); returns the last evaluation."""
+        """Runs until train_steps, early stopping or SIGTERM/SIGINT (which save a checkpoint
+        at the current step and return); returns the last evaluation. Raises
+        DivergenceError when the guard runs out of rollbacks."""
         self.restore()
         self._make_datasets()
         step = int(self.step.numpy())
+        if self.guard is not None and self.manager.latest_checkpoint is None:
+            self.save()  # a rollback target before the first update
         results: dict = {}
         wrote_operative = False
         bar = tqdm(total=self.total_steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
         start = time.time()
         last_saved = step
-        while step < self.total_steps:
-            n = min(self.steps_per_loop, self.total_steps - step,
-                    self.eval_every - step % self.eval_every,
-                    self.checkpoint_every - step % self.checkpoint_every)
-            t0 = time.time()
-            stats = {k: float(v) for k, v in self._train_loop(self.train_iterator, tf.constant(n)).items()}
-            wall = time.time() - t0
-            step = int(self.step.numpy())
-            if not wrote_operative:
-                config.write_operative_config(self.model_dir)
-                wrote_operative = True
-            row = self._train_row(step, n, wall, stats, time.time() - start)
-            self.trackers.log(row)
-            bar.update(n)
-            bar.set_postfix(loss=f"{row['loss']:.4g}", sps=f"{row['steps_per_sec']:.2f}")
-            stop = False
-            if step % self.eval_every == 0 or step == self.total_steps:
-                results = self.evaluate()
-                stop = self._after_eval(step, results, row["lr"])
-            if step % self.checkpoint_every == 0 or step == self.total_steps or stop:
-                self.save()
-                last_saved = step
-            if stop:
-                break
+        with _StopSignals() as signals:
+            while step < self.total_steps:
+                n = min(self.steps_per_loop, self.total_steps - step,
+                        self.eval_every - step % self.eval_every,
+                        self.checkpoint_every - step % self.checkpoint_every)
+                t0 = time.time()
+                stats = {k: float(v) for k, v in self._train_loop(self.train_iterator, tf.constant(n)).items()}
+                wall = time.time() - t0
+                step = int(self.step.numpy())
+                if not wrote_operative:
+                    config.write_operative_config(self.model_dir)
+                    wrote_operative = True
+                row = self._train_row(step, n, wall, stats, time.time() - start)
+                self.trackers.log(row)
+                bar.update(n)
+                bar.set_postfix(loss=f"{row['loss']:.4g}", sps=f"{row['steps_per_sec']:.2f}")
+                if self.guard is not None and self._guard(row, n) == "rollback":
+                    step = last_saved = self._roll_back(step, bar)
+                    continue
+                if signals.received:
+                    self.save()
+                    self.trackers.log({"step": step, "event": "preempted", "signal": signals.received})
+                    bar.close()
+                    return results
+                stop = False
+                if step % self.eval_every == 0 or step == self.total_steps:
+                    results = self.evaluate()
+                    stop = self._after_eval(step, results, row["lr"])
+                if (step % self.checkpoint_every == 0 or step == self.total_steps or stop) and self._may_save():
+                    self.save()
+                    last_saved = step
+                if stop:
+                    break
         bar.close()
-        if last_saved != step:
+        if last_saved != step and self._may_save():
             self.save()
         return results
+
+    def _may_save(self) -> bool:
+        return self.guard is None or not self.guard.suspect
+
+    def _guard(self, row: dict, n: int) -> str | None:
+        verdict = self.guard.observe(row["loss"], row["skipped_updates"], n)
+        if row["skipped_updates"]:
+            self.trackers.log({"step": row["step"], "event": "skipped_non_finite", "count": row["skipped_updates"]})
+        if verdict == "spike":
+            self.trackers.log({"step": row["step"], "event": "loss_spike", "loss": row["loss"]})
+        return verdict
+
+    def _roll_back(self, step: int, bar) -> int:
+        """Restores the latest checkpoint with a backed-off learning rate; returns its step."""
+        latest = self.manager.latest_checkpoint
+        try:
+            scale = self.guard.roll_back(lambda: self.checkpoint.restore(latest).assert_existing_objects_matched())
+        except DivergenceError as exc:
+            self.trackers.log({"step": step, "event": "guard_stop", "message": str(exc)})
+            bar.close()
+            raise
+        restored = int(self.step.numpy())
+        self.trackers.log({"step": step, "event": "rollback", "to_step": restored, "lr_scale": scale,
+                           "rollbacks": int(self.guard.rollbacks.numpy())})
+        logging.warning("divergence at step %d: rolled back to step %d, learning rate x%g", step, restored, scale)
+        self._make_datasets()
+        bar.reset(total=self.total_steps)
+        bar.update(restored)
+        return restored
 
     def _train_row(self, step, n, wall, stats, elapsed) -> dict:
         count = max(stats["count"], 1.0)
@@ -363,6 +437,33 @@ class Trainer:
                                    "best": float(self.early_stopping.best.numpy())})
                 return True
         return False
+
+
+class _StopSignals:
+    """Records SIGTERM/SIGINT so the loop can save and return after the current inner loop;
+    a second signal interrupts at once."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        logging.warning("%s: saving a checkpoint after the current loop", self.received)
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def warm_start(model, run_dir: str, modules=()):

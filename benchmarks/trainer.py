@@ -1,0 +1,80 @@
+"""Where training time goes, for a real model (default: gin/audio_unet.gin on data/mixtures):
+
+    python benchmarks/trainer.py [--gin_file gin/audio_unet.gin] [--batch_size 8] [--steps 100]
+
+Prints examples/s of the eager vs traced step, steps_per_loop 1 vs 50, accumulate_n 8 at
+batch B vs one batch of 8B, and the input pipeline alone vs what the model consumes, with
+the ratios. Each measurement is a real Trainer run in a temporary run directory; the
+first loop (tracing) is left out.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from tfaudio import config  # noqa: E402
+from tfaudio.training.strategy import make_strategy  # noqa: E402
+from tfaudio.training.trackers import Trackers, read_metrics  # noqa: E402
+from tfaudio.training.trainer import Trainer  # noqa: E402
+
+
+def trainer_rate(gin_file, params, eager=False) -> tuple[float, Trainer]:
+    """Examples/s of a short run (loops after the first)."""
+    config.parse([gin_file], params + ["Trainer.eval_every = 100000", "Trainer.checkpoint_every = 100000",
+                                       "Trainer.ema_decay = None"], finalize=False)
+    tf.config.run_functions_eagerly(eager)
+    try:
+        with tempfile.TemporaryDirectory() as run:
+            trackers = Trackers(run, "none")
+            trainer = Trainer(model_dir=run, strategy=make_strategy(), trackers=trackers, seed=0)
+            trainer.train()
+            trackers.close()
+            rows = [r for r in read_metrics(run) if "split" not in r and "event" not in r][1:]
+    finally:
+        tf.config.run_functions_eagerly(False)
+    return sum(r["examples_per_sec"] for r in rows) / max(len(rows), 1), trainer
+
+
+def pipeline_rate(trainer, batches: int) -> float:
+    dataset = trainer.data.train(trainer.batch_size * trainer.micro_steps, 1)
+    iterator = iter(dataset)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * trainer.batch_size * trainer.micro_steps / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gin_file", default="gin/audio_unet.gin")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=100)
+    args = parser.parse_args()
+    b, n = args.batch_size, args.steps
+    base = [f"batch_size = {b}", "accumulate_n = 1"]
+
+    def show(name, a, b_):
+        print(f"{name}: {a[0]} {a[1]:.1f} ex/s vs {b_[0]} {b_[1]:.1f} ex/s (ratio {a[1] / b_[1]:.2f})", flush=True)
+
+    eager, _ = trainer_rate(args.gin_file, base + [f"train_steps = {n // 5}", "Trainer.steps_per_loop = 5"], True)
+    traced, trainer = trainer_rate(args.gin_file, base + [f"train_steps = {n}", "Trainer.steps_per_loop = 25"])
+    show("traced vs eager step", ("traced", traced), ("eager", eager))
+    loop1, _ = trainer_rate(args.gin_file, base + [f"train_steps = {n}", "Trainer.steps_per_loop = 1"])
+    loop50, _ = trainer_rate(args.gin_file, base + [f"train_steps = {2 * 50 + 50}", "Trainer.steps_per_loop = 50"])
+    show("steps_per_loop 50 vs 1", ("50", loop50), ("1", loop1))
+    accum, _ = trainer_rate(args.gin_file, [f"batch_size = {b}", "accumulate_n = 8", f"train_steps = {n // 4}",
+                                            "Trainer.steps_per_loop = 5"])
+    big, _ = trainer_rate(args.gin_file, [f"batch_size = {8 * b}", "accumulate_n = 1", f"train_steps = {n // 4}",
+                                          "Trainer.steps_per_loop = 5"])
+    show(f"accumulate_n 8 at batch {b} vs batch {8 * b}", ("accumulate", accum), ("large batch", big))
+    show("input pipeline alone vs model consumption", ("pipeline", pipeline_rate(trainer, 50)), ("model", traced))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Divergence guard: roll back to the last good checkpoint with a smaller learning rate.
+
+Non-finite updates are already skipped inside the traced step. The guard watches
+the loss of each loop of `steps_per_loop` steps: a loss above `spike_factor` x the
+running median for `spike_patience` loops in a row, or `nonfinite_patience` loops
+in a row where every update was skipped, asks for a rollback. Each rollback
+multiplies the learning rate by `backoff`; after `max_rollbacks` the run stops.
+The scale and the count live in tf.Variables, so they are checkpointed.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged more often than the guard may roll back."""
+
+
+@gin.configurable
+class DivergenceGuard(tf.Module):
+    """Args:
+      spike_factor: a loop loss above this many times the running median is a spike.
+      spike_patience: spikes in a row that trigger a rollback.
+      window: loops in the running median; min_history: loops needed before spikes count.
+      nonfinite_patience: loops in a row with every update skipped that trigger a rollback.
+      backoff: learning-rate multiplier per rollback.
+      max_rollbacks: rollbacks allowed before the run stops.
+    """
+
+    def __init__(self, spike_factor: float = 3.0, spike_patience: int = 2, window: int = 20,
+                 min_history: int = 5, nonfinite_patience: int = 2, backoff: float = 0.5,
+                 max_rollbacks: int = 3):
+        super().__init__(name="guard")
+        if not 0 < backoff < 1:
+            raise ValueError(f"DivergenceGuard.backoff={backoff} must lie in (0, 1)")
+        self.spike_factor, self.spike_patience = spike_factor, spike_patience
+        self.min_history, self.nonfinite_patience = min_history, nonfinite_patience
+        self.backoff, self.max_rollbacks = backoff, max_rollbacks
+        self.lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+        self.rollbacks = tf.Variable(0, trainable=False, name="rollbacks")
+        self.history: collections.deque = collections.deque(maxlen=window)
+        self.spikes = self.nonfinite = 0
+
+    @property
+    def suspect(self) -> bool:
+        """True while a spike or a run of skipped updates is in progress (do not save)."""
+        return bool(self.spikes or self.nonfinite)
+
+    def observe(self, loss: float, skipped: int, steps: int) -> str | None:
+        """Feeds one loop; returns None, "spike", "non_finite" or "rollback"."""
+        if not math.isfinite(loss) or skipped >= steps:
+            self.nonfinite += 1
+            return "rollback" if self.nonfinite >= self.nonfinite_patience else "non_finite"
+        self.nonfinite = 0
+        median = float(np.median(self.history)) if len(self.history) >= self.min_history else None
+        if median is not None and self.spike_factor and loss > self.spike_factor * median:
+            self.spikes += 1
+            return "rollback" if self.spikes >= self.spike_patience else "spike"
+        self.spikes = 0
+        self.history.append(loss)
+        return None
+
+    def roll_back(self, restore) -> float:
+        """Calls `restore()` (which reloads a checkpoint, this module included), then applies
+        one more backoff; returns the new learning-rate scale. Raises DivergenceError
+        once max_rollbacks is used up."""
+        done = int(self.rollbacks.numpy())
+        if done >= self.max_rollbacks:
+            raise DivergenceError(f"training diverged after {done} rollbacks (DivergenceGuard.max_rollbacks="
+                                  f"{self.max_rollbacks}); lower the learning rate or raise clip_norm; the last "
+                                  "good checkpoint is kept")
+        scale = float(self.lr_scale.numpy()) * self.backoff
+        restore()
+        self.lr_scale.assign(scale)
+        self.rollbacks.assign(done + 1)
+        self.spikes = self.nonfinite = 0
+        return scale
