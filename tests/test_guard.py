@@ -124,3 +124,12 @@ def test_kill_9_leaves_a_resumable_run(tmp_path):
     proc = _start(run, resumed_from + 2, "Trainer.checkpoint_every = 1")
     assert proc.wait(timeout=120) == 0, proc.communicate()[1][-2000:]
     assert tf.train.latest_checkpoint(ckpt).endswith(f"ckpt-{resumed_from + 2}")
+
+
+def test_checkpoint_from_another_config_is_one_clear_error(tmp_path):
+    from tfaudio.config import ConfigError
+
+    train(tmp_path, 5, "Trainer.batch_size = 8")
+    with pytest.raises(ConfigError, match="does not fit this configuration") as err:
+        train(tmp_path, 10, "Trainer.batch_size = 8", "ToyModel.hidden = 16")
+    assert "\n" not in str(err.value)

@@ -1,14 +1,17 @@
-"""Trains the toy model in its own process (for preemption tests):
-python tests/toy_train.py MODEL_DIR TRAIN_STEPS [GIN_BINDING ...]"""
+"""Trains the toy model in its own process (preemption and distribution tests):
+python tests/toy_train.py MODEL_DIR TRAIN_STEPS [GIN_BINDING ...]
+with the strategy from $STRATEGY (default "default") and $CPU_REPLICAS logical CPUs."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import numpy as np  # noqa: E402
+
 import toy  # noqa: E402
 from tfaudio import config  # noqa: E402
-from tfaudio.training.strategy import make_strategy  # noqa: E402
+from tfaudio.training.strategy import make_strategy, worker_dir  # noqa: E402
 from tfaudio.training.trackers import Trackers  # noqa: E402
 from tfaudio.training.trainer import Trainer  # noqa: E402
 
@@ -18,6 +21,10 @@ if __name__ == "__main__":
     config.parse([], ["build.model = @ToyModel()", "build.task = @ToyTask()", "Trainer.data = @ToyData()",
                       "Trainer.batch_size = 8", "Trainer.steps_per_loop = 1", "Trainer.eval_every = 1000000",
                       f"Trainer.train_steps = {steps}"] + params, finalize=False)
-    trackers = Trackers(model_dir, "none")
-    Trainer(model_dir=model_dir, strategy=make_strategy(), trackers=trackers, seed=0).train()
+    strategy = make_strategy(os.environ.get("STRATEGY", "default"), int(os.environ.get("CPU_REPLICAS", "0")))
+    own_dir = worker_dir(model_dir, strategy)
+    trackers = Trackers(own_dir, "none")
+    trainer = Trainer(model_dir=own_dir, strategy=strategy, trackers=trackers, seed=0)
+    trainer.train()
     trackers.close()
+    np.save(os.path.join(own_dir, "weights.npy"), np.concatenate([w.ravel() for w in trainer.model.get_weights()]))

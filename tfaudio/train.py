@@ -51,7 +51,7 @@ def main(argv):
 
     import tensorflow as tf
 
-    from tfaudio.training.strategy import make_strategy
+    from tfaudio.training.strategy import is_chief, make_strategy, worker_dir
     from tfaudio.training.trackers import Trackers
     from tfaudio.training.guard import DivergenceError
     from tfaudio.training.trainer import Trainer
@@ -59,11 +59,13 @@ def main(argv):
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)
-    config.write_provenance(model_dir, sys.argv)
-    trackers = Trackers(model_dir, FLAGS.tracker, name=FLAGS.run_name + name, group=FLAGS.study or name,
-                        config={"gin": config.gin.config_str(), "seed": FLAGS.seed})
+    own_dir = worker_dir(model_dir, strategy)
+    if is_chief(strategy):
+        config.write_provenance(model_dir, sys.argv)
+    trackers = Trackers(own_dir, FLAGS.tracker if is_chief(strategy) else "none", name=FLAGS.run_name + name,
+                        group=FLAGS.study or name, config={"gin": config.gin.config_str(), "seed": FLAGS.seed})
     try:
-        trainer = Trainer(model_dir=model_dir, strategy=strategy, trackers=trackers, seed=FLAGS.seed)
+        trainer = Trainer(model_dir=own_dir, strategy=strategy, trackers=trackers, seed=FLAGS.seed)
         results = trainer.train()
     except config.ConfigError as exc:
         sys.exit(f"config error: {exc}")

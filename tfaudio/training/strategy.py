@@ -21,6 +21,8 @@ def make_strategy(name: str = "default", num_cpu_replicas: int = 0, tpu: str = "
     tpu: the TPU at `tpu`."""
     if name not in STRATEGIES:
         raise ValueError(f"--strategy={name}: choose one of {', '.join(STRATEGIES)}")
+    if name == "multi_worker":  # before anything initialises TensorFlow's context
+        return tf.distribute.MultiWorkerMirroredStrategy()
     split_cpu(num_cpu_replicas)
     gpus = tf.config.list_logical_devices("GPU")
     if name in ("default", "one_device"):
@@ -28,9 +30,27 @@ def make_strategy(name: str = "default", num_cpu_replicas: int = 0, tpu: str = "
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def is_chief(strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+
+
+def worker_dir(model_dir: str, strategy) -> str:
+    """Where this process writes: the run directory for the chief; a private folder
+    inside it for other workers (their checkpoints are copies the collective save
+    needs, their metrics duplicates)."""
+    if is_chief(strategy):
+        return model_dir
+    resolver = strategy.cluster_resolver
+    return f"{model_dir}/.{resolver.task_type}{resolver.task_id}"

@@ -193,7 +193,12 @@ class Trainer:
         """Resumes from model_dir's latest checkpoint, or warm-starts from init_from."""
         latest = self.manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            try:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except (AssertionError, ValueError, tf.errors.OpError) as exc:
+                raise config.ConfigError(
+                    f"{latest} does not fit this configuration ({str(exc).splitlines()[0][:200]}); resume "
+                    "with the run's own operative_config.gin or choose a new --model_dir") from None
             logging.info("resumed from %s at step %d", latest, int(self.step.numpy()))
             return True
         if self.init_from:
@@ -233,6 +238,12 @@ class Trainer:
             sums = {k: sums[k] + s_i[k] for k in sums}
         return [g / n for g in grads], sums
 
+    def _summed_grads(self, batch):
+        """Gradients and loss sums of this replica's batch, all-reduced (summed) over replicas
+        in one batched collective."""
+        grads, sums = self._replica_grads_fn(batch)
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, (grads, sums))
+
     def _loop(self, iterator, num_steps):
         for var in self._stats.values():
             var.assign(tf.zeros_like(var))
@@ -243,9 +254,9 @@ class Trainer:
             t0 = tf.timestamp()
             batch = next(iterator)
             self._stats["input_wait"].assign_add(tf.timestamp() - t0)
-            grads, sums = self.strategy.run(self._replica_grads_fn, args=(batch,))
-            grads = self.strategy.reduce(tf.distribute.ReduceOp.SUM, grads, axis=None)
-            sums = self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+            grads, sums = self.strategy.run(self._summed_grads, args=(batch,))
+            grads, sums = tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0],
+                                                (grads, sums))
             norm = tf.linalg.global_norm(grads)
             finite = tf.math.is_finite(norm) & tf.math.is_finite(sums["loss"])
             if self.clip_norm:
@@ -284,9 +295,9 @@ class Trainer:
             values = self.task.metrics(self.model, b)
             out = {k: tf.reduce_sum(tf.cast(v, tf.float32)) for k, v in values.items()}
             out["count"] = tf.cast(tf.shape(next(iter(values.values())))[0], tf.float32)
-            return out
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, out)
         sums = self.strategy.run(fn, args=(batch,))
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+        return tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0], sums)
 
     # ---------------------------------------------------------------- evaluation
 
