@@ -1,8 +1,16 @@
-"""SI-SDR reference values and conventions, U-Net shapes, separation inference."""
+"""SI-SDR reference values and conventions, U-Net shapes, a tiny training run, the
+separate CLI and study reports."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 import tensorflow as tf
+
+import audio_files
 
 from tfaudio.audio import features
 from tfaudio.audio.geometry import AudioGeometry
@@ -45,3 +53,94 @@ def test_gradient_through_inverse_stft_is_finite():
         loss = tf.reduce_mean(multi_resolution_stft_loss(tf.random.normal([2, 2000]), wave))
     grad = tape.gradient(loss, spec)
     assert np.all(np.isfinite(grad.numpy())) and float(tf.reduce_max(tf.abs(grad))) > 0
+
+
+@pytest.mark.parametrize("length", [1000, 4097])
+def test_hybrid_unet_odd_lengths_and_finite_gradient(length):
+    import gin
+
+    from tfaudio import config
+    from tfaudio.models.unet import HybridUNet
+
+    config.parse([], ["audio_geometry.sample_rate = 8000", "audio_geometry.n_fft = 256",
+                      "audio_geometry.hop_length = 64"])
+    model = HybridUNet(channels=(8, 16), strides=(4, 4), spec_bins=96, spec_channels=(4, 8))
+    x = tf.random.normal([2, length], seed=1)
+    with tf.GradientTape() as tape:
+        y = model(x, training=True)
+        loss = tf.reduce_mean(-si_sdr(x, y))
+    assert y.shape == (2, length)
+    grads = tape.gradient(loss, model.spec.trainable_variables)
+    assert grads and all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
+    assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)  # the spectrogram branch learns
+    gin.clear_config()
+
+
+def test_spec_bins_beyond_the_fft_names_both_bindings():
+    from tfaudio import config
+    from tfaudio.audio.geometry import GeometryError
+    from tfaudio.models.unet import HybridUNet
+
+    config.parse([], ["audio_geometry.n_fft = 512"])
+    with pytest.raises(GeometryError, match="HybridUNet.spec_bins=1088.*audio_geometry.n_fft=512"):
+        HybridUNet(spec_bins=1088)
+
+
+@pytest.fixture(scope="module")
+def unet_run(tmp_path_factory):
+    """A tiny waveform U-Net trained 120 steps on tone + noise mixtures."""
+    from tfaudio import config
+    from tfaudio.training.strategy import make_strategy
+    from tfaudio.training.trackers import Trackers
+    from tfaudio.training.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("unet")
+    data = audio_files.mixtures(str(root / "mixtures"), n_train=16, n_valid=4)
+    config.parse([os.path.join(config.REPO_GIN_DIR, "audio_unet.gin")], [
+        f"data_dir = '{data}'", "train_steps = 120", "eval_every = 40", "batch_size = 8",
+        "AudioUNet.channels = (8, 16, 32)", "AudioUNet.strides = (4, 4, 4)",
+        "SeparationData.segment_seconds = 0.512", "SeparationData.val_seconds = 1.024",
+        "Trainer.steps_per_loop = 20"], finalize=False)
+    run = str(root / "run")
+    os.makedirs(run)
+    trackers = Trackers(run, "none")
+    Trainer(model_dir=run, strategy=make_strategy(), trackers=trackers, seed=0).train()
+    trackers.close()
+    return run, data
+
+
+def test_tiny_training_run_improves_si_sdr(unet_run):
+    from tfaudio.training.trackers import read_metrics
+
+    val = [r for r in read_metrics(unet_run[0]) if r.get("split") == "val"]
+    ema = [r for r in read_metrics(unet_run[0]) if r.get("split") == "val_ema"]
+    assert val[-1]["si_sdr_i"] > 1.0 and val[-1]["si_sdr"] > val[0]["si_sdr"]
+    assert "si_sdr_i" in ema[-1]
+
+
+def test_separate_cli_writes_sources_and_checks_the_rate(unet_run, tmp_path):
+    run, data = unet_run
+    mix = audio_files.write(str(tmp_path / "long.wav"), audio_files.tone(2.345, 8000, 300, 0.3))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "tfaudio.separate", f"--model_dir={run}", f"--input={mix}",
+                           f"--output_dir={out}", "--chunk_seconds=0.5"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    speech, rate = sf.read(str(out / "long_speech.wav"))
+    music, _ = sf.read(str(out / "long_music.wav"))
+    assert rate == 8000 and len(speech) == len(music) == int(2.345 * 8000)
+    other = audio_files.write(str(tmp_path / "cd.wav"), audio_files.tone(0.5, 16000), 16000)
+    proc = subprocess.run([sys.executable, "-m", "tfaudio.separate", f"--model_dir={run}", f"--input={other}",
+                           f"--output_dir={out}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "16000 Hz but the model was trained at 8000 Hz" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_launch_report_table_and_plot(unet_run, tmp_path):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "launch"))
+    from report import report
+
+    table = report([unet_run[0]], str(tmp_path / "report"))
+    assert "val_ema_si_sdr" in table.splitlines()[0] and "| run |" in table
+    assert os.path.getsize(tmp_path / "report.png") > 1000
+    assert "![validation curve](report.png)" in open(tmp_path / "report.md").read()

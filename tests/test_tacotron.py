@@ -139,3 +139,15 @@ def test_synthesize_without_checkpoint_is_one_clear_line(tmp_path):
                            "--text=hi"], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "no operative_config.gin" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_normalisation_stats_travel_with_the_checkpoint(trained_run):
+    import json
+
+    from tfaudio.training.trainer import restore_for_inference
+
+    saved = json.load(open(os.path.join(trained_run, "feature_stats.json")))
+    _, task = restore_for_inference(trained_run)
+    np.testing.assert_allclose(task.state.mel.mean.numpy(), saved["mel"]["mean"], atol=1e-5)
+    np.testing.assert_allclose(task.state.mel.std.numpy(), saved["mel"]["std"], atol=1e-5)
+    assert np.abs(task.state.mel.mean.numpy()).max() > 0.1  # real statistics, not the defaults

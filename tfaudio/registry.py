@@ -14,4 +14,5 @@ from tfaudio.training import guard, monitor, optimizers, schedules, trainer  # n
 
 gin.register(compression.LogCompression, module="tfaudio")
 gin.register(unet.AudioUNet, module="tfaudio")
+gin.register(unet.HybridUNet, module="tfaudio")
 gin.register(tacotron.Tacotron, module="tfaudio")

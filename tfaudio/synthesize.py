@@ -57,11 +57,9 @@ def main(argv):
     from tfaudio.training.trainer import restore_for_inference
 
     try:
-        model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema)
+        model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="synthesize")
     except config.ConfigError as exc:
         sys.exit(f"error: {exc}")
-    if not hasattr(task, "synthesize"):
-        sys.exit(f"error: {FLAGS.model_dir} trained a {type(task).__name__}, which does not synthesize speech")
     try:
         results = task.synthesize(model, texts, FLAGS.max_steps)
     except TextError as exc:

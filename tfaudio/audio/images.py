@@ -18,8 +18,11 @@ def heatmap(matrix: np.ndarray, cmap: str = "viridis") -> np.ndarray:
     return (matplotlib.colormaps[cmap](scaled)[..., :3] * 255).astype(np.uint8)
 
 
-def save_png(path: str, matrix: np.ndarray, cmap: str = "viridis"):
-    """Writes `heatmap(matrix)` to a PNG file."""
+def save_png(path: str, matrix: np.ndarray, cmap: str = "viridis", min_size: int = 400):
+    """Writes `heatmap(matrix)` to a PNG file, each cell enlarged so the longer side
+    is at least `min_size` pixels."""
     import matplotlib.image
 
-    matplotlib.image.imsave(path, heatmap(matrix, cmap))
+    rgb = heatmap(matrix, cmap)
+    scale = max(1, min_size // max(rgb.shape[:2]))
+    matplotlib.image.imsave(path, np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))

@@ -1,8 +1,13 @@
-"""`AudioUNet`: a 1-D convolutional encoder/decoder with skip connections on the waveform.
+"""Waveform and hybrid U-Net separators.
+
+`AudioUNet`: a 1-D convolutional encoder/decoder with skip connections on the
+waveform. `HybridUNet`: that waveform U-Net plus a 2-D U-Net that masks the top
+`spec_bins` bins of the mixture's STFT; the two branches are summed after the
+inverse STFT, so a waveform loss trains both through the inverse STFT.
 
 Input [batch, samples] (the mixture); output [batch, samples] (the target source).
-Any input length works: the signal is padded to a multiple of the total stride
-inside the model and the output is cut back to the input length.
+Any input length works: signals are padded to a multiple of the total stride
+inside the model and outputs are cut back to the input length.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import math
 
 import keras
 import tensorflow as tf
+
+from tfaudio.audio import features
+from tfaudio.audio.geometry import GeometryError, audio_geometry
 
 
 def _norm(kind: str):
@@ -106,3 +114,66 @@ class AudioUNet(keras.Model):
         if self.residual_output:
             out = padded + out
         return out[:, :n]
+
+
+class SpecUNet(keras.layers.Layer):
+    """2-D U-Net over [batch, frames, bins, 1] log magnitudes giving a [0, 1] mask.
+    Each level halves frames and bins; inputs are padded to a multiple of 2**levels."""
+
+    def __init__(self, channels=(16, 32, 64), kernel_size: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = 2 ** len(channels)
+        self.downs = [keras.layers.Conv2D(c, kernel_size, strides=2, padding="same", activation="gelu")
+                      for c in channels]
+        self.ups = [keras.layers.Conv2DTranspose(c, kernel_size, strides=2, padding="same", activation="gelu")
+                    for c in reversed((channels[0],) + tuple(channels[:-1]))]
+        self.merges = [keras.layers.Conv2D(c, kernel_size, padding="same", activation="gelu")
+                       for c in reversed((channels[0],) + tuple(channels[:-1]))]
+        self.stem = keras.layers.Conv2D(channels[0], kernel_size, padding="same", activation="gelu")
+        self.head = keras.layers.Conv2D(1, 1, activation="sigmoid")
+
+    def call(self, x):
+        t, f = tf.shape(x)[1], tf.shape(x)[2]
+        x = tf.pad(x, [[0, 0], [0, (-t) % self.factor], [0, (-f) % self.factor], [0, 0]])
+        x = self.stem(x)
+        skips = []
+        for down in self.downs:
+            skips.append(x)
+            x = down(x)
+        for up, merge, skip in zip(self.ups, self.merges, reversed(skips)):
+            x = merge(tf.concat([up(x), skip], axis=-1))
+        return self.head(x)[:, :t, :f, 0]
+
+
+class HybridUNet(keras.Model):
+    """AudioUNet on the waveform + SpecUNet masking the top `spec_bins` STFT bins.
+
+    Args:
+      channels, kernel_size, strides, upsample, norm, residual_output: the waveform
+        branch (see AudioUNet).
+      spec_bins: how many of the highest STFT bins (of audio_geometry's n_fft) the
+        spectrogram branch sees and masks.
+      spec_channels: channels per level of the 2-D U-Net.
+    """
+
+    def __init__(self, channels=(16, 32, 64, 128), kernel_size: int = 9, strides=(4, 4, 4, 4),
+                 upsample: str = "transposed", norm: str = "none", residual_output: bool = False,
+                 spec_bins: int = 1088, spec_channels=(16, 32, 64), **kwargs):
+        super().__init__(**kwargs)
+        self.geometry = audio_geometry()
+        if not 0 < spec_bins <= self.geometry.n_bins:
+            raise GeometryError(f"HybridUNet.spec_bins={spec_bins} must lie in 1..{self.geometry.n_bins}, the "
+                                f"bins of audio_geometry.n_fft={self.geometry.n_fft}; lower spec_bins or "
+                                "raise n_fft")
+        self.spec_bins = spec_bins
+        self.wave = AudioUNet(channels, kernel_size, strides, upsample, norm, residual_output, name="wave")
+        self.spec = SpecUNet(spec_channels, name="spec")
+
+    def call(self, mixture, training=False):
+        n = tf.shape(mixture)[1]
+        wave = self.wave(mixture, training=training)
+        spec = features.stft(tf.cast(mixture, tf.float32), self.geometry)
+        low, top = spec[..., :-self.spec_bins], spec[..., -self.spec_bins:]
+        mask = self.spec(tf.math.log1p(tf.abs(top))[..., None])
+        masked = tf.concat([tf.zeros_like(low), top * tf.complex(tf.cast(mask, tf.float32), 0.0)], axis=-1)
+        return tf.cast(wave, tf.float32) + features.istft(masked, self.geometry, n)

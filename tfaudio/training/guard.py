@@ -2,7 +2,8 @@
 
 Non-finite updates are already skipped inside the traced step. The guard watches
 the loss of each loop of `steps_per_loop` steps: a loss above `spike_factor` x the
-running median for `spike_patience` loops in a row, or `nonfinite_patience` loops
+running median (for losses that can be negative, that many median absolute
+deviations above it) for `spike_patience` loops in a row, or `nonfinite_patience` loops
 in a row where every update was skipped, asks for a rollback. Each rollback
 multiplies the learning rate by `backoff`; after `max_rollbacks` the run stops.
 The scale and the count live in tf.Variables, so they are checkpointed.
@@ -58,13 +59,21 @@ class DivergenceGuard(tf.Module):
             self.nonfinite += 1
             return "rollback" if self.nonfinite >= self.nonfinite_patience else "non_finite"
         self.nonfinite = 0
-        median = float(np.median(self.history)) if len(self.history) >= self.min_history else None
-        if median is not None and self.spike_factor and loss > self.spike_factor * median:
+        if len(self.history) >= self.min_history and self.spike_factor and self._is_spike(loss):
             self.spikes += 1
             return "rollback" if self.spikes >= self.spike_patience else "spike"
         self.spikes = 0
         self.history.append(loss)
         return None
+
+    def _is_spike(self, loss: float) -> bool:
+        """loss - median > (spike_factor - 1) x scale, where scale is |median| or, for losses
+        near or below zero (negative SI-SDR), the median absolute deviation: for a positive
+        loss this is exactly loss > spike_factor x median."""
+        history = np.asarray(self.history)
+        median = float(np.median(history))
+        scale = max(abs(median), float(np.median(np.abs(history - median))), 1e-8)
+        return loss - median > (self.spike_factor - 1.0) * scale
 
     def roll_back(self, restore) -> float:
         """Calls `restore()` (which reloads a checkpoint, this module included), then applies

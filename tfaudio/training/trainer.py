@@ -493,15 +493,19 @@ def warm_start(model, run_dir: str, modules=()):
     logging.info("warm-started %s from %s", ", ".join(modules) or "all weights", latest)
 
 
-def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: bool = True):
+def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: bool = True,
+                          require: str | None = None):
     """(model, task) rebuilt from a run's operative config with its weights loaded
-    (the EMA weights when the run kept them and use_ema)."""
+    (the EMA weights when the run kept them and use_ema). `require` names a task
+    method the caller needs (e.g. "synthesize"); a run without it is a ConfigError."""
     config.load_run_config(run_dir)
     path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if not path:
         raise config.ConfigError(f"{run_dir}: no checkpoint in checkpoints/; train first or pass "
                                  "--checkpoint")
     model, task = build()
+    if require and not hasattr(task, require):
+        raise config.ConfigError(f"{run_dir} trained a {type(task).__name__}, which cannot {require}")
     task.build_for_inference(model)
     names = {name for name, _ in tf.train.list_variables(path)}
     has_ema = any(name.startswith("ema/") for name in names)
