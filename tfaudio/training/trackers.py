@@ -125,6 +125,11 @@ class Trackers:
         for sink in self._sinks:
             sink.scalars(int(row["step"]), numbers, prefix)
 
+    @property
+    def wants_media(self) -> bool:
+        """True when some tracker shows images and audio (not with --tracker=none)."""
+        return bool(self._sinks)
+
     def image(self, step: int, name: str, rgb: np.ndarray):
         for sink in self._sinks:
             sink.image(step, name, rgb)

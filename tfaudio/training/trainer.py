@@ -429,7 +429,7 @@ class Trainer:
         elapsed_examples = int(self.examples_seen.numpy())
         for split, metrics in results.items():
             self.trackers.log({"step": step, "split": split, "examples_seen": elapsed_examples, **metrics})
-        if self.val_dataset is not None and hasattr(self.task, "summaries"):
+        if self.val_dataset is not None and hasattr(self.task, "summaries") and self.trackers.wants_media:
             self.task.summaries(self.model, self.sample_batch, self.trackers, step)
         if self.best is not None:
             value = self.best.value_of(results)
