@@ -27,8 +27,13 @@ def summarize(run_dir: str) -> dict:
             "val_si_sdr": pick("val", "si_sdr"), "val_ema_si_sdr": pick("val_ema", "si_sdr"),
             "examples_seen": train[-1]["examples_seen"] if train else None,
             "wall_min": train[-1]["wall_s"] / 60 if train else None,
-            "examples_per_sec": (sum(r["examples_per_sec"] for r in train[1:]) / max(len(train) - 1, 1)
-                                 if train else None)}
+            "examples_per_sec": _mean_rate(train)}
+
+
+def _mean_rate(train: list[dict]) -> float | None:
+    """Mean examples/s of the training rows, leaving out the first (tracing) when there are others."""
+    rows = train[1:] or train
+    return sum(r["examples_per_sec"] for r in rows) / len(rows) if rows else None
 
 
 COLUMNS = ("run", "val_loss", "val_ema_loss", "val_si_sdr", "val_ema_si_sdr", "examples_seen", "wall_min",
