@@ -133,3 +133,16 @@ def test_checkpoint_from_another_config_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not fit this configuration") as err:
         train(tmp_path, 10, "Trainer.batch_size = 8", "ToyModel.hidden = 16")
     assert "\n" not in str(err.value)
+
+
+def test_noisy_losses_are_not_spikes_but_jumps_are():
+    from tfaudio.training.guard import DivergenceGuard
+
+    guard = DivergenceGuard()
+    rng = np.random.default_rng(0)
+    noisy = [guard.observe(float(x), 0, 1) for x in rng.normal(-2.0, 1.5, 500)]  # e.g. -SI-SDR per step
+    assert "rollback" not in noisy
+    steady = DivergenceGuard()
+    for x in rng.uniform(0.9, 1.1, 10):
+        steady.observe(float(x), 0, 25)
+    assert steady.observe(3.5, 0, 25) == "spike" and steady.observe(3.5, 0, 25) == "rollback"

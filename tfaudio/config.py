@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import logging
 import os
 import platform
 import re
@@ -19,7 +20,6 @@ import types
 import typing
 
 import gin
-from absl import logging
 from gin import config_parser
 
 REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
@@ -198,8 +198,7 @@ def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True):
     files = [resolve_gin_file(f, search_paths) for f in gin_files]
     # gin logs an ERROR line for every include it first looks up as a Python package
     # resource before trying the search paths; real failures surface as ConfigError.
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.FATAL)
+    logging.disable(logging.CRITICAL)
     try:
         gin.parse_config_files_and_bindings(files, list(gin_params), finalize_config=False)
     except (ValueError, SyntaxError, KeyError) as exc:
@@ -207,7 +206,7 @@ def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True):
     except IOError as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
     finally:
-        logging.set_verbosity(verbosity)
+        logging.disable(logging.NOTSET)
     _check_types(files, gin_params, search_paths)
     if finalize:
         gin.finalize()

@@ -2,8 +2,8 @@
 
 Non-finite updates are already skipped inside the traced step. The guard watches
 the loss of each loop of `steps_per_loop` steps: a loss above `spike_factor` x the
-running median (for losses that can be negative, that many median absolute
-deviations above it) for `spike_patience` loops in a row, or `nonfinite_patience` loops
+running median (and more than 3 x spike_factor robust standard deviations above
+it, so noise never counts) for `spike_patience` loops in a row, or `nonfinite_patience` loops
 in a row where every update was skipped, asks for a rollback. Each rollback
 multiplies the learning rate by `backoff`; after `max_rollbacks` the run stops.
 The scale and the count live in tf.Variables, so they are checkpointed.
@@ -67,13 +67,14 @@ class DivergenceGuard(tf.Module):
         return None
 
     def _is_spike(self, loss: float) -> bool:
-        """loss - median > (spike_factor - 1) x scale, where scale is |median| or, for losses
-        near or below zero (negative SI-SDR), the median absolute deviation: for a positive
-        loss this is exactly loss > spike_factor x median."""
+        """loss - median > max((spike_factor - 1) x |median|, 3 x spike_factor x noise), where
+        noise is the robust standard deviation (1.4826 x MAD) of the window. For a steady
+        positive loss this is loss > spike_factor x median; the noise term keeps noisy or
+        near-zero losses (one-step loops, negative SI-SDR) from counting as spikes."""
         history = np.asarray(self.history)
         median = float(np.median(history))
-        scale = max(abs(median), float(np.median(np.abs(history - median))), 1e-8)
-        return loss - median > (self.spike_factor - 1.0) * scale
+        noise = 1.4826 * float(np.median(np.abs(history - median)))
+        return loss - median > max((self.spike_factor - 1.0) * abs(median), 3.0 * self.spike_factor * noise, 1e-8)
 
     def roll_back(self, restore) -> float:
         """Calls `restore()` (which reloads a checkpoint, this module included), then applies
