@@ -1,6 +1,5 @@
 """Audio I/O, features, guarded log compression, padding and geometry."""
 
-import os
 
 import numpy as np
 import pytest

@@ -18,7 +18,6 @@ import time
 
 import gin
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
