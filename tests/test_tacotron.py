@@ -25,6 +25,7 @@ def test_normalize_spells_out_numbers_and_abbreviations():
         "doctor smith paid three dollars and fifty cents on may third, nineteen eighty four, "
         "approximately twenty five percent more.")
     assert normalize("Press 1; or dial 12,345.") == "press one, or dial twelve thousand three hundred forty five."
+    assert normalize("dollar [$]") == "dollar, dollar"  # asterisk's letters_dollar prompt
 
 
 def test_vocabulary_drops_or_rejects_unknown_characters():

@@ -32,7 +32,7 @@ _ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five":
 _PUNCTUATION_MAP = {";": ",", ":": ",", "(": ", ", ")": ", ", "[": ", ", "]": ", ", "\u2014": "-",
                     "\u2013": "-", "\u2019": "'", "\u2018": "'", '"': "", "\u201c": "", "\u201d": "",
                     "&": " and ", "+": " plus ", "=": " equals ", "/": " slash ", "@": " at ",
-                    "#": " number ", "*": " star "}
+                    "#": " number ", "*": " star ", "$": " dollar ", "%": " percent "}
 
 
 def number_to_words(n: int) -> str:
