@@ -232,11 +232,13 @@ class Tacotron(keras.Model):
         return frames, stop, weights, new_state
 
     def _decode(self, memory, mask, go_frame, steps, targets=None, sampling=0.0, stop_threshold=None,
-                training=False):
+                end_margin=None, training=False):
         """The autoregressive loop as a tf.while_loop. With targets it is teacher-forced
         (with probability `sampling` an example is fed its own prediction); without,
         it runs free for at most `steps` steps and, with stop_threshold, ends when
-        every example's stop probability has crossed it."""
+        every example's stop probability has crossed it; with end_margin, an example also
+        ends `end_margin` steps after its attention first reaches the end token (a
+        fallback for a stop token that does not fire)."""
         batch = tf.shape(memory)[0]
         keys = self.attention.keys(memory)
         r, n = self.reduction, self.n_mels
@@ -246,8 +248,10 @@ class Tacotron(keras.Model):
             teacher = tf.transpose(tf.reshape(targets, [batch, -1, r, n])[:, :, -1, :], [1, 0, 2])
         arrays = [tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(3)]
         stopped_at = tf.fill([batch], steps)
+        end_at = tf.fill([batch], steps)  # first step whose attention peaks on the last character or end token
+        last_char = tf.reduce_sum(tf.cast(mask, tf.int32), -1) - 1
 
-        def body(t, frame, state, stopped_at, frames_ta, stop_ta, align_ta):
+        def body(t, frame, state, stopped_at, end_at, frames_ta, stop_ta, align_ta):
             frames, stop, weights, state = self._step(frame, state, keys, memory, mask, training)
             frames_ta = frames_ta.write(t, tf.cast(frames, tf.float32))
             stop_ta = stop_ta.write(t, tf.cast(stop, tf.float32))
@@ -263,13 +267,17 @@ class Tacotron(keras.Model):
             if stop_threshold is not None:
                 newly = (tf.sigmoid(tf.cast(stop, tf.float32)) > stop_threshold) & (stopped_at == steps)
                 stopped_at = tf.where(newly, t + 1, stopped_at)
-            return t + 1, nxt, state, stopped_at, frames_ta, stop_ta, align_ta
+            if end_margin is not None:
+                at_end = tf.argmax(weights, -1, output_type=tf.int32) >= last_char - 1
+                end_at = tf.where(at_end & (end_at == steps), t, end_at)
+                stopped_at = tf.where((t >= end_at + end_margin) & (stopped_at == steps), t + 1, stopped_at)
+            return t + 1, nxt, state, stopped_at, end_at, frames_ta, stop_ta, align_ta
 
         def cond(t, frame, state, stopped_at, *_):
             return (t < steps) & tf.reduce_any(stopped_at == steps)
 
-        _, _, _, stopped_at, frames_ta, stop_ta, align_ta = tf.while_loop(
-            cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, *arrays))
+        _, _, _, stopped_at, _, frames_ta, stop_ta, align_ta = tf.while_loop(
+            cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, end_at, *arrays))
         frames = tf.reshape(tf.transpose(frames_ta.stack(), [1, 0, 2]), [batch, -1, n])
         stop = tf.transpose(stop_ta.stack(), [1, 0])
         alignments = tf.transpose(align_ta.stack(), [1, 0, 2])
@@ -303,12 +311,14 @@ class Tacotron(keras.Model):
         out.update(stop_logits=stop, alignments=alignments)
         return out
 
-    def infer(self, text_ids, text_length, go_frame, max_steps, stop_threshold: float = 0.5):
+    def infer(self, text_ids, text_length, go_frame, max_steps, stop_threshold: float = 0.5,
+              end_margin: int | None = None):
         """Free-running decoding from the go frame: outputs as `call`, plus "steps"
-        [B] (decoder steps until the stop token fired; max_steps when it never did)."""
+        [B]: decoder steps until the stop token fired (or, with end_margin, until end_margin
+        steps after the attention reached the end token); max_steps when neither happened."""
         memory, mask = self.encode(text_ids, text_length)
         mel, stop, alignments, stopped_at = self._decode(memory, mask, go_frame, max_steps,
-                                                         stop_threshold=stop_threshold)
+                                                         stop_threshold=stop_threshold, end_margin=end_margin)
         out = self._postnets(mel, False)
         out.update(stop_logits=stop, alignments=alignments, steps=stopped_at)
         return out

@@ -104,6 +104,9 @@ class TacotronTask:
         mel loss (averaged over all cells it would be ~50x smaller and do nothing).
       max_decoder_steps: bound on free-running decoding.
       stop_threshold: stop probability that ends free-running decoding.
+      end_margin: synthesis (not the free_* metrics, which judge the stop token alone) also
+        ends this many decoder steps after the attention first reaches the end token, in
+        case the stop token does not fire; None disables the fallback.
       band, max_jump: alignment-metric parameters (see the module docstring).
       griffin_lim_iterations, griffin_lim_power: spectrogram-to-audio inversion.
     """
@@ -112,7 +115,8 @@ class TacotronTask:
                  stats_examples: int = 512, spectrum_loss: str = "l1", priority_hz: float | None = None,
                  priority_weight: float = 0.5, stop_weight: float = 1.0, stop_pos_weight: float = 5.0,
                  guided_weight: float = 1.0, guided_sigma: float = 0.2, max_decoder_steps: int = 500,
-                 stop_threshold: float = 0.5, band: float = 0.2, max_jump: int = 3,
+                 stop_threshold: float = 0.5, end_margin: int | None = 3, band: float = 0.2,
+                 max_jump: int = 3,
                  griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.5):
         if spectrum_loss not in _LOSSES:
             raise ValueError(f"TacotronTask.spectrum_loss={spectrum_loss!r}: use 'l1' or 'l2'")
@@ -127,17 +131,19 @@ class TacotronTask:
         self.stop_weight, self.stop_pos_weight = stop_weight, stop_pos_weight
         self.guided_weight, self.guided_sigma = guided_weight, guided_sigma
         self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
+        self.end_margin = end_margin
         self.band, self.max_jump = band, max_jump
         self.gl_iterations, self.gl_power = griffin_lim_iterations, griffin_lim_power
         self.state = _State(self.geometry.n_mels, self.geometry.n_bins)
         self._traced_infer = {}
 
     def infer(self, model, text_ids, text_length, max_steps):
-        """`model.infer` from the go frame, traced once per model (any batch or length)."""
+        """`model.infer` from the go frame with the end-token fallback, traced once per model
+        (any batch or length)."""
         if id(model) not in self._traced_infer:
             self._traced_infer[id(model)] = tf.function(model.infer, reduce_retracing=True)
         return self._traced_infer[id(model)](text_ids, text_length, self.go_frame, tf.constant(max_steps),
-                                             self.stop_threshold)
+                                             self.stop_threshold, self.end_margin)
 
     # ------------------------------------------------------------------ features
 
