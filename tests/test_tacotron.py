@@ -87,6 +87,9 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear):
     b = infer(ids, length, tf.ones([8]), tf.constant(6), 1.1)["mel"]
     assert a.shape == (2, 12, 8)
     assert not np.allclose(a, b)  # the prenet's dropout stays on at inference
+    windowed = model.infer(ids, length, tf.ones([8]), tf.constant(8), 1.1, None, 1)
+    moves = np.diff(np.argmax(windowed["alignments"].numpy(), -1), axis=1)
+    assert moves.min() >= -1 and moves.max() <= 1  # attention stays within the window
 
 
 @pytest.fixture(scope="module")

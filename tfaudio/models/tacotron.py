@@ -232,13 +232,15 @@ class Tacotron(keras.Model):
         return frames, stop, weights, new_state
 
     def _decode(self, memory, mask, go_frame, steps, targets=None, sampling=0.0, stop_threshold=None,
-                end_margin=None, training=False):
+                end_margin=None, window=None, training=False):
         """The autoregressive loop as a tf.while_loop. With targets it is teacher-forced
         (with probability `sampling` an example is fed its own prediction); without,
         it runs free for at most `steps` steps and, with stop_threshold, ends when
         every example's stop probability has crossed it; with end_margin, an example also
         ends `end_margin` steps after its attention first reaches the end token (a
-        fallback for a stop token that does not fire)."""
+        fallback for a stop token that does not fire); with window, attention may only look
+        from one character behind its previous peak to `window` characters ahead of it
+        (monotonic decoding: it can neither jump back nor skip ahead)."""
         batch = tf.shape(memory)[0]
         keys = self.attention.keys(memory)
         r, n = self.reduction, self.n_mels
@@ -250,9 +252,14 @@ class Tacotron(keras.Model):
         stopped_at = tf.fill([batch], steps)
         end_at = tf.fill([batch], steps)  # first step whose attention peaks on the last character or end token
         last_char = tf.reduce_sum(tf.cast(mask, tf.int32), -1) - 1
+        positions = tf.range(tf.shape(mask)[1])[None, :]
 
-        def body(t, frame, state, stopped_at, end_at, frames_ta, stop_ta, align_ta):
-            frames, stop, weights, state = self._step(frame, state, keys, memory, mask, training)
+        def body(t, frame, state, stopped_at, end_at, peak, frames_ta, stop_ta, align_ta):
+            allowed = mask
+            if window is not None:
+                allowed = mask & (positions >= peak[:, None] - 1) & (positions <= peak[:, None] + window)
+            frames, stop, weights, state = self._step(frame, state, keys, memory, allowed, training)
+            peak = tf.argmax(weights, -1, output_type=tf.int32)
             frames_ta = frames_ta.write(t, tf.cast(frames, tf.float32))
             stop_ta = stop_ta.write(t, tf.cast(stop, tf.float32))
             align_ta = align_ta.write(t, weights)
@@ -268,16 +275,17 @@ class Tacotron(keras.Model):
                 newly = (tf.sigmoid(tf.cast(stop, tf.float32)) > stop_threshold) & (stopped_at == steps)
                 stopped_at = tf.where(newly, t + 1, stopped_at)
             if end_margin is not None:
-                at_end = tf.argmax(weights, -1, output_type=tf.int32) >= last_char - 1
+                at_end = peak >= last_char - 1
                 end_at = tf.where(at_end & (end_at == steps), t, end_at)
                 stopped_at = tf.where((t >= end_at + end_margin) & (stopped_at == steps), t + 1, stopped_at)
-            return t + 1, nxt, state, stopped_at, end_at, frames_ta, stop_ta, align_ta
+            return t + 1, nxt, state, stopped_at, end_at, peak, frames_ta, stop_ta, align_ta
 
         def cond(t, frame, state, stopped_at, *_):
             return (t < steps) & tf.reduce_any(stopped_at == steps)
 
-        _, _, _, stopped_at, _, frames_ta, stop_ta, align_ta = tf.while_loop(
-            cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, end_at, *arrays))
+        _, _, _, stopped_at, _, _, frames_ta, stop_ta, align_ta = tf.while_loop(
+            cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, end_at,
+                         tf.zeros([batch], tf.int32), *arrays))
         frames = tf.reshape(tf.transpose(frames_ta.stack(), [1, 0, 2]), [batch, -1, n])
         stop = tf.transpose(stop_ta.stack(), [1, 0])
         alignments = tf.transpose(align_ta.stack(), [1, 0, 2])
@@ -312,13 +320,14 @@ class Tacotron(keras.Model):
         return out
 
     def infer(self, text_ids, text_length, go_frame, max_steps, stop_threshold: float = 0.5,
-              end_margin: int | None = None):
+              end_margin: int | None = None, window: int | None = None):
         """Free-running decoding from the go frame: outputs as `call`, plus "steps"
         [B]: decoder steps until the stop token fired (or, with end_margin, until end_margin
         steps after the attention reached the end token); max_steps when neither happened."""
         memory, mask = self.encode(text_ids, text_length)
         mel, stop, alignments, stopped_at = self._decode(memory, mask, go_frame, max_steps,
-                                                         stop_threshold=stop_threshold, end_margin=end_margin)
+                                                         stop_threshold=stop_threshold, end_margin=end_margin,
+                                                         window=window)
         out = self._postnets(mel, False)
         out.update(stop_logits=stop, alignments=alignments, steps=stopped_at)
         return out

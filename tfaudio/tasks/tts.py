@@ -107,6 +107,9 @@ class TacotronTask:
       end_margin: synthesis (not the free_* metrics, which judge the stop token alone) also
         ends this many decoder steps after the attention first reaches the end token, in
         case the stop token does not fire; None disables the fallback.
+      window: synthesis (not the free_* metrics) attends only from one character behind
+        the previous attention peak to `window` characters ahead, so it cannot jump back
+        and repeat words; None lets attention go anywhere.
       band, max_jump: alignment-metric parameters (see the module docstring).
       griffin_lim_iterations, griffin_lim_power: spectrogram-to-audio inversion.
     """
@@ -115,7 +118,8 @@ class TacotronTask:
                  stats_examples: int = 512, spectrum_loss: str = "l1", priority_hz: float | None = None,
                  priority_weight: float = 0.5, stop_weight: float = 1.0, stop_pos_weight: float = 5.0,
                  guided_weight: float = 1.0, guided_sigma: float = 0.2, max_decoder_steps: int = 500,
-                 stop_threshold: float = 0.5, end_margin: int | None = 3, band: float = 0.2,
+                 stop_threshold: float = 0.5, end_margin: int | None = 3, window: int | None = 3,
+                 band: float = 0.2,
                  max_jump: int = 3,
                  griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.5):
         if spectrum_loss not in _LOSSES:
@@ -131,19 +135,19 @@ class TacotronTask:
         self.stop_weight, self.stop_pos_weight = stop_weight, stop_pos_weight
         self.guided_weight, self.guided_sigma = guided_weight, guided_sigma
         self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
-        self.end_margin = end_margin
+        self.end_margin, self.window = end_margin, window
         self.band, self.max_jump = band, max_jump
         self.gl_iterations, self.gl_power = griffin_lim_iterations, griffin_lim_power
         self.state = _State(self.geometry.n_mels, self.geometry.n_bins)
         self._traced_infer = {}
 
     def infer(self, model, text_ids, text_length, max_steps):
-        """`model.infer` from the go frame with the end-token fallback, traced once per model
-        (any batch or length)."""
+        """`model.infer` from the go frame with the end fallback and the attention window,
+        traced once per model (any batch or length)."""
         if id(model) not in self._traced_infer:
             self._traced_infer[id(model)] = tf.function(model.infer, reduce_retracing=True)
         return self._traced_infer[id(model)](text_ids, text_length, self.go_frame, tf.constant(max_steps),
-                                             self.stop_threshold, self.end_margin)
+                                             self.stop_threshold, self.end_margin, self.window)
 
     # ------------------------------------------------------------------ features
 
