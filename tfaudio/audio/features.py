@@ -82,12 +82,17 @@ def mel_matrix(geometry: AudioGeometry) -> tf.Tensor:
         upper_edge_hertz=geometry.mel_fmax)
 
 
+def mel_from_spectrum(spec: tf.Tensor, geometry: AudioGeometry) -> tf.Tensor:
+    """Mel bands [..., frames, n_mels] of a linear-frequency spectrogram [..., frames, bins]."""
+    return tf.tensordot(spec, mel_matrix(geometry), 1)
+
+
 def mel_spectrogram(wave: tf.Tensor, geometry: AudioGeometry, spectrum_power: float = 1.0) -> tf.Tensor:
     """Mel spectrogram [..., frames, n_mels] of |STFT|^spectrum_power."""
     spec = magnitude(wave, geometry)
     if spectrum_power != 1.0:
         spec = tf.pow(spec, spectrum_power)
-    return tf.tensordot(spec, mel_matrix(geometry), 1)
+    return mel_from_spectrum(spec, geometry)
 
 
 def mfcc(log_mel: tf.Tensor, n_mfcc: int = 20) -> tf.Tensor:

@@ -223,6 +223,9 @@ class AudioData:
         self.train_corpus = readers.probe_durations(train, max_seconds=max_seconds).check(max_bad_fraction)
         self.val_corpus = readers.probe_durations(val, max_seconds=max_seconds)
         self.failures = DecodeFailures(len(self.train_corpus.examples), max_bad_fraction)
+        if text_encoder is not None:  # once, at start-up: a bad transcript fails here
+            for ex in self.train_corpus.examples + self.val_corpus.examples:
+                ex["text_ids"] = text_encoder.encode(ex.get("text", ""), ex["path"])
 
     def _decode(self, examples):
         rate = self.geometry.sample_rate
@@ -238,8 +241,7 @@ class AudioData:
         texts = tf.constant([e.get("text", "") for e in examples])
         labels = tf.constant([int(e.get("label", -1)) for e in examples], tf.int64)
         if self.text_encoder is not None:
-            ids = [self.text_encoder.encode(e.get("text", ""), e["path"]) for e in examples]
-            text_ids = tf.ragged.constant(ids, tf.int32, row_splits_dtype=tf.int64)
+            text_ids = tf.ragged.constant([e["text_ids"] for e in examples], tf.int32, row_splits_dtype=tf.int64)
 
         def fn(i, seed=None):
             wave, ok = tf.numpy_function(load, [i], [tf.float32, tf.bool], stateful=False)

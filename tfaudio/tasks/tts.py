@@ -19,6 +19,7 @@ Alignment metrics, per example (reported teacher-forced and, with prefix
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -153,14 +154,17 @@ class TacotronTask:
 
     def _log_spectra(self, wave):
         mag = features.magnitude(wave, self.geometry)
-        mel = tf.tensordot(mag, features.mel_matrix(self.geometry), 1)
-        return self.compression(mel), self.compression(mag)
+        return self.compression(features.mel_from_spectrum(mag, self.geometry)), self.compression(mag)
+
+    def _valid_frames(self, length):
+        """STFT frames [B] of each example's valid samples (centred framing)."""
+        return tf.cast(length, tf.int32) // self.geometry.hop_length + 1
 
     def targets(self, batch, reduction: int):
         """Normalised log mel and linear targets [B, T, C] with T a multiple of
         `reduction`, the valid frame counts [B] and the frame mask [B, T]."""
         mel, linear = self._log_spectra(batch["audio"])
-        frames = tf.cast(batch["length"], tf.int32) // self.geometry.hop_length + 1
+        frames = self._valid_frames(batch["length"])
         total = tf.shape(mel)[1]
         padded = (total + reduction - 1) // reduction * reduction
         mask = tf.sequence_mask(frames, padded)
@@ -187,8 +191,7 @@ class TacotronTask:
         mel_batches, linear_batches = [], []
         for batch in data.train(batch_size, seed=0).take(max(1, math.ceil(self.stats_examples / batch_size))):
             mel, linear = self._log_spectra(batch["audio"])
-            mask = tf.sequence_mask(tf.cast(batch["length"], tf.int32) // self.geometry.hop_length + 1,
-                                    tf.shape(mel)[1])
+            mask = tf.sequence_mask(self._valid_frames(batch["length"]), tf.shape(mel)[1])
             mel_batches.append((mel.numpy(), mask.numpy()))
             linear_batches.append((linear.numpy(), mask.numpy()))
         self.state.mel.assign(*feature_stats(mel_batches))
@@ -270,10 +273,14 @@ class TacotronTask:
             mel = out["mel_post"][index, :frames]
             mel = self.state.mel.inverse(mel) if self.normalize_stats else mel
             mel_mag = self.compression.inverse(mel)
-            inverse = tf.linalg.pinv(features.mel_matrix(self.geometry))
-            mag = tf.nn.relu(tf.matmul(mel_mag, inverse))
+            mag = tf.nn.relu(tf.matmul(mel_mag, self._mel_inverse))
         wave = features.griffin_lim(mag, self.geometry, self.gl_iterations, self.gl_power)
         return wave.numpy()
+
+    @functools.cached_property
+    def _mel_inverse(self):
+        """Least-squares inverse [n_mels, bins] of the mel filterbank, computed once."""
+        return tf.linalg.pinv(features.mel_matrix(self.geometry))
 
     def synthesize(self, model, texts: list[str], max_steps: int | None = None):
         """[(wave, alignment [steps, chars], stopped)] for each text, decoded free-running."""

@@ -243,6 +243,10 @@ class Trainer:
         grads, sums = self._replica_grads_fn(batch)
         return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, (grads, sums))
 
+    def _first_replica(self, values):
+        """Replica 0's copy of values that an all-reduce made identical on every replica."""
+        return tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0], values)
+
     def _loop(self, iterator, num_steps):
         for var in self._stats.values():
             var.assign(tf.zeros_like(var))
@@ -254,8 +258,7 @@ class Trainer:
             batch = next(iterator)
             self._stats["input_wait"].assign_add(tf.timestamp() - t0)
             grads, sums = self.strategy.run(self._summed_grads, args=(batch,))
-            grads, sums = tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0],
-                                                (grads, sums))
+            grads, sums = self._first_replica((grads, sums))
             norm = tf.linalg.global_norm(grads)
             finite = tf.math.is_finite(norm) & tf.math.is_finite(sums["loss"])
             if self.clip_norm:
@@ -296,7 +299,7 @@ class Trainer:
             out["count"] = tf.cast(tf.shape(next(iter(values.values())))[0], tf.float32)
             return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, out)
         sums = self.strategy.run(fn, args=(batch,))
-        return tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0], sums)
+        return self._first_replica(sums)
 
     # ---------------------------------------------------------------- evaluation
 
