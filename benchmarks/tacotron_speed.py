@@ -19,7 +19,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfaudio import config  # noqa: E402
 from tfaudio.training.optimizers import make_optimizer  # noqa: E402
-from tfaudio.training.trainer import build  # noqa: E402
+from tfaudio.experiment import build  # noqa: E402
 
 TEXT_LENGTH, FRAMES = 60, 250
 

@@ -148,7 +148,7 @@ def test_synthesize_without_checkpoint_is_one_clear_line(tmp_path):
 def test_normalisation_stats_travel_with_the_checkpoint(trained_run):
     import json
 
-    from tfaudio.training.trainer import restore_for_inference
+    from tfaudio.experiment import restore_for_inference
 
     saved = json.load(open(os.path.join(trained_run, "feature_stats.json")))
     _, task = restore_for_inference(trained_run)

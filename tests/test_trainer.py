@@ -12,7 +12,8 @@ from tfaudio import config
 from tfaudio.training import schedules
 from tfaudio.training.strategy import make_strategy
 from tfaudio.training.trackers import Trackers, read_metrics
-from tfaudio.training.trainer import Trainer, restore_for_inference
+from tfaudio.experiment import restore_for_inference
+from tfaudio.training.trainer import Trainer
 
 BASE = ["build.model = @ToyModel()", "build.task = @ToyTask()", "Trainer.data = @ToyData()",
         "Trainer.eval_every = 10", "Trainer.steps_per_loop = 5", "LearningRate.learning_rate = 0.05"]

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.data.order import index_stream
+from tfaudio.tasks.base import Task
 
 
 class ToyModel(keras.Model):
@@ -22,7 +23,7 @@ class ToyModel(keras.Model):
         return self.head(h)
 
 
-class ToyTask:
+class ToyTask(Task):
     def loss(self, model, batch, training):
         pred = tf.cast(model(batch["x"], training=training)[:, 0], tf.float32)
         err = tf.square(pred - batch["y"])

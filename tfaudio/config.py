@@ -22,11 +22,9 @@ import typing
 import gin
 from gin import config_parser
 
+from tfaudio.errors import ConfigError
+
 REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
-
-
-class ConfigError(ValueError):
-    """A configuration mistake the user can fix; the message says where and how."""
 
 
 def _registered_names() -> list[str]:

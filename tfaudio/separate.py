@@ -46,7 +46,7 @@ def main(argv):
         sys.exit("error: give at least one --input=mixture.wav")
     from tfaudio import config
     from tfaudio.audio.io import AudioReadError, audio_info, read_audio, write_wav
-    from tfaudio.training.trainer import restore_for_inference
+    from tfaudio.experiment import restore_for_inference
 
     try:
         model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="separate")

@@ -54,7 +54,7 @@ def main(argv):
     from tfaudio.audio.images import save_png
     from tfaudio.audio.io import write_wav
     from tfaudio.data.text import TextError
-    from tfaudio.training.trainer import restore_for_inference
+    from tfaudio.experiment import restore_for_inference
 
     try:
         model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="synthesize")

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.audio.geometry import audio_geometry
+from tfaudio.tasks.base import Task
 
 MAX_SI_SDR_DB = 100.0
 SILENT_REFERENCE_DB = 0.0
@@ -58,7 +59,7 @@ LOSSES = {
 
 
 @gin.configurable
-class SeparationTask:
+class SeparationTask(Task):
     """Estimates batch["target"] from batch["mixture"].
 
     Args:

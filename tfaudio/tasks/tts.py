@@ -34,6 +34,7 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.images import heatmap
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
 from tfaudio.data.text import CharVocabulary
+from tfaudio.tasks.base import Task
 
 _LOSSES = {"l1": tf.abs, "l2": tf.square}
 
@@ -87,7 +88,7 @@ class _State(tf.Module):
 
 
 @gin.configurable
-class TacotronTask:
+class TacotronTask(Task):
     """Losses, metrics and synthesis for `tfaudio.models.tacotron.Tacotron`.
 
     Args:

@@ -5,36 +5,37 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-class WeightEMA(tf.Module):
-    """Shadow copies updated after every applied step.
+class WeightEMA:
+    """Shadow copies, by the model's variable names, updated after every applied step.
 
     With warm-up, the decay used at update k is min(decay, (1 + k) / (10 + k)), so
     early averages are not dominated by the random initialisation (debiasing).
     Call inside the strategy scope that owns the model.
     """
 
-    def __init__(self, model_variables, decay: float = 0.999, warmup: bool = True):
-        super().__init__(name="ema")
+    def __init__(self, named_variables: dict, decay: float = 0.999, warmup: bool = True):
         if not 0 < decay < 1:
             raise ValueError(f"Trainer.ema_decay={decay} must lie in (0, 1)")
         self.decay, self.warmup = decay, warmup
-        self._sources = float_variables(model_variables)
-        self.shadows = [tf.Variable(_value(v), trainable=False, name="ema") for v in self._sources]
-        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False)
+        names = [n for n, v in named_variables.items() if tf.as_dtype(v.dtype).is_floating]
+        self._sources = [named_variables[n] for n in names]
+        self.shadows = {n: tf.Variable(_value(v), trainable=False, name="ema")
+                        for n, v in zip(names, self._sources)}
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates")
 
     def update(self):
         decay = tf.constant(self.decay, tf.float32)
         if self.warmup:
             k = tf.cast(self.updates, tf.float32)
             decay = tf.minimum(decay, (1.0 + k) / (10.0 + k))
-        for shadow, source in zip(self.shadows, self._sources):
+        for shadow, source in zip(self.shadows.values(), self._sources):
             shadow.assign(shadow * tf.cast(decay, shadow.dtype)
                           + _value(source) * tf.cast(1.0 - decay, shadow.dtype))
         self.updates.assign_add(1)
 
     def swap(self):
         """Exchanges model weights and shadows; calling it twice restores both."""
-        for shadow, source in zip(self.shadows, self._sources):
+        for shadow, source in zip(self.shadows.values(), self._sources):
             raw = tf.identity(_value(source))
             source.assign(shadow)
             shadow.assign(raw)

@@ -18,9 +18,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-
-class DivergenceError(RuntimeError):
-    """Training diverged more often than the guard may roll back."""
+from tfaudio.errors import DivergenceError
 
 
 @gin.configurable

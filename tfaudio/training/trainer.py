@@ -23,8 +23,12 @@ from absl import logging
 from tqdm import tqdm
 
 from tfaudio import config
-from tfaudio.training.ema import WeightEMA, float_variables
-from tfaudio.training.guard import DivergenceError, DivergenceGuard
+from tfaudio.errors import ConfigError, DivergenceError
+from tfaudio.experiment import build
+from tfaudio.models.weights import indexed_variables, named_variables
+from tfaudio.training.checkpoints import RunCheckpoints, latest_checkpoint, warm_start
+from tfaudio.training.ema import WeightEMA
+from tfaudio.training.guard import DivergenceGuard
 from tfaudio.training.monitor import EarlyStopping, MetricMonitor, ReduceOnPlateau
 from tfaudio.training.optimizers import make_optimizer
 from tfaudio.training.schedules import LearningRate
@@ -32,12 +36,6 @@ from tfaudio.training.schedules import LearningRate
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LOSS_SCALE_PERIOD = 2000
-
-
-@gin.configurable
-def build(model=gin.REQUIRED, task=gin.REQUIRED):
-    """The network and its task (losses, metrics, inference); shared by training and restore."""
-    return model, task
 
 
 @gin.configurable(denylist=["model_dir", "strategy", "trackers", "seed"])
@@ -87,7 +85,7 @@ class Trainer:
                             ("steps_per_loop", steps_per_loop), ("eval_every", eval_every),
                             ("checkpoint_every", checkpoint_every)):
             if int(value) < 1:
-                raise config.ConfigError(f"Trainer.{name}={value} must be a positive integer")
+                raise ConfigError(f"Trainer.{name}={value} must be a positive integer")
         self.model_dir, self.strategy, self.trackers, self.seed = model_dir, strategy, trackers, seed
         keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: identical initial weights
         self.data = data
@@ -103,7 +101,7 @@ class Trainer:
         self.early_stopping, self.plateau = early_stopping, plateau
         self.init_from, self.init_modules = init_from, tuple(init_modules)
         if precision not in PRECISIONS:
-            raise config.ConfigError(f"Trainer.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+            raise ConfigError(f"Trainer.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
         keras.mixed_precision.set_global_policy(precision)
         self.precision = precision
 
@@ -111,7 +109,7 @@ class Trainer:
             self.model, self.task = build()
             # A task may carry state (feature statistics) computed once from the training data;
             # a resumed run restores it from the checkpoint instead.
-            if hasattr(self.task, "initialize") and not self._latest_checkpoint():
+            if not latest_checkpoint(model_dir):
                 self.task.initialize(data, model_dir)
             # Learning rate (LearningRate.*) and optimizer (make_optimizer.*) come from their own
             # gin bindings; both are built here, inside the strategy scope.
@@ -130,7 +128,8 @@ class Trainer:
                                           trainable=False, name="loss_scale")
             self.finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="finite_steps")
             self._build_model()
-            self.ema = WeightEMA(self.model.variables, ema_decay) if ema_decay else None
+            self.model_vars = named_variables(self.model)
+            self.ema = WeightEMA(self.model_vars, ema_decay) if ema_decay else None
         self._make_checkpoints()
         self._train_loop = tf.function(self._loop)
         grads_fn = self._replica_grads
@@ -166,42 +165,33 @@ class Trainer:
         val = self.data.validation(self.global_micro_batch)
         self.val_dataset = self.strategy.experimental_distribute_dataset(val) if val is not None else None
 
-    def _latest_checkpoint(self) -> str | None:
-        return tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
-
     def _make_checkpoints(self):
+        trees = {"model": self.model_vars, "optimizer": indexed_variables(self.optimizer.variables),
+                 "ema": self.ema.shadows if self.ema else None,
+                 "task": named_variables(self.task.state) if self.task.state is not None else None}
         objects = dict(step=self.step, examples_seen=self.examples_seen, skipped=self.skipped,
-                       data_seed=self.data_seed, model=self.model, optimizer=self.optimizer)
-        if getattr(self.task, "state", None) is not None:
-            objects["task"] = self.task.state
+                       data_seed=self.data_seed)
+        if self.ema is not None:
+            objects["ema_updates"] = self.ema.updates
         if self.precision == "mixed_float16":
             objects.update(loss_scale=self.loss_scale, finite_steps=self.finite_steps)
-        for name in ("ema", "best", "early_stopping", "plateau", "guard"):
+        for name in ("best", "early_stopping", "plateau", "guard"):
             if getattr(self, name) is not None:
                 objects[name] = getattr(self, name)
-        self.checkpoint = tf.train.Checkpoint(**objects)
-        ckpt_dir = os.path.join(self.model_dir, "checkpoints")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir,
-                                                  max_to_keep=self.keep_checkpoints,
-                                                  step_counter=self.step)
-        self.best_manager = (tf.train.CheckpointManager(self.checkpoint, os.path.join(ckpt_dir, "best"),
-                                                        max_to_keep=1, step_counter=self.step)
-                             if self.best else None)
+        self.checkpoints = RunCheckpoints(self.model_dir, trees, objects, self.step, self.keep_checkpoints,
+                                          keep_best=self.best is not None)
 
     def restore(self) -> bool:
         """Resumes from model_dir's latest checkpoint, or warm-starts from init_from."""
-        latest = self.manager.latest_checkpoint
+        latest = self.checkpoints.latest
         if latest:
-            try:
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as exc:
-                raise config.ConfigError(
-                    f"{latest} does not fit this configuration ({str(exc).splitlines()[0][:200]}); resume "
-                    "with the run's own operative_config.gin or choose a new --model_dir") from None
+            self.checkpoints.restore(latest)
             logging.info("resumed from %s at step %d", latest, int(self.step.numpy()))
             return True
         if self.init_from:
-            warm_start(self.model, self.init_from, self.init_modules)
+            taken, left = warm_start(self.model_vars, self.init_from, self.init_modules)
+            self.trackers.log({"step": 0, "event": "warm_start", "from": self.init_from,
+                               "took": len(taken), "left": left})
         return False
 
     # ---------------------------------------------------------------- traced steps
@@ -330,10 +320,11 @@ class Trainer:
 
     def save(self, results: dict | None = None) -> str | None:
         """Writes a checkpoint unless the weights hold a non-finite value."""
-        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in float_variables(self.model.variables)):
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model_vars.values()
+                   if tf.as_dtype(v.dtype).is_floating):
             self.trackers.log({"step": int(self.step.numpy()), "event": "non_finite_weights_not_saved"})
             return None
-        return self.manager.save(checkpoint_number=self.step)
+        return self.checkpoints.save()
 
     def train(self) -> dict:
         """Runs until train_steps, early stopping or SIGTERM/SIGINT (which save a checkpoint
@@ -342,7 +333,7 @@ class Trainer:
         self.restore()
         self._make_datasets()
         step = int(self.step.numpy())
-        if self.guard is not None and self.manager.latest_checkpoint is None:
+        if self.guard is not None and self.checkpoints.latest is None:
             self.save()  # a rollback target before the first update
         results: dict = {}
         wrote_operative = False
@@ -400,9 +391,9 @@ class Trainer:
 
     def _roll_back(self, step: int, bar) -> int:
         """Restores the latest checkpoint with a backed-off learning rate; returns its step."""
-        latest = self.manager.latest_checkpoint
+        latest = self.checkpoints.latest
         try:
-            scale = self.guard.roll_back(lambda: self.checkpoint.restore(latest).assert_existing_objects_matched())
+            scale = self.guard.roll_back(lambda: self.checkpoints.restore(latest))
         except DivergenceError as exc:
             self.trackers.log({"step": step, "event": "guard_stop", "message": str(exc)})
             bar.close()
@@ -431,12 +422,12 @@ class Trainer:
         elapsed_examples = int(self.examples_seen.numpy())
         for split, metrics in results.items():
             self.trackers.log({"step": step, "split": split, "examples_seen": elapsed_examples, **metrics})
-        if self.val_dataset is not None and hasattr(self.task, "summaries") and self.trackers.wants_media:
+        if self.val_dataset is not None and self.trackers.wants_media:
             self.task.summaries(self.model, self.sample_batch, self.trackers, step)
         if self.best is not None:
             value = self.best.value_of(results)
             if value is not None and math.isfinite(value) and self.best.update(value):
-                self.best_manager.save(checkpoint_number=self.step)
+                self.checkpoints.save_best()
         if self.plateau is not None:
             value = self.plateau.value_of(results)
             if value is not None and self.plateau.step(value, lr):
@@ -477,47 +468,3 @@ class _StopSignals:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def warm_start(model, run_dir: str, modules=()):
-    """Loads another run's weights into `model` (only `modules` when given)."""
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    if not latest:
-        raise config.ConfigError(f"Trainer.init_from={run_dir!r} has no checkpoint in checkpoints/")
-    if modules:
-        missing = [m for m in modules if not hasattr(model, m)]
-        if missing:
-            raise config.ConfigError(f"Trainer.init_modules names {missing}, which the model lacks")
-        target = tf.train.Checkpoint(**{m: getattr(model, m) for m in modules})
-    else:
-        target = model
-    tf.train.Checkpoint(model=target).restore(latest).expect_partial()
-    logging.info("warm-started %s from %s", ", ".join(modules) or "all weights", latest)
-
-
-def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: bool = True,
-                          require: str | None = None):
-    """(model, task) rebuilt from a run's operative config with its weights loaded
-    (the EMA weights when the run kept them and use_ema). `require` names a task
-    method the caller needs (e.g. "synthesize"); a run without it is a ConfigError."""
-    config.load_run_config(run_dir)
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    if not path:
-        raise config.ConfigError(f"{run_dir}: no checkpoint in checkpoints/; train first or pass "
-                                 "--checkpoint")
-    model, task = build()
-    if require and not hasattr(task, require):
-        raise config.ConfigError(f"{run_dir} trained a {type(task).__name__}, which cannot {require}")
-    task.build_for_inference(model)
-    names = {name for name, _ in tf.train.list_variables(path)}
-    has_ema = any(name.startswith("ema/") for name in names)
-    ema = WeightEMA(model.variables, 0.5) if has_ema else None
-    objects = {"model": model}
-    if getattr(task, "state", None) is not None:
-        objects["task"] = task.state
-    if ema is not None:
-        objects["ema"] = ema
-    tf.train.Checkpoint(**objects).restore(path).expect_partial()
-    if ema is not None and use_ema:
-        ema.swap()
-    return model, task

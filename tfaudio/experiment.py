@@ -1,0 +1,40 @@
+"""An experiment's model and task: built from gin for training, or restored from a run
+directory for inference (synthesize, separate). Imports no training code."""
+
+from __future__ import annotations
+
+import gin
+import tensorflow as tf
+
+from tfaudio import config
+from tfaudio.errors import ConfigError
+from tfaudio.models import weights
+
+CHECKPOINTS = "checkpoints"
+
+
+@gin.configurable
+def build(model=gin.REQUIRED, task=gin.REQUIRED):
+    """The network and its task (losses, metrics, inference), from `build.model` and
+    `build.task`; shared by training and restore."""
+    return model, task
+
+
+def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: bool = True,
+                          require: str | None = None):
+    """(model, task) rebuilt from a run's operative config with every weight loaded from its
+    latest (or the given) checkpoint: the EMA weights when the run kept them and use_ema.
+    A checkpoint that lacks any model variable is a ConfigError naming them. `require`
+    names a task method the caller needs (e.g. "synthesize")."""
+    config.load_run_config(run_dir)
+    path = checkpoint or tf.train.latest_checkpoint(f"{run_dir}/{CHECKPOINTS}")
+    if not path:
+        raise ConfigError(f"{run_dir}: no checkpoint in {CHECKPOINTS}/; train first or pass --checkpoint")
+    model, task = build()
+    if require and not hasattr(task, require):
+        raise ConfigError(f"{run_dir} trained a {type(task).__name__}, which cannot {require}")
+    task.build_for_inference(model)
+    state = task.state
+    weights.restore_weights(path, weights.named_variables(model),
+                            weights.named_variables(state) if state is not None else None, use_ema)
+    return model, task

@@ -1,0 +1,44 @@
+"""The Task contract: what the trainer and the inference commands ask of a model family.
+
+A task turns a batch from its DataSource into losses and metrics for a model, and
+knows how to use a trained model (synthesize, separate, ...). Subclass `Task` and
+override `loss`, `metrics` and `build_for_inference`; the optional parts have no-op
+defaults, so the trainer never probes with `hasattr`.
+
+Shapes: B is the per-replica batch. Every per-example value is a float tensor [B]
+(float32 is expected; other floats are cast); the trainer sums them over the batch
+and divides by the global batch, so a loss is a mean over examples.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class Task:
+    """Losses, metrics and inference for one model family.
+
+    Attributes:
+      state: a tf.Module of variables the task computes from data (e.g. feature
+        statistics) and keeps in every checkpoint under `task/`, or None.
+    """
+
+    state: tf.Module | None = None
+
+    def loss(self, model, batch: dict, training: bool):
+        """(per-example loss [B], {term name: per-example term [B]}) for one batch; traced."""
+        raise NotImplementedError
+
+    def metrics(self, model, batch: dict) -> dict:
+        """{metric name: per-example value [B]} on a validation batch; traced. Include "loss"."""
+        raise NotImplementedError
+
+    def build_for_inference(self, model) -> None:
+        """Calls `model` once on a minimal input so every variable exists before a restore."""
+        raise NotImplementedError
+
+    def initialize(self, data, model_dir: str) -> None:
+        """Computes `state` from the training data once, on a fresh run (not on resume)."""
+
+    def summaries(self, model, batch: dict, trackers, step: int) -> None:
+        """Sends images and audio for one validation batch to `trackers` (after evaluation)."""
