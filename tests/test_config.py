@@ -3,13 +3,10 @@
 import glob
 import os
 
+import gin
 import pytest
 
-import audio_files
 from tfaudio import config
-from tfaudio.training.strategy import make_strategy
-from tfaudio.training.trackers import Trackers, read_metrics
-from tfaudio.training.trainer import Trainer
 
 GIN_FILES = sorted(glob.glob(os.path.join(config.REPO_GIN_DIR, "*.gin")))
 
@@ -54,21 +51,7 @@ def test_missing_gin_file():
 
 
 @pytest.mark.parametrize("gin_file", GIN_FILES, ids=os.path.basename)
-def test_shipped_gin_file_trains_two_steps(tmp_path, gin_file):
-    text = open(gin_file).read()
+def test_shipped_gin_file_exposes_the_sweep_macros(gin_file):
+    config.parse([gin_file], finalize=False)
     for macro in ("batch_size", "learning_rate", "train_steps", "accumulate_n", "eval_every", "data_dir"):
-        assert f"\n{macro} = " in text, f"{gin_file} lacks the {macro} macro"
-    params = ["batch_size = 2", "train_steps = 2", "eval_every = 2", "Trainer.steps_per_loop = 1"]
-    if os.path.basename(gin_file).startswith("tacotron"):
-        data = audio_files.char_speech(str(tmp_path / "speech"), n=12)
-        params += ["AudioData.val_fraction = 0.3", "TacotronTask.max_decoder_steps = 20"]
-    else:
-        data = audio_files.mixtures(str(tmp_path / "mixtures"))
-    config.parse([gin_file], [f"data_dir = '{data}'"] + params, finalize=False)
-    run = str(tmp_path / "run")
-    os.makedirs(run)
-    trackers = Trackers(run, "none")
-    Trainer(model_dir=run, strategy=make_strategy(), trackers=trackers, seed=0).train()
-    trackers.close()
-    rows = read_metrics(run)
-    assert rows[-1]["step"] == 2 and any(r.get("split") == "val" for r in rows)
+        assert gin.query_parameter(f"{macro}/macro.value") is not None, f"{gin_file} lacks the {macro} macro"

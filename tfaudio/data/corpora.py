@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import os
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -67,8 +68,17 @@ def _save(path: str, audio: np.ndarray, rate: int):
 # ------------------------------------------------------------------ asterisk
 
 
+def clean_asterisk_text(text: str) -> str:
+    """What a prompt's audio says: notes in parentheses ("(note: does not say "2")",
+    "(simple tone sound plays)") and symbols in brackets ("at [@]") removed, the known
+    misspelling corrected; "" when nothing spoken remains ("(1 second of silence)")."""
+    text = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", text).replace("exclaimation", "exclamation")
+    return " ".join(text.split())
+
+
 def asterisk_transcripts() -> dict:
-    """{prompt id: text} for spoken prompts; bracketed non-speech entries dropped."""
+    """{prompt id: text} for spoken prompts; bracketed non-speech entries and prompts whose
+    transcript says nothing spoken (silence clips) dropped, notes removed."""
     out = {}
     with gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -78,7 +88,9 @@ def asterisk_transcripts() -> dict:
             text = text.strip()
             if not text or text.startswith(("[", "<")):
                 continue
-            out[key.strip()] = text
+            text = clean_asterisk_text(text)
+            if text:
+                out[key.strip()] = text
     return out
 
 

@@ -7,6 +7,7 @@ path; when more than `max_bad_fraction` of the corpus fails, the run stops loudl
 
 from __future__ import annotations
 
+import re
 import threading
 import zlib
 
@@ -22,7 +23,7 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.io import AudioReadError, read_audio
 from tfaudio.audio.padding import pad_to, random_crop
 from tfaudio.data import readers
-from tfaudio.data.order import index_stream
+from tfaudio.data.order import bucketed_stream, index_stream
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -86,10 +87,18 @@ def _bucket(key: str) -> float:
     return (zlib.crc32(key.encode("utf-8")) % 10000) / 10000.0
 
 
+def _split_key(example: dict) -> str:
+    """What decides an example's split: its transcript with case, spacing and punctuation
+    folded (so prompts that share a text land on one side), else its id."""
+    text = " ".join(re.findall(r"\w+", example.get("text", "").lower()))
+    return "val:" + (text or example["id"])
+
+
 def split_examples(examples: list, val_fraction: float):
-    """Train/validation split by a hash of each id: stable across runs and never leaking."""
-    val = [e for e in examples if _bucket("val:" + e["id"]) < val_fraction]
-    train = [e for e in examples if _bucket("val:" + e["id"]) >= val_fraction]
+    """Train/validation split by a hash of each transcript (of each id when there is no
+    text): stable across runs, and no text is both trained on and validated."""
+    val = [e for e in examples if _bucket(_split_key(e)) < val_fraction]
+    train = [e for e in examples if _bucket(_split_key(e)) >= val_fraction]
     return train, val
 
 
@@ -268,11 +277,11 @@ class AudioData:
             mel = (self.log_compression or LogCompression())(mel)
         return mel
 
-    def _finish(self, ds, batch_size, drop_remainder):
+    def _finish(self, ds, batch_size, drop_remainder, bucketed=False):
         ds = drop_failed(ds)
         if self.fixed_seconds is not None:
             return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
-        if self.bucket_boundaries:
+        if self.bucket_boundaries and not bucketed:
             bounds = [self.geometry.samples(b) for b in self.bucket_boundaries]
             return ds.bucket_by_sequence_length(
                 lambda x: x["length"], bounds, [batch_size] * (len(bounds) + 1),
@@ -280,12 +289,20 @@ class AudioData:
         return ds.padded_batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
 
     def train(self, batch_size, seed, start=0, input_context=None) -> tf.data.Dataset:
+        """Infinite batches from global example `start`; with bucket_boundaries the
+        buckets are formed in index order (tfaudio.data.order.bucketed_stream), so a
+        resumed run continues with exactly the batches it would have seen."""
         examples = self.train_corpus.examples
         decode = self._decode(examples)
-        ds = index_stream(len(examples), seed, start, input_context=input_context)
+        bucketed = bool(self.bucket_boundaries) and self.fixed_seconds is None
+        if bucketed:
+            ds = bucketed_stream([e["duration"] for e in examples], self.bucket_boundaries, batch_size, seed,
+                                 start, input_context)
+        else:
+            ds = index_stream(len(examples), seed, start, input_context=input_context)
         ds = ds.map(lambda e: decode(e["index"], tf.cast(e["seed"], tf.int32)),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
-        return self._finish(ds, batch_size, drop_remainder=True)
+        return self._finish(ds, batch_size, drop_remainder=True, bucketed=bucketed)
 
     def validation(self, batch_size) -> tf.data.Dataset | None:
         examples = self.val_corpus.examples

@@ -23,18 +23,20 @@ from tfaudio.data.text import CharVocabulary
 
 class Prenet(layers.Layer):
     """Dense + ReLU layers with dropout that stays on at inference (the Tacotron 2 trick
-    that keeps free-running decoding from locking onto its own errors)."""
+    that keeps free-running decoding from locking onto its own errors). Its random state
+    is a variable, so a resumed run draws the masks an uninterrupted one would."""
 
     def __init__(self, units=(256, 256), dropout: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         self.dense = [layers.Dense(u, activation="relu", name=f"dense_{i}") for i, u in enumerate(units)]
         self.dropout = dropout
+        self.seed = keras.random.SeedGenerator(name="prenet_seed")
 
     def call(self, x):
         for dense in self.dense:
             x = dense(x)
             if self.dropout:
-                x = tf.nn.dropout(x, rate=self.dropout)
+                x = keras.random.dropout(x, self.dropout, seed=self.seed)
         return x
 
 
@@ -183,6 +185,7 @@ class Tacotron(keras.Model):
         vocab_size = vocab_size or len(CharVocabulary())
         self.n_mels, self.n_linear, self.reduction = n_mels, n_linear, reduction
         self.scheduled_sampling = scheduled_sampling
+        self.sampling_seed = keras.random.SeedGenerator(name="sampling_seed")
         self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.encoder = (ConvEncoder(conv_layers, conv_channels, conv_kernel, encoder_units, name="encoder")
                         if encoder == "conv" else
@@ -267,7 +270,7 @@ class Tacotron(keras.Model):
             if targets is not None:
                 nxt = teacher[t]
                 if sampling > 0:
-                    own = tf.random.uniform([batch]) < sampling
+                    own = keras.random.uniform([batch], seed=self.sampling_seed) < sampling
                     nxt = tf.where(own[:, None], tf.stop_gradient(predicted), nxt)
             else:
                 nxt = predicted

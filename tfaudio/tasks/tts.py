@@ -12,6 +12,10 @@ Alignment metrics, per example (reported teacher-forced and, with prefix
   step t of T and character n of N sit at t/T and n/N;
 - monotone: fraction of consecutive argmax moves that go forward by 0 to
   `max_jump` characters;
+- mel_l1: teacher-forced L1 between the post-net mel and the target (normalised units);
+- free_mcd: mel cepstral distortion in dB (tfaudio.audio.distortion) between the
+  free-running mel and the real recording's, after dynamic time warping;
+- free_length_ratio: free-running frames over the recording's frames;
 - free_stopped: 1 when the stop token ended decoding before the bound;
 - free_aligned: 1 when it stopped, moved monotonically (monotone >= 0.9) and its
   attention reached the last 20% of the text.
@@ -30,6 +34,7 @@ from absl import logging
 
 from tfaudio.audio import features
 from tfaudio.audio.compression import LogCompression
+from tfaudio.audio.distortion import mel_cepstral_distortion
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.images import heatmap
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
@@ -76,6 +81,12 @@ def alignment_metrics(alignments, dec_len, enc_len, band: float = 0.2, max_jump:
     last = tf.gather(argmax, tf.maximum(dec_len - 1, 0), batch_dims=1)
     coverage = tf.cast(last + 1, tf.float32) / tf.cast(enc_len, tf.float32)
     return {"focus_rate": focus, "diagonal_mass": diagonal, "monotone": monotone, "coverage": coverage}
+
+
+def _batch_mcd(free_mel, free_frames, real_mel, real_frames):
+    """MCD [B] between each free-running log mel and its recording's (numpy, for metrics)."""
+    return np.array([mel_cepstral_distortion(a[:n], b[:m]) for a, n, b, m in
+                     zip(free_mel, free_frames, real_mel, real_frames)], np.float32)
 
 
 class _State(tf.Module):
@@ -243,7 +254,7 @@ class TacotronTask(Task):
         inputs, mel, linear, frames, mask = self._inputs(batch, model)
         out = model(inputs, training=False)
         total, terms, dec_len = self._terms(out, mel, linear, frames, mask, batch["text_length"], model.reduction)
-        result = {"loss": total, **terms}
+        result = {"loss": total, **terms, "mel_l1": _masked_mean(tf.abs(out["mel_post"] - mel), mask)}
         result.update(alignment_metrics(out["alignments"], dec_len, batch["text_length"], self.band,
                                         self.max_jump))
         bound = tf.minimum(self.max_decoder_steps, 2 * tf.shape(out["stop_logits"])[1] + 10)
@@ -253,9 +264,17 @@ class TacotronTask(Task):
         stopped = tf.cast(free["steps"] < bound, tf.float32)
         aligned = stopped * tf.cast((free_align["monotone"] >= 0.9) & (free_align["coverage"] >= 0.8), tf.float32)
         result.update({f"free_{k}": v for k, v in free_align.items()})
-        result.update(free_stopped=stopped, free_aligned=aligned,
+        free_frames = free["steps"] * model.reduction
+        mcd = tf.numpy_function(_batch_mcd, [self._log_mel(free["mel_post"]), free_frames, self._log_mel(mel), frames],
+                                tf.float32, stateful=False)
+        mcd.set_shape(stopped.shape)
+        result.update(free_stopped=stopped, free_aligned=aligned, free_mcd=mcd,
                       free_length_ratio=tf.cast(free["steps"], tf.float32) / tf.cast(dec_len, tf.float32))
         return result
+
+    def _log_mel(self, mel):
+        """Natural-log mel from the model's (normalised) mel."""
+        return self.state.mel.inverse(mel) if self.normalize_stats else mel
 
     # ------------------------------------------------------------------ inference
 

@@ -1,0 +1,134 @@
+"""Does the trained Tacotron speak? Listens to held-out prompts synthesised from a restored
+checkpoint with a recogniser that tfaudio does not train.
+
+    python benchmarks/tts_intelligibility.py --model_dir=runs/demo_tacotron_8khz [--prompts 20]
+
+For each of the first `--prompts` validation prompts of the run's own data split
+(never trained on), it writes three WAVs to <model_dir>/listening/: the real
+recording, the ground-truth-mel resynthesis through the run's own vocoder path
+(the ceiling) and free-running synthesis from the checkpoint. pocketsphinx's
+bundled US English model (`pip install -e '.[bench]'`) then picks, in closed-set mode,
+which corpus prompt it heard: a JSGF grammar whose alternatives are every corpus
+transcript whose words its dictionary knows. A prompt counts when the pick is its
+own text. MCD (dB, after DTW) compares each WAV's log mel with the recording's.
+The last line is JSON for scripts (make demo prints it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import soxr  # noqa: E402
+
+LISTENER_RATE = 16000
+
+
+def words(text: str) -> list[str]:
+    """The spoken words of a transcript, as the recogniser's dictionary spells them."""
+    from tfaudio.data.text import normalize
+
+    return re.findall(r"[a-z']+", normalize(text).replace("-", " "))
+
+
+class ClosedSetListener:
+    """pocketsphinx restricted to a set of sentences: recognise() returns the one it heard."""
+
+    def __init__(self, sentences: list[str]):
+        from pocketsphinx import Decoder, get_model_path
+
+        model = get_model_path()
+        dictionary = os.path.join(model, "en-us", "cmudict-en-us.dict")
+        with open(dictionary, encoding="utf-8") as f:
+            known = {line.split()[0].split("(")[0] for line in f if line.strip()}
+        self.sentences = sorted({" ".join(w) for w in map(words, sentences) if w and set(w) <= known})
+        rules = " | ".join(f"( {s} )" for s in self.sentences)
+        grammar = f"#JSGF V1.0;\ngrammar prompts;\npublic <prompt> = {rules} ;\n"
+        self.decoder = Decoder(hmm=os.path.join(model, "en-us", "en-us"), dict=dictionary, lm=None,
+                               samprate=LISTENER_RATE, loglevel="FATAL")
+        self.decoder.add_jsgf_string("prompts", grammar)
+        self.decoder.activate_search("prompts")
+
+    def knows(self, text: str) -> bool:
+        return " ".join(words(text)) in self.sentences
+
+    def recognise(self, wave: np.ndarray, rate: int) -> str:
+        audio = soxr.resample(wave.astype(np.float32), rate, LISTENER_RATE)
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
+
+
+def log_mel(task, wave: np.ndarray) -> np.ndarray:
+    from tfaudio.audio import features
+
+    mag = features.magnitude(wave[None, :].astype(np.float32), task.geometry)
+    return task.compression(features.mel_from_spectrum(mag, task.geometry))[0].numpy()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--prompts", type=int, default=20)
+    args = parser.parse_args()
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        sys.exit("error: the listener needs pocketsphinx: pip install -e '.[bench]'")
+    from tfaudio.audio.distortion import mel_cepstral_distortion
+    from tfaudio.audio.io import read_audio, write_wav
+    from tfaudio.data.pipeline import AudioData
+    from tfaudio.experiment import restore_for_inference
+
+    model, task = restore_for_inference(args.model_dir, args.checkpoint, require="synthesize")
+    data = AudioData()
+    corpus = [e for e in data.train_corpus.examples + data.val_corpus.examples if e.get("text")]
+    listener = ClosedSetListener([e["text"] for e in corpus])
+    held_out = [e for e in sorted(data.val_corpus.examples, key=lambda e: e["id"]) if listener.knows(e["text"])]
+    held_out = held_out[:args.prompts]
+    rate = task.geometry.sample_rate
+    out_dir = os.path.join(args.model_dir, "listening")
+    os.makedirs(out_dir, exist_ok=True)
+    synthesized = task.synthesize(model, [e["text"] for e in held_out])
+    scores = {kind: {"exact": 0, "mcd": []} for kind in ("real", "resynthesis", "synthesis")}
+    print(f"{len(held_out)} held-out prompts; closed set of {len(listener.sentences)} corpus sentences")
+    for example, (wave, _, stopped) in zip(held_out, synthesized):
+        real = read_audio(example["path"], rate)[:, 0]
+        mel, _, frames, _ = task.targets({"audio": real[None], "length": np.array([len(real)])}, 1)
+        waves = {"real": real, "resynthesis": task.to_audio({"mel_post": mel}, 0, int(frames[0])),
+                 "synthesis": wave}
+        truth = " ".join(words(example["text"]))
+        heard = {}
+        for kind, audio in waves.items():
+            write_wav(os.path.join(out_dir, f"{example['id']}_{kind}.wav"), audio, rate)
+            heard[kind] = listener.recognise(audio, rate)
+            scores[kind]["exact"] += heard[kind] == truth
+            scores[kind]["mcd"].append(mel_cepstral_distortion(log_mel(task, audio), log_mel(task, real)))
+        marks = " ".join(f"{k}={'ok' if heard[k] == truth else 'no'}" for k in waves)
+        print(f"{example['id']:<28} {marks} synthesis heard as {heard['synthesis']!r}"
+              f"{'' if stopped else ' (hit the bound)'}")
+    n = max(len(held_out), 1)
+    summary = {kind: {"exact": s["exact"], "of": len(held_out), "rate": s["exact"] / n,
+                      "mcd_db": float(np.mean(s["mcd"])) if s["mcd"] else None} for kind, s in scores.items()}
+    for kind, s in summary.items():
+        print(f"{kind:<12} recognised {s['exact']:>2}/{s['of']}  MCD {s['mcd_db']:.2f} dB")
+    real_rate, resyn_rate = summary["real"]["rate"], summary["resynthesis"]["rate"]
+    syn = summary["synthesis"]["rate"]
+    print(f"synthesis / real = {syn / real_rate if real_rate else float('nan'):.2f} (target >= 0.7), "
+          f"synthesis / resynthesis = {syn / resyn_rate if resyn_rate else float('nan'):.2f} (target >= 0.8); "
+          f"WAVs in {out_dir}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

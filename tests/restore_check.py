@@ -1,0 +1,48 @@
+"""Restores a run in its own process and compares it with what the training process saved:
+python tests/restore_check.py RUN_DIR EXPECTED.npz
+EXPECTED holds "raw/<name>" (and "ema/<name>") for every model variable, "batch/<key>"
+and "loss" (the per-example loss of that batch, training=False). Prints one line per
+mismatch and exits 1 when there is any."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfaudio import registry  # noqa: E402,F401
+from tfaudio.experiment import restore_for_inference  # noqa: E402
+from tfaudio.models.weights import named_variables  # noqa: E402
+
+
+def compare(run_dir, expected, use_ema, prefix):
+    model, task = restore_for_inference(run_dir, use_ema=use_ema)
+    named = named_variables(model)
+    errors = [f"{prefix} {n}: missing from the restored model" for n in
+              {k[len(prefix) + 1:] for k in expected if k.startswith(prefix + "/")} - set(named)]
+    for name, variable in named.items():
+        key = f"{prefix}/{name}"
+        if key not in expected:
+            errors.append(f"{key}: in the restored model but not in the training process")
+        elif not np.array_equal(np.asarray(variable.numpy()), expected[key]):
+            errors.append(f"{key}: differs from the training process")
+    return model, task, errors
+
+
+def main(run_dir, path):
+    expected = dict(np.load(path))
+    model, task, errors = compare(run_dir, expected, False, "raw")
+    batch = {k[6:]: tf.constant(v) for k, v in expected.items() if k.startswith("batch/")}
+    loss, _ = task.loss(model, batch, training=False)
+    if not np.allclose(loss.numpy(), expected["loss"], rtol=1e-6, atol=1e-7):
+        errors.append(f"loss {loss.numpy()} differs from the training process's {expected['loss']}")
+    if any(k.startswith("ema/") for k in expected):
+        errors += compare(run_dir, expected, True, "ema")[2]
+    print("\n".join(errors) or f"restored {len(expected)} arrays equal")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
