@@ -80,6 +80,8 @@ def main():
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--prompts", type=int, default=20)
+    parser.add_argument("--gin_param", action="append", default=[],
+                        help="override an inference setting, e.g. 'TacotronTask.griffin_lim_power = 1.0'")
     args = parser.parse_args()
     try:
         import pocketsphinx  # noqa: F401
@@ -90,7 +92,8 @@ def main():
     from tfaudio.data.pipeline import AudioData
     from tfaudio.experiment import restore_for_inference
 
-    model, task = restore_for_inference(args.model_dir, args.checkpoint, require="synthesize")
+    model, task = restore_for_inference(args.model_dir, args.checkpoint, require="synthesize",
+                                        gin_params=args.gin_param)
     data = AudioData()
     corpus = [e for e in data.train_corpus.examples + data.val_corpus.examples if e.get("text")]
     listener = ClosedSetListener([e["text"] for e in corpus])

@@ -21,12 +21,13 @@ def build(model=gin.REQUIRED, task=gin.REQUIRED):
 
 
 def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: bool = True,
-                          require: str | None = None):
+                          require: str | None = None, gin_params=()):
     """(model, task) rebuilt from a run's operative config with every weight loaded from its
     latest (or the given) checkpoint: the EMA weights when the run kept them and use_ema.
     A checkpoint that lacks any model variable is a ConfigError naming them. `require`
-    names a task method the caller needs (e.g. "synthesize")."""
-    config.load_run_config(run_dir)
+    names a task method the caller needs (e.g. "synthesize"); `gin_params` override the
+    run's inference settings (e.g. "TacotronTask.griffin_lim_iterations = 100")."""
+    config.load_run_config(run_dir, gin_params)
     path = checkpoint or tf.train.latest_checkpoint(f"{run_dir}/{CHECKPOINTS}")
     if not path:
         raise ConfigError(f"{run_dir}: no checkpoint in {CHECKPOINTS}/; train first or pass --checkpoint")

@@ -20,6 +20,8 @@ flags.DEFINE_string("text_file", None, "A UTF-8 file with one text per line.")
 flags.DEFINE_string("output", "synthesized.wav", "Output WAV (the alignment PNG goes beside it).")
 flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's latest).")
 flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
+flags.DEFINE_multi_string("gin_param", [], "Override an inference setting of the run, e.g. "
+                          "'TacotronTask.griffin_lim_iterations = 100'.")
 flags.DEFINE_integer("max_steps", None, "Bound on decoder steps (default: TacotronTask.max_decoder_steps).")
 FLAGS = flags.FLAGS
 
@@ -51,13 +53,14 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     texts = _texts()
     from tfaudio import config
-    from tfaudio.audio.images import save_png
+    from tfaudio.audio.images import save_plot
     from tfaudio.audio.io import write_wav
     from tfaudio.data.text import TextError
     from tfaudio.experiment import restore_for_inference
 
     try:
-        model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="synthesize")
+        model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="synthesize",
+                                            gin_params=FLAGS.gin_param)
     except config.ConfigError as exc:
         sys.exit(f"error: {exc}")
     try:
@@ -67,7 +70,8 @@ def main(argv):
     for text, path, (wave, alignment, stopped) in zip(texts, _outputs(len(texts)), results):
         write_wav(path, wave, task.geometry.sample_rate)
         png = os.path.splitext(path)[0] + ".png"
-        save_png(png, alignment)
+        symbols = [task.vocabulary.symbols[i] for i in task.vocabulary.encode(text, "--text")]
+        save_plot(png, alignment, text, "decoder step", "character", symbols)
         ending = "stopped by itself" if stopped else "hit the max-steps bound"
         print(f"{path} ({len(wave) / task.geometry.sample_rate:.2f} s, {ending}) alignment {png}: {text}")
 

@@ -1,28 +1,39 @@
-"""Spectrograms and attention alignments as RGB images for trackers and PNG files."""
+"""Spectrograms and attention alignments as labelled pictures, for trackers and PNG files."""
 
 from __future__ import annotations
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
-def heatmap(matrix: np.ndarray, cmap: str = "viridis") -> np.ndarray:
-    """uint8 RGB [rows, cols, 3] of a 2-D array given as [time, channels]: time runs left to
-    right and channel 0 sits at the bottom, as spectrograms and alignments are read."""
-    m = np.asarray(matrix, np.float64).T[::-1]
-    finite = np.isfinite(m)
-    lo, hi = (m[finite].min(), m[finite].max()) if finite.any() else (0.0, 1.0)
-    scaled = np.where(finite, (m - lo) / max(hi - lo, 1e-12), 0.0)
-    return (matplotlib.colormaps[cmap](scaled)[..., :3] * 255).astype(np.uint8)
+def _figure(matrix: np.ndarray, title: str, xlabel: str, ylabel: str, yticklabels=None) -> Figure:
+    m = np.asarray(matrix, np.float64).T
+    figure = Figure(figsize=(max(4.0, min(12.0, m.shape[1] / 15)), 3.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(np.where(np.isfinite(m), m, np.nan), origin="lower", aspect="auto",
+                        interpolation="nearest", cmap="viridis")
+    figure.colorbar(image, ax=axes, pad=0.01)
+    axes.set_title(title if len(title) <= 90 else title[:87] + "...", fontsize=9)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    if yticklabels is not None and len(yticklabels) <= 60:
+        axes.set_yticks(range(len(yticklabels)), [c if c.strip() else "·" for c in yticklabels], fontsize=6)
+    return figure
 
 
-def save_png(path: str, matrix: np.ndarray, cmap: str = "viridis", min_size: int = 400):
-    """Writes `heatmap(matrix)` to a PNG file, each cell enlarged so the longer side
-    is at least `min_size` pixels."""
-    import matplotlib.image
+def plot(matrix: np.ndarray, title: str, xlabel: str, ylabel: str, yticklabels=None) -> np.ndarray:
+    """uint8 RGB [height, width, 3] picture of a 2-D array given as [time, channels]: time
+    along the x axis, channel 0 at the bottom, with title, axis labels and a colour bar;
+    `yticklabels` names each channel (e.g. the characters of an alignment)."""
+    figure = _figure(matrix, title, xlabel, ylabel, yticklabels)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
 
-    rgb = heatmap(matrix, cmap)
-    scale = max(1, min_size // max(rgb.shape[:2]))
-    matplotlib.image.imsave(path, np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))
+
+def save_plot(path: str, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, yticklabels=None) -> str:
+    """Writes `plot(...)` to a PNG file."""
+    _figure(matrix, title, xlabel, ylabel, yticklabels).savefig(path)
+    return path
