@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfaudio import config  # noqa: E402
-from tfaudio.training.optimizers import make_optimizer  # noqa: E402
 from tfaudio.experiment import build  # noqa: E402
+from tfaudio.training.optimizers import make_optimizer  # noqa: E402
 
 TEXT_LENGTH, FRAMES = 60, 250
 

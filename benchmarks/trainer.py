@@ -18,22 +18,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from tfaudio import config  # noqa: E402
-from tfaudio.training.strategy import make_strategy  # noqa: E402
-from tfaudio.training.trackers import Trackers, read_metrics  # noqa: E402
+from tfaudio.training import run as training  # noqa: E402
+from tfaudio.training.trackers import read_metrics  # noqa: E402
 from tfaudio.training.trainer import Trainer  # noqa: E402
 
 
 def trainer_rate(gin_file, params, eager=False) -> tuple[float, Trainer]:
     """Examples/s of a short run (loops after the first)."""
-    config.parse([gin_file], params + ["Trainer.eval_every = 100000", "Trainer.checkpoint_every = 100000",
-                                       "Trainer.ema_decay = None"], finalize=False)
+    config.parse([gin_file], params + ["Trainer.eval_every = 100000", "CheckpointConfig.every = 100000",
+                                       "StepOptions.ema_decay = None"], finalize=False)
     tf.config.run_functions_eagerly(eager)
     try:
         with tempfile.TemporaryDirectory() as run:
-            trackers = Trackers(run, "none")
-            trainer = Trainer(model_dir=run, strategy=make_strategy(), trackers=trackers, seed=0)
-            trainer.train()
-            trackers.close()
+            trainer, _ = training.train(run, tracker="none")
             rows = [r for r in read_metrics(run) if "split" not in r and "event" not in r][1:]
     finally:
         tf.config.run_functions_eagerly(False)
@@ -41,13 +38,14 @@ def trainer_rate(gin_file, params, eager=False) -> tuple[float, Trainer]:
 
 
 def pipeline_rate(trainer, batches: int) -> float:
-    dataset = trainer.data.train(trainer.batch_size * trainer.micro_steps, 1)
+    replica_step_batch = trainer.micro_batch * trainer.inner.micro_steps
+    dataset = trainer.data.train(replica_step_batch, 1)
     iterator = iter(dataset)
     next(iterator)
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
-    return batches * trainer.batch_size * trainer.micro_steps / (time.perf_counter() - start)
+    return batches * replica_step_batch / (time.perf_counter() - start)
 
 
 def main():

@@ -9,6 +9,8 @@ os.environ["WANDB_MODE"] = "disabled"
 import gin  # noqa: E402
 import pytest  # noqa: E402
 
+import tfaudio.training.run  # noqa: E402,F401  (registers every configurable)
+
 
 @pytest.fixture(autouse=True)
 def _clear_gin():

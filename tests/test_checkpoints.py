@@ -15,9 +15,8 @@ import audio_files
 from tfaudio import config
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights
-from tfaudio.training.strategy import make_strategy
-from tfaudio.training.trackers import Trackers, read_metrics
-from tfaudio.training.trainer import Trainer
+from tfaudio.training import run as training
+from tfaudio.training.trackers import read_metrics
 
 GIN_FILES = sorted(glob.glob(os.path.join(config.REPO_GIN_DIR, "*.gin")))
 RESTORE_CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "restore_check.py")
@@ -95,19 +94,14 @@ def _tiny_params(gin_file, tmp_path):
 
 def _train(run, gin_files, params):
     config.parse(gin_files, params, finalize=False)
-    os.makedirs(run, exist_ok=True)
-    trackers = Trackers(run, "none")
-    trainer = Trainer(model_dir=run, strategy=make_strategy(), trackers=trackers, seed=0)
-    trainer.train()
-    trackers.close()
-    return trainer
+    return training.train(run, tracker="none")[0]
 
 
 def _arrays(trainer) -> dict:
-    named = trainer.model_vars
+    named, ema = trainer.inner.model_vars, trainer.inner.ema
     out = {f"raw/{n}": np.asarray(v.numpy()) for n, v in named.items()}
-    if trainer.ema is not None:
-        out.update({f"ema/{n}": np.asarray(trainer.ema.shadows[n].numpy()) if n in trainer.ema.shadows
+    if ema is not None:
+        out.update({f"ema/{n}": np.asarray(ema.shadows[n].numpy()) if n in ema.shadows
                     else out[f"raw/{n}"] for n in named})
     return out
 
@@ -120,7 +114,7 @@ def test_shipped_gin_file_trains_and_restores_whole_in_a_fresh_process(tmp_path,
     assert rows[-1]["step"] == 2 and any(r.get("split") == "val" for r in rows)
     latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
     stored = {k for k, _ in tf.train.list_variables(latest)}
-    assert all(weights.checkpoint_key("model", n) in stored for n in trainer.model_vars)
+    assert all(weights.checkpoint_key("model", n) in stored for n in trainer.inner.model_vars)
     batch = {k: v for k, v in trainer.sample_batch.items() if v.dtype != tf.string}
     expected = _arrays(trainer)
     expected.update({f"batch/{k}": v.numpy() for k, v in batch.items()})
@@ -143,7 +137,7 @@ RESUME = {
 @pytest.mark.parametrize("gin_file", sorted(RESUME))
 def test_resume_equals_uninterrupted_on_the_real_model(tmp_path, gin_file):
     path = os.path.join(config.REPO_GIN_DIR, gin_file)
-    params = _tiny_params(path, tmp_path) + RESUME[gin_file] + ["eval_every = 3", "Trainer.keep_checkpoints = 5"]
+    params = _tiny_params(path, tmp_path) + RESUME[gin_file] + ["eval_every = 3", "CheckpointConfig.keep = 5"]
     full = _arrays(_train(str(tmp_path / "full"), [path], params + ["train_steps = 6"]))
     _train(str(tmp_path / "resumed"), [path], params + ["train_steps = 3"])
     resumed = _arrays(_train(str(tmp_path / "resumed"), [path], params + ["train_steps = 6"]))

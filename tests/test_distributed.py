@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 TOY_TRAIN = os.path.join(os.path.dirname(__file__), "toy_train.py")
-PARAMS = ["Trainer.accumulate_n = 2", "Trainer.ema_decay = 0.9", "Trainer.clip_norm = 1.0"]
+PARAMS = ["Trainer.accumulate_n = 2", "StepOptions.ema_decay = 0.9", "StepOptions.clip_norm = 1.0"]
 
 
 def _run(run, env_extra, batch_size, steps=6):

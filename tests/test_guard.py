@@ -43,7 +43,7 @@ def events(run, name):
 def test_nan_gradient_is_skipped_and_logged(tmp_path):
     t = train(tmp_path, 5, "Trainer.batch_size = 8", "LearningRate.learning_rate = 1e30",
               "make_optimizer.name = 'sgd'", "Trainer.guard = False")
-    assert int(t.skipped.numpy()) >= 1
+    assert int(t.inner.skipped.numpy()) >= 1
     assert all(np.all(np.isfinite(w)) for w in t.model.get_weights())
 
 
@@ -53,20 +53,20 @@ def test_loss_spike_rolls_back_and_halves_lr(tmp_path):
     if gin.config._REGISTRY.get("tests.SpikyData") is None:
         gin.register(SpikyData, module="tests")
     t = train(tmp_path, 50, "Trainer.data = @SpikyData()", "Trainer.batch_size = 8",
-              "Trainer.checkpoint_every = 10", "make_optimizer.name = 'sgd'")
+              "CheckpointConfig.every = 10", "make_optimizer.name = 'sgd'")
     rollback = events(tmp_path, "rollback")
     assert len(rollback) == 1 and rollback[0]["to_step"] == 30 and rollback[0]["lr_scale"] == 0.5
     rows = [r for r in read_metrics(str(tmp_path)) if "split" not in r and "event" not in r]
     before = [r["lr"] for r in rows if r["step"] == 30][0]
     after = [r["lr"] for r in rows if r["step"] == 35][-1]
     assert after == pytest.approx(before * 0.5, rel=1e-5)  # constant schedule: only the backoff
-    assert int(t.step.numpy()) == 50 and float(t.guard.lr_scale.numpy()) == 0.5
+    assert t.global_step == 50 and float(t.guard.lr_scale.numpy()) == 0.5
 
 
 def test_absurd_learning_rate_stops_with_last_good_checkpoint(tmp_path):
     with pytest.raises(DivergenceError, match="after 3 rollbacks"):
         train(tmp_path, 100, "Trainer.batch_size = 8", "LearningRate.learning_rate = 1e30",
-              "make_optimizer.name = 'sgd'", "Trainer.checkpoint_every = 5")
+              "make_optimizer.name = 'sgd'", "CheckpointConfig.every = 5")
     assert len(events(tmp_path, "rollback")) == 3 and events(tmp_path, "guard_stop")
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
     assert latest.endswith("ckpt-0")
@@ -93,7 +93,7 @@ def _wait_for_rows(run, n, proc, timeout=120):
 
 def test_sigterm_saves_and_restart_continues(tmp_path):
     run = str(tmp_path)
-    proc = _start(run, 10 ** 6, "Trainer.checkpoint_every = 100000")
+    proc = _start(run, 10 ** 6, "CheckpointConfig.every = 100000")
     _wait_for_rows(run, 5, proc)
     sent = time.time()
     proc.send_signal(signal.SIGTERM)
@@ -110,7 +110,7 @@ def test_sigterm_saves_and_restart_continues(tmp_path):
 def test_kill_9_leaves_a_resumable_run(tmp_path):
     run = str(tmp_path)
     for delay_rows in (4, 7, 11):  # saves every step, so kills land in and around saves
-        proc = _start(run, 10 ** 6, "Trainer.checkpoint_every = 1")
+        proc = _start(run, 10 ** 6, "CheckpointConfig.every = 1")
         _wait_for_rows(run, delay_rows, proc)
         time.sleep(0.05 * delay_rows % 0.3)
         proc.kill()
@@ -121,7 +121,7 @@ def test_kill_9_leaves_a_resumable_run(tmp_path):
     open(os.path.join(ckpt, "ckpt-99999.index"), "wb").write(b"\x00\x01partial")
     latest = tf.train.latest_checkpoint(ckpt)
     resumed_from = int(latest.rsplit("-", 1)[1])
-    proc = _start(run, resumed_from + 2, "Trainer.checkpoint_every = 1")
+    proc = _start(run, resumed_from + 2, "CheckpointConfig.every = 1")
     assert proc.wait(timeout=120) == 0, proc.communicate()[1][-2000:]
     assert tf.train.latest_checkpoint(ckpt).endswith(f"ckpt-{resumed_from + 2}")
 

@@ -90,9 +90,7 @@ def test_spec_bins_beyond_the_fft_names_both_bindings():
 def unet_run(tmp_path_factory):
     """A tiny waveform U-Net trained 120 steps on tone + noise mixtures."""
     from tfaudio import config
-    from tfaudio.training.strategy import make_strategy
-    from tfaudio.training.trackers import Trackers
-    from tfaudio.training.trainer import Trainer
+    from tfaudio.training import run as training
 
     root = tmp_path_factory.mktemp("unet")
     data = audio_files.mixtures(str(root / "mixtures"), n_train=16, n_valid=4)
@@ -102,10 +100,7 @@ def unet_run(tmp_path_factory):
         "SeparationData.segment_seconds = 0.512", "SeparationData.val_seconds = 1.024",
         "Trainer.steps_per_loop = 20"], finalize=False)
     run = str(root / "run")
-    os.makedirs(run)
-    trackers = Trackers(run, "none")
-    Trainer(model_dir=run, strategy=make_strategy(), trackers=trackers, seed=0).train()
-    trackers.close()
+    training.train(run, tracker="none")
     return run, data
 
 

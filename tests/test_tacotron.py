@@ -15,9 +15,8 @@ from tfaudio import config
 from tfaudio.data.text import CharVocabulary, TextError, normalize
 from tfaudio.models.tacotron import Tacotron
 from tfaudio.tasks.tts import alignment_metrics, guided_attention_weights
-from tfaudio.training.strategy import make_strategy
-from tfaudio.training.trackers import Trackers, read_metrics
-from tfaudio.training.trainer import Trainer
+from tfaudio.training import run as training
+from tfaudio.training.trackers import read_metrics
 
 
 def test_normalize_spells_out_numbers_and_abbreviations():
@@ -107,10 +106,7 @@ def trained_run(tmp_path_factory):
         "Tacotron.postnet_channels = 32", "TacotronTask.max_decoder_steps = 40",
         "TacotronTask.griffin_lim_iterations = 8", "Trainer.steps_per_loop = 20"], finalize=False)
     run = str(root / "run")
-    os.makedirs(run)
-    trackers = Trackers(run, "tensorboard")
-    Trainer(model_dir=run, strategy=make_strategy(), trackers=trackers, seed=0).train()
-    trackers.close()
+    training.train(run)
     return run
 
 

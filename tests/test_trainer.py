@@ -10,10 +10,9 @@ import tensorflow as tf
 import toy
 from tfaudio import config
 from tfaudio.training import schedules
-from tfaudio.training.strategy import make_strategy
-from tfaudio.training.trackers import Trackers, read_metrics
+from tfaudio.training.trackers import read_metrics
 from tfaudio.experiment import restore_for_inference
-from tfaudio.training.trainer import Trainer
+from tfaudio.training import run, run_record
 
 BASE = ["build.model = @ToyModel()", "build.task = @ToyTask()", "Trainer.data = @ToyData()",
         "Trainer.eval_every = 10", "Trainer.steps_per_loop = 5", "LearningRate.learning_rate = 0.05"]
@@ -22,11 +21,7 @@ BASE = ["build.model = @ToyModel()", "build.task = @ToyTask()", "Trainer.data = 
 def train(model_dir, steps, *params):
     toy.register()
     config.parse([], BASE + [f"Trainer.train_steps = {steps}"] + list(params), finalize=False)
-    trackers = Trackers(str(model_dir), "tensorboard")
-    trainer = Trainer(model_dir=str(model_dir), strategy=make_strategy(), trackers=trackers, seed=0)
-    trainer.train()
-    trackers.close()
-    return trainer
+    return run.train(str(model_dir))[0]
 
 
 def train_losses(model_dir):
@@ -39,17 +34,17 @@ def test_accumulation_equals_large_batch(tmp_path):
     b = train(tmp_path / "b", 3, "Trainer.batch_size = 32", *sgd)
     for va, vb in zip(a.model.get_weights(), b.model.get_weights()):
         np.testing.assert_allclose(va, vb, atol=1e-5)
-    assert a.examples_seen.numpy() == b.examples_seen.numpy() == 96
+    assert a.inner.examples_seen.numpy() == b.inner.examples_seen.numpy() == 96
 
 
 def test_batch_multiplier_matches_examples(tmp_path):
     t = train(tmp_path, 8, "Trainer.batch_size = 4", "Trainer.batch_multiplier = 4")
-    assert int(t.step.numpy()) == 2 and int(t.examples_seen.numpy()) == 32
+    assert t.global_step == 2 and int(t.inner.examples_seen.numpy()) == 32
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    params = ["Trainer.batch_size = 8", "Trainer.accumulate_n = 2", "Trainer.ema_decay = 0.9",
-              "Trainer.checkpoint_every = 10"]
+    params = ["Trainer.batch_size = 8", "Trainer.accumulate_n = 2", "StepOptions.ema_decay = 0.9",
+              "CheckpointConfig.every = 10"]
     train(tmp_path / "full", 20, *params)
     train(tmp_path / "resumed", 10, *params)
     train(tmp_path / "resumed", 20, *params)
@@ -60,8 +55,8 @@ def test_resume_equals_uninterrupted(tmp_path):
 def test_provenance_and_operative_config_rebuild(tmp_path):
     from tfaudio.train import main  # noqa: F401  (flags defined; provenance written by config)
 
-    trainer = train(tmp_path, 10, "Trainer.batch_size = 8", "Trainer.ema_decay = 0.5")
-    config.write_provenance(str(tmp_path), ["train"])
+    trainer = train(tmp_path, 10, "Trainer.batch_size = 8", "StepOptions.ema_decay = 0.5")
+    run_record.write_provenance(str(tmp_path), ["train"])
     for name in ("command.txt", "config.gin", "operative_config.gin", "versions.json", "metrics.jsonl"):
         assert os.path.isfile(tmp_path / name), name
     rows = read_metrics(str(tmp_path))
@@ -77,15 +72,15 @@ def test_provenance_and_operative_config_rebuild(tmp_path):
 def test_non_finite_update_is_skipped(tmp_path):
     t = train(tmp_path, 5, "Trainer.batch_size = 8", "LearningRate.learning_rate = 1e30",
               "make_optimizer.name = 'sgd'")
-    assert int(t.skipped.numpy()) >= 1
+    assert int(t.inner.skipped.numpy()) >= 1
     assert all(np.all(np.isfinite(w)) for w in t.model.get_weights())
 
 
 def test_keep_best_and_early_stopping(tmp_path):
-    t = train(tmp_path, 200, "Trainer.batch_size = 8", "Trainer.best_metric = 'val/loss'",
+    t = train(tmp_path, 200, "Trainer.batch_size = 8", "CheckpointConfig.best_metric = 'val/loss'",
               "Trainer.early_stopping = @EarlyStopping()", "EarlyStopping.patience = 1",
               "EarlyStopping.min_delta = 100.0")
-    assert int(t.step.numpy()) == 20  # two evaluations without a 100-unit improvement
+    assert t.global_step == 20  # two evaluations without a 100-unit improvement
     assert os.listdir(tmp_path / "checkpoints" / "best")
     assert any(r.get("event") == "early_stop" for r in read_metrics(str(tmp_path)))
 
@@ -132,7 +127,7 @@ def test_weight_decay_excludes_bias_and_norm():
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     try:
-        t = train(tmp_path, 20, "Trainer.batch_size = 8", f"Trainer.precision = '{precision}'")
+        t = train(tmp_path, 20, "Trainer.batch_size = 8", f"StepOptions.precision = '{precision}'")
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert t.model.body.compute_dtype == precision.split("_")[1]
@@ -140,4 +135,4 @@ def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     losses = train_losses(tmp_path)
     assert losses[-1] < losses[0] and all(np.isfinite(losses))
     if precision == "mixed_float16":
-        assert float(t.loss_scale.numpy()) >= 1.0
+        assert float(t.inner.loss_scale.numpy()) >= 1.0

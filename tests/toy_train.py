@@ -11,9 +11,8 @@ import numpy as np  # noqa: E402
 
 import toy  # noqa: E402
 from tfaudio import config  # noqa: E402
+from tfaudio.training import run  # noqa: E402
 from tfaudio.training.strategy import make_strategy, worker_dir  # noqa: E402
-from tfaudio.training.trackers import Trackers  # noqa: E402
-from tfaudio.training.trainer import Trainer  # noqa: E402
 
 if __name__ == "__main__":
     model_dir, steps, params = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -22,9 +21,6 @@ if __name__ == "__main__":
                       "Trainer.batch_size = 8", "Trainer.steps_per_loop = 1", "Trainer.eval_every = 1000000",
                       f"Trainer.train_steps = {steps}"] + params, finalize=False)
     strategy = make_strategy(os.environ.get("STRATEGY", "default"), int(os.environ.get("CPU_REPLICAS", "0")))
-    own_dir = worker_dir(model_dir, strategy)
-    trackers = Trackers(own_dir, "none")
-    trainer = Trainer(model_dir=own_dir, strategy=strategy, trackers=trackers, seed=0)
-    trainer.train()
-    trackers.close()
-    np.save(os.path.join(own_dir, "weights.npy"), np.concatenate([w.ravel() for w in trainer.model.get_weights()]))
+    trainer, _ = run.train(model_dir, strategy, tracker="none")
+    np.save(os.path.join(worker_dir(model_dir, strategy), "weights.npy"),
+            np.concatenate([w.ravel() for w in trainer.model.get_weights()]))

@@ -1,4 +1,4 @@
-"""Gin configuration: one registry import, strict parsing, search paths and provenance files.
+"""Strict gin parsing: search paths, unknown names, wrong types, one clear error line.
 
 `parse()` fails before any work on a misspelt binding, an unknown configurable,
 a missing file or a value of the wrong type, with the file, the line and the
@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import json
 import logging
 import os
-import platform
 import re
-import subprocess
-import sys
 import types
 import typing
 
@@ -109,9 +105,9 @@ def _type_ok(value, annotation) -> bool:
     return True
 
 
-def _statements(text: str, filename: str | None, search_paths):
+def _statements(text: str, filename: str | None, search_paths, skip_unknown: bool = False):
     """Every binding statement of a gin text (includes followed) with its location."""
-    delegate = gin.config.ParserDelegate(skip_unknown=False)
+    delegate = gin.config.ParserDelegate(skip_unknown=skip_unknown)
     parser = config_parser.ConfigParser(_Named(text, filename), delegate)
     for statement in parser:
         if isinstance(statement, config_parser.BindingStatement):
@@ -119,7 +115,7 @@ def _statements(text: str, filename: str | None, search_paths):
         elif isinstance(statement, config_parser.IncludeStatement):
             path = resolve_gin_file(statement.filename, search_paths)
             with open(path, encoding="utf-8") as f:
-                yield from _statements(f.read(), path, search_paths)
+                yield from _statements(f.read(), path, search_paths, skip_unknown)
 
 
 class _Named:
@@ -133,14 +129,14 @@ class _Named:
         return next(self._lines, "")
 
 
-def _check_types(gin_files, gin_params, search_paths):
+def _check_types(gin_files, gin_params, search_paths, skip_unknown: bool = False):
     sources = []
     for path in gin_files:
         with open(path, encoding="utf-8") as f:
             sources.append((f.read(), path))
     sources.append(("\n".join(gin_params), None))
     for text, filename in sources:
-        for st in _statements(text, filename, search_paths):
+        for st in _statements(text, filename, search_paths, skip_unknown):
             if not st.arg_name:
                 continue
             configurable = _configurable(st.selector)
@@ -185,10 +181,12 @@ def resolve_gin_file(name: str, search_paths) -> str:
                       "pass a path or add --gin_search_path")
 
 
-def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True):
-    """Registers every configurable, then parses files and bindings strictly."""
-    import tfaudio.registry  # noqa: F401  (registers all configurables)
-
+def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True, skip_unknown: bool = False):
+    """Parses files and bindings strictly: an unknown configurable or parameter, a wrong
+    type or a missing file is a ConfigError. The caller imports the modules whose
+    configurables it uses first (tfaudio.registry; training adds tfaudio.training).
+    skip_unknown ignores bindings of configurables that are not imported (a run's
+    operative config read by an inference command that loads no training code)."""
     search_paths = list(search_paths) + [REPO_GIN_DIR]
     gin.clear_config()
     for path in search_paths:
@@ -198,74 +196,31 @@ def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True):
     # resource before trying the search paths; real failures surface as ConfigError.
     logging.disable(logging.CRITICAL)
     try:
-        gin.parse_config_files_and_bindings(files, list(gin_params), finalize_config=False)
+        gin.parse_config_files_and_bindings(files, list(gin_params), finalize_config=False,
+                                            skip_unknown=skip_unknown)
     except (ValueError, SyntaxError, KeyError) as exc:
         raise ConfigError(_explain(exc)) from None
     except IOError as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
     finally:
         logging.disable(logging.NOTSET)
-    _check_types(files, gin_params, search_paths)
+    _check_types(files, gin_params, search_paths, skip_unknown)
     if finalize:
         gin.finalize()
     return files
 
 
 def load_run_config(run_dir: str, extra_params=()):
-    """Parses a run directory's operative config (for restoring a model to use it)."""
+    """Parses a run directory's operative config (for restoring a model to use it), then
+    `extra_params` (inference overrides) strictly."""
     path = os.path.join(run_dir, "operative_config.gin")
     if not os.path.isfile(path):
         raise ConfigError(f"{run_dir}: no operative_config.gin; is this a tfaudio run directory "
                           "that trained at least one step?")
-    parse([path], extra_params)
-
-
-# ---------------------------------------------------------------- provenance
-
-
-def write_provenance(run_dir: str, argv) -> None:
-    """command.txt, config.gin (as parsed) and versions.json in the run directory."""
-    with open(os.path.join(run_dir, "command.txt"), "a", encoding="utf-8") as f:
-        f.write(" ".join(_quote(a) for a in [sys.executable, "-m", "tfaudio.train"] + list(argv[1:])) + "\n")
-    with open(os.path.join(run_dir, "config.gin"), "w", encoding="utf-8") as f:
-        f.write(gin.config_str())
-    with open(os.path.join(run_dir, "versions.json"), "w", encoding="utf-8") as f:
-        json.dump(versions(), f, indent=2)
-
-
-def write_operative_config(run_dir: str) -> None:
-    with open(os.path.join(run_dir, "operative_config.gin"), "w", encoding="utf-8") as f:
-        f.write(gin.operative_config_str())
-
-
-def versions() -> dict:
-    import keras
-    import numpy
-    import tensorflow as tf
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "gin": _dist_version("gin-config"),
-            "numpy": numpy.__version__, "tfaudio": _dist_version("tfaudio"),
-            "git_commit": _git_commit(), "platform": platform.platform()}
-
-
-def _dist_version(name):
-    from importlib import metadata
-
+    parse([path], finalize=False, skip_unknown=True)
     try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=os.path.dirname(os.path.abspath(__file__)))
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _quote(arg: str) -> str:
-    return arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
+        gin.parse_config(list(extra_params))
+    except (ValueError, SyntaxError, KeyError) as exc:
+        raise ConfigError(_explain(exc)) from None
+    _check_types([], extra_params, [])
+    gin.finalize()

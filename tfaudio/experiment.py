@@ -6,7 +6,7 @@ from __future__ import annotations
 import gin
 import tensorflow as tf
 
-from tfaudio import config
+from tfaudio import config, registry  # noqa: F401  (registry: every configurable a run names)
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights
 

@@ -1,4 +1,7 @@
-"""Importing this module registers every gin configurable of tfaudio.
+"""Importing this module registers the gin configurables of audio, data, models, tasks
+and experiments: everything an inference command needs to rebuild a run. Training
+adds its own (Trainer, StepOptions, CheckpointConfig, LearningRate, ...) when
+tfaudio.training.run is imported.
 
 Keras 3 Layer/Model subclasses break under `@gin.configurable`, so they are
 registered here with `gin.register` instead.
@@ -6,12 +9,10 @@ registered here with `gin.register` instead.
 
 import gin
 
-from tfaudio import experiment  # noqa: F401
 from tfaudio.audio import compression, geometry  # noqa: F401
 from tfaudio.data import pipeline, text  # noqa: F401
 from tfaudio.models import tacotron, unet
 from tfaudio.tasks import separation, tts  # noqa: F401
-from tfaudio.training import guard, monitor, optimizers, schedules, trainer  # noqa: F401
 
 gin.register(compression.LogCompression, module="tfaudio")
 gin.register(unet.AudioUNet, module="tfaudio")

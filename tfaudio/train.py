@@ -33,11 +33,16 @@ def experiment_name(gin_files) -> str:
 
 def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
     from tfaudio import config
+    from tfaudio.errors import ConfigError, DivergenceError
+    from tfaudio.training import run  # registers every configurable a training uses
+    from tfaudio.training.strategy import make_strategy
 
     try:
         config.parse(FLAGS.gin_file, FLAGS.gin_param, FLAGS.gin_search_path, finalize=False)
-    except config.ConfigError as exc:
+    except ConfigError as exc:
         sys.exit(f"config error: {exc}")
     name = experiment_name(FLAGS.gin_file)
     model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.run_name + name)
@@ -49,30 +54,16 @@ def main(argv):
     except OSError as exc:
         sys.exit(f"error: --model_dir={model_dir} is not writable ({exc.strerror}); choose another folder")
 
-    import tensorflow as tf
-
-    from tfaudio.training.strategy import is_chief, make_strategy, worker_dir
-    from tfaudio.training.trackers import Trackers
-    from tfaudio.training.guard import DivergenceError
-    from tfaudio.training.trainer import Trainer
-
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)
-    own_dir = worker_dir(model_dir, strategy)
-    if is_chief(strategy):
-        config.write_provenance(model_dir, sys.argv)
-    trackers = Trackers(own_dir, FLAGS.tracker if is_chief(strategy) else "none", name=FLAGS.run_name + name,
-                        group=FLAGS.study or name, config={"gin": config.gin.config_str(), "seed": FLAGS.seed})
     try:
-        trainer = Trainer(model_dir=own_dir, strategy=strategy, trackers=trackers, seed=FLAGS.seed)
-        results = trainer.train()
-    except config.ConfigError as exc:
+        _, results = run.train(model_dir, strategy, FLAGS.tracker, FLAGS.seed, name=FLAGS.run_name + name,
+                               group=FLAGS.study or name, argv=sys.argv)
+    except ConfigError as exc:
         sys.exit(f"config error: {exc}")
     except DivergenceError as exc:
         sys.exit(f"error: {exc}")
-    finally:
-        trackers.close()
     print(f"run directory: {model_dir}")
     for split, metrics in results.items():
         print(split, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))

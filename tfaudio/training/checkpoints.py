@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+import gin
 import tensorflow as tf
 from absl import logging
 
@@ -20,6 +21,28 @@ from tfaudio.errors import ConfigError
 from tfaudio.models import weights
 
 CHECKPOINTS, BEST = "checkpoints", "best"
+
+
+@gin.configurable
+class CheckpointConfig:
+    """When and what to save, and where a fresh run starts from.
+
+    Args:
+      every: updates between checkpoints (common/trainer.gin ties it to %eval_every).
+      keep: checkpoints kept in checkpoints/.
+      best_metric, best_mode: also keep the best checkpoint by this metric ("val/loss",
+        "min") in checkpoints/best/.
+      init_from: a run directory to warm-start from when model_dir has no checkpoint.
+      init_modules: attribute paths of the modules to take from init_from (all if empty),
+        e.g. ("encoder", "embedding").
+    """
+
+    def __init__(self, every: int = 1000, keep: int = 3, best_metric: str | None = None, best_mode: str = "min",
+                 init_from: str | None = None, init_modules: tuple = ()):
+        if int(every) < 1 or int(keep) < 1:
+            raise ConfigError(f"CheckpointConfig.every={every} and keep={keep} must be positive integers")
+        self.every, self.keep, self.best_metric, self.best_mode = every, keep, best_metric, best_mode
+        self.init_from, self.init_modules = init_from, tuple(init_modules)
 
 
 def latest_checkpoint(run_dir: str) -> str | None:
@@ -79,11 +102,11 @@ def warm_start(model_vars: dict, run_dir: str, modules=()) -> tuple[list, list]:
     variable names, and logs both; a named module the other run lacks is a ConfigError."""
     path = latest_checkpoint(run_dir)
     if not path:
-        raise ConfigError(f"Trainer.init_from={run_dir!r} has no checkpoint in {CHECKPOINTS}/")
+        raise ConfigError(f"CheckpointConfig.init_from={run_dir!r} has no checkpoint in {CHECKPOINTS}/")
     wanted = [n for n in model_vars if not modules or any(n == m or n.startswith(m + "/") for m in modules)]
     unknown = [m for m in modules if not any(n == m or n.startswith(m + "/") for n in model_vars)]
     if unknown:
-        raise ConfigError(f"Trainer.init_modules names {unknown}, which the model lacks; its top-level "
+        raise ConfigError(f"CheckpointConfig.init_modules names {unknown}, which the model lacks; its top-level "
                           f"modules are {sorted({n.split('/')[0] for n in model_vars})}")
     weights.require_names(path, "model", wanted)
     weights.load_named(path, "model", model_vars, wanted)

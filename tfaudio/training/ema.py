@@ -15,7 +15,7 @@ class WeightEMA:
 
     def __init__(self, named_variables: dict, decay: float = 0.999, warmup: bool = True):
         if not 0 < decay < 1:
-            raise ValueError(f"Trainer.ema_decay={decay} must lie in (0, 1)")
+            raise ValueError(f"StepOptions.ema_decay={decay} must lie in (0, 1)")
         self.decay, self.warmup = decay, warmup
         names = [n for n, v in named_variables.items() if tf.as_dtype(v.dtype).is_floating]
         self._sources = [named_variables[n] for n in names]

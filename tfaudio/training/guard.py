@@ -46,6 +46,22 @@ class DivergenceGuard(tf.Module):
         self.history: collections.deque = collections.deque(maxlen=window)
         self.spikes = self.nonfinite = 0
 
+    when = "loop"
+
+    def __call__(self, step: int, results: dict) -> list:
+        """The hook: feeds the last loop's training row; events for skipped updates, spikes
+        and, when one is due, a rollback."""
+        row = results["train"]
+        verdict = self.observe(row["loss"], row["skipped_updates"], row["loop_steps"])
+        events = []
+        if row["skipped_updates"]:
+            events.append({"step": step, "event": "skipped_non_finite", "count": row["skipped_updates"]})
+        if verdict == "spike":
+            events.append({"step": step, "event": "loss_spike", "loss": row["loss"]})
+        if verdict == "rollback":
+            events.append({"action": "rollback"})
+        return events
+
     @property
     def suspect(self) -> bool:
         """True while a spike or a run of skipped updates is in progress (do not save)."""

@@ -1,10 +1,17 @@
-"""Watching an evaluation metric: keep-best, early stopping and reduce-on-plateau.
+"""Hooks of the outer training loop: keep-best, early stopping and reduce-on-plateau
+here, the divergence guard in tfaudio.training.guard.
 
+Every hook has one signature, `hook(step, results) -> list of event rows`, and a
+`when`: "eval" hooks run after each evaluation, "loop" hooks after each inner loop.
+`results` is {"train": the last training row, "val": {...}, "val_ema": {...}}; an
+event row goes to metrics.jsonl and may carry "action": "stop" or "rollback".
 The state lives in tf.Variables so it is checkpointed and survives a resume.
-Metric names are "<split>/<metric>", e.g. "val/loss" or "val_ema/si_sdr".
+Metric names are "<split>/<metric>", e.g. "val/loss", "val_ema/si_sdr" or "train/loss".
 """
 
 from __future__ import annotations
+
+import math
 
 import gin
 import tensorflow as tf
@@ -12,6 +19,8 @@ import tensorflow as tf
 
 class MetricMonitor(tf.Module):
     """Tracks the best value of one metric and how many evaluations passed without improving."""
+
+    when = "eval"
 
     def __init__(self, metric: str, mode: str = "min", min_delta: float = 0.0, name=None):
         super().__init__(name=name)
@@ -49,9 +58,15 @@ class EarlyStopping(MetricMonitor):
         super().__init__(metric, mode, min_delta)
         self.patience = patience
 
-    def should_stop(self, value: float) -> bool:
+    def __call__(self, step: int, results: dict) -> list:
+        value = self.value_of(results)
+        if value is None:
+            return []
         self.update(value)
-        return int(self.wait.numpy()) >= self.patience
+        if int(self.wait.numpy()) < self.patience:
+            return []
+        return [{"step": step, "event": "early_stop", "metric": self.metric, "best": float(self.best.numpy()),
+                 "action": "stop"}]
 
 
 @gin.configurable
@@ -67,6 +82,12 @@ class ReduceOnPlateau(MetricMonitor):
         self.patience, self.factor, self.cooldown, self.min_lr = patience, factor, cooldown, min_lr
         self.scale = tf.Variable(1.0, trainable=False)
         self.cooldown_left = tf.Variable(0, trainable=False)
+
+    def __call__(self, step: int, results: dict) -> list:
+        value = self.value_of(results)
+        if value is None or not self.step(value, results["train"]["lr"]):
+            return []
+        return [{"step": step, "event": "lr_reduced", "lr_scale": float(self.scale.numpy())}]
 
     def step(self, value: float, current_lr: float) -> bool:
         """Feeds one evaluation; True when the rate was reduced."""
@@ -84,3 +105,17 @@ class ReduceOnPlateau(MetricMonitor):
         self.wait.assign(0)
         self.cooldown_left.assign(self.cooldown)
         return True
+
+
+class KeepBest(MetricMonitor):
+    """Saves a checkpoint to checkpoints/best/ whenever `metric` improves (`save()` writes it)."""
+
+    def __init__(self, metric: str, mode: str, save):
+        super().__init__(metric, mode)
+        self._save = save
+
+    def __call__(self, step: int, results: dict) -> list:
+        value = self.value_of(results)
+        if value is not None and math.isfinite(value) and self.update(value):
+            self._save()
+        return []

@@ -27,10 +27,11 @@ class ConstantDecay:
 
 @gin.configurable
 class ExponentialDecay:
-    """multiplier = decay_rate ** (t / decay_steps), or of floor(t / decay_steps) when staircase."""
+    """multiplier = decay_rate ** (t / decay_steps), or of floor(t / decay_steps) when staircase;
+    decay_steps None: the run's train_steps."""
 
-    def __init__(self, decay_steps: int = 10000, decay_rate: float = 0.5, staircase: bool = False):
-        if decay_steps <= 0 or not 0 < decay_rate <= 1:
+    def __init__(self, decay_steps: int | None = None, decay_rate: float = 0.5, staircase: bool = False):
+        if (decay_steps is not None and decay_steps <= 0) or not 0 < decay_rate <= 1:
             raise ValueError(f"ExponentialDecay needs decay_steps > 0 and 0 < decay_rate <= 1, "
                              f"got {decay_steps}, {decay_rate}")
         self.decay_steps, self.decay_rate, self.staircase = decay_steps, decay_rate, staircase
@@ -44,13 +45,14 @@ class ExponentialDecay:
 
 @gin.configurable
 class CosineDecay:
-    """Half a cosine from 1 down to `floor` over `decay_steps`, then flat at `floor`.
+    """Half a cosine from 1 down to `floor` over `decay_steps` (None: the run's train_steps),
+    then flat at `floor`.
 
     Unlike PyTorch's CosineAnnealingLR it never rises again after `decay_steps`.
     """
 
-    def __init__(self, decay_steps: int = 10000, floor: float = 0.0):
-        if decay_steps <= 0 or not 0 <= floor <= 1:
+    def __init__(self, decay_steps: int | None = None, floor: float = 0.0):
+        if (decay_steps is not None and decay_steps <= 0) or not 0 <= floor <= 1:
             raise ValueError(f"CosineDecay needs decay_steps > 0 and 0 <= floor <= 1, "
                              f"got {decay_steps}, {floor}")
         self.decay_steps, self.floor = decay_steps, floor
@@ -114,6 +116,11 @@ class LearningRate:
         self.scaling_rule, self.reference_batch_size = scaling_rule, reference_batch_size
         self.peak = learning_rate
         batch_scale(1, reference_batch_size or 1, scaling_rule)  # validate early
+
+    def set_horizon(self, train_steps: int) -> None:
+        """Gives a decay without its own decay_steps the rest of the run after warmup."""
+        if getattr(self.decay, "decay_steps", 0) is None:
+            self.decay.decay_steps = max(1, int(train_steps) - self.warmup_steps)
 
     def set_effective_batch(self, effective_batch: int) -> float:
         """Fixes the batch-scaled peak rate; returns it."""

@@ -1,0 +1,53 @@
+"""Composes and runs one training from the parsed gin config: the one place where the
+strategy, trackers, run record, model, task, optimizer, schedule and Trainer meet.
+Used by `python -m tfaudio.train`, the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+
+import gin
+import keras
+
+from tfaudio.experiment import build
+from tfaudio.training import run_record
+from tfaudio.training.optimizers import make_optimizer
+from tfaudio.training.schedules import LearningRate
+from tfaudio.training.step import StepOptions
+from tfaudio.training.strategy import is_chief, make_strategy, worker_dir
+from tfaudio.training.trackers import Trackers
+from tfaudio.training.trainer import Trainer
+
+
+def make_trainer(model_dir: str, strategy, trackers, seed: int = 0) -> Trainer:
+    """The Trainer of the parsed config: `build.model`, `build.task`, `make_optimizer.*`,
+    `LearningRate.*` and `StepOptions.*` are built here, in the strategy's scope, after
+    seeding (identical initial weights for one seed) and setting the dtype policy."""
+    keras.utils.set_random_seed(seed)
+    options = StepOptions()
+    keras.mixed_precision.set_global_policy(options.precision)
+    with strategy.scope():
+        model, task = build()
+        optimizer = make_optimizer()
+    return Trainer(model_dir=model_dir, strategy=strategy, trackers=trackers, model=model, task=task,
+                   optimizer=optimizer, schedule=LearningRate(), options=options, seed=seed)
+
+
+def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int = 0, name: str = "",
+          group: str = "", argv=None) -> tuple[Trainer, dict]:
+    """Trains the parsed config into model_dir; returns the trainer and its last evaluation.
+    Writes the run record (command.txt, config.gin, versions.json) on the chief when
+    `argv` is given; other workers write to their own folder without trackers."""
+    strategy = strategy or make_strategy()
+    chief = is_chief(strategy)
+    own_dir = worker_dir(model_dir, strategy)
+    os.makedirs(own_dir, exist_ok=True)
+    if chief and argv is not None:
+        run_record.write_provenance(model_dir, argv)
+    trackers = Trackers(own_dir, tracker if chief else "none", name=name, group=group,
+                        config={"gin": gin.config_str(), "seed": seed})
+    try:
+        trainer = make_trainer(own_dir, strategy, trackers, seed)
+        return trainer, trainer.train()
+    finally:
+        trackers.close()

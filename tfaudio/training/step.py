@@ -1,0 +1,218 @@
+"""The traced inner loop: per-replica gradients with accumulation, one all-reduce,
+clipping, skipping of non-finite updates, loss scaling, the update and the EMA.
+
+It knows nothing of checkpoints, evaluation schedules or hooks (Orbit's split): the
+outer loop (tfaudio.training.trainer) calls `loop(iterator, n)` and gets the summed
+statistics of those n steps back with one host sync.
+
+Batch names: a *micro-batch* is what one replica feeds the model at once
+(`Trainer.batch_size`); a *replica step batch* is the micro-batches one replica
+reads per update (micro_batch x micro_steps); the *effective batch* is what one
+update sees over all replicas (micro_batch x micro_steps x replicas).
+"""
+
+from __future__ import annotations
+
+import gin
+import tensorflow as tf
+
+from tfaudio.errors import ConfigError
+from tfaudio.models.weights import named_variables
+from tfaudio.training.ema import WeightEMA
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+LOSS_SCALE_PERIOD = 2000
+
+
+@gin.configurable
+class StepOptions:
+    """How each update is computed.
+
+    Args:
+      clip_norm: clip the aggregated gradient to this global norm (None: no clipping).
+      ema_decay: keep an EMA of all float weights, evaluated as split "val_ema" (None: off).
+      jit_compile: XLA-compile the gradient computation (slow for convolutions on CPU).
+      precision: "float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss
+        scaling); losses, log compression and the optimizer state stay float32.
+    """
+
+    def __init__(self, clip_norm: float | None = None, ema_decay: float | None = None,
+                 jit_compile: bool = False, precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"StepOptions.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        self.clip_norm, self.ema_decay, self.jit_compile, self.precision = clip_norm, ema_decay, jit_compile, precision
+
+
+class TrainStep:
+    """Counters, statistics and the traced loop of one training run.
+
+    Args:
+      strategy, model, task, optimizer, schedule: the run's parts (schedule(step) -> lr).
+      options: a StepOptions.
+      micro_steps: micro-batches accumulated per update per replica.
+      micro_batch: examples per replica per micro-batch.
+      schedule_clock: steps of the schedule per update (batch_multiplier when matching examples).
+      lr_factors: scalar variables multiplied into the learning rate (plateau, guard).
+    """
+
+    def __init__(self, strategy, model, task, optimizer, schedule, options: StepOptions,
+                 micro_steps: int, micro_batch: int, schedule_clock: int = 1, lr_factors=()):
+        self.strategy, self.model, self.task = strategy, model, task
+        self.optimizer, self.schedule, self.options = optimizer, schedule, options
+        self.micro_steps, self.schedule_clock, self.lr_factors = micro_steps, schedule_clock, list(lr_factors)
+        self.global_micro_batch = micro_batch * strategy.num_replicas_in_sync
+        self.effective_batch = self.global_micro_batch * micro_steps
+        float16 = options.precision == "mixed_float16"
+        with strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.examples_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples_seen")
+            self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_updates")
+            # Dynamic loss scaling for float16: halved on a non-finite step, doubled after
+            # LOSS_SCALE_PERIOD finite ones.
+            self.loss_scale = tf.Variable(2.0 ** 15 if float16 else 1.0, trainable=False, name="loss_scale")
+            self.finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="finite_steps")
+        self.model_vars: dict = {}
+        self.ema: WeightEMA | None = None
+        self._stats: dict = {}
+        self._loop = tf.function(self._loop_fn)
+        self._grads = (tf.function(self._replica_grads, jit_compile=True) if options.jit_compile
+                       else self._replica_grads)
+        # Validation batches vary in padded length: trace once with relaxed shapes.
+        self._eval = tf.function(self._eval_fn, reduce_retracing=True)
+
+    def state(self) -> dict:
+        """The checkpointed counters: {name: variable}."""
+        state = dict(step=self.step, examples_seen=self.examples_seen, skipped=self.skipped)
+        if self.options.precision == "mixed_float16":
+            state.update(loss_scale=self.loss_scale, finite_steps=self.finite_steps)
+        if self.ema is not None:
+            state["ema_updates"] = self.ema.updates
+        return state
+
+    def build(self, batch) -> list[str]:
+        """Creates the model's, optimizer's and EMA's variables from one batch (call in the
+        strategy scope); returns the loss term names (`loss_<term>` in metrics.jsonl)."""
+        _, terms = self.task.loss(self.model, batch, training=False)
+        self.optimizer.build(self.model.trainable_variables)
+        self.model_vars = named_variables(self.model)
+        if self.options.ema_decay:
+            self.ema = WeightEMA(self.model_vars, self.options.ema_decay)
+        names = sorted(terms)
+        self._stats = {name: tf.Variable(0.0, dtype=tf.float64, trainable=False, name=name)
+                       for name in ["loss", "count", "grad_norm", "input_wait", "skipped", "lr"]
+                       + [f"term_{t}" for t in names]}
+        return names
+
+    def weights_finite(self) -> bool:
+        """True when no float model variable holds a NaN or an infinity."""
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model_vars.values()
+                   if tf.as_dtype(v.dtype).is_floating)
+
+    def loop(self, iterator, num_steps: int) -> dict:
+        """Runs num_steps updates; returns {statistic: float} summed over them."""
+        return {k: float(v) for k, v in self._loop(iterator, tf.constant(num_steps)).items()}
+
+    def evaluate(self, dataset, max_batches: int | None) -> dict:
+        """{metric: mean over examples} of task.metrics on a distributed dataset."""
+        totals: dict[str, float] = {}
+        for i, batch in enumerate(dataset):
+            if max_batches is not None and i >= max_batches:
+                break
+            for k, v in self._eval(batch).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+        count = max(totals.pop("count", 0.0), 1.0)
+        return {k: v / count for k, v in totals.items()}
+
+    # ------------------------------------------------------------------ traced
+
+    def _replica_grads(self, batch):
+        """Gradients averaged over this replica's micro-batches and its loss sums."""
+        n = self.micro_steps
+        tvars = self.model.trainable_variables
+
+        def micro(i):
+            return tf.nest.map_structure(
+                lambda x: tf.reshape(x, tf.concat([[n, -1], tf.shape(x)[1:]], 0))[i], batch)
+
+        def one(mb):
+            with tf.GradientTape() as tape:
+                per_example, terms = self.task.loss(self.model, mb, training=True)
+                loss = tf.reduce_sum(tf.cast(per_example, tf.float32)) / self.global_micro_batch
+                scaled = loss * self.loss_scale
+            grads = tape.gradient(scaled, tvars)
+            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) / tf.cast(self.loss_scale, v.dtype)
+                     for g, v in zip(grads, tvars)]
+            sums = {"loss": tf.reduce_sum(tf.cast(per_example, tf.float32)),
+                    "count": tf.cast(tf.shape(per_example)[0], tf.float32)}
+            sums.update({f"term_{k}": tf.reduce_sum(tf.cast(v, tf.float32)) for k, v in terms.items()})
+            return grads, sums
+
+        if n == 1:
+            return one(batch)
+        grads, sums = one(micro(0))
+        for i in tf.range(1, n):
+            g_i, s_i = one(micro(i))
+            grads = [a + b for a, b in zip(grads, g_i)]
+            sums = {k: sums[k] + s_i[k] for k in sums}
+        return [g / n for g in grads], sums
+
+    def _all_reduced(self, fn, *args):
+        """fn's values summed over replicas in one collective, as replica 0's copy."""
+        def replica(*a):
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, fn(*a))
+        values = self.strategy.run(replica, args=args)
+        return tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0], values)
+
+    def _loop_fn(self, iterator, num_steps):
+        for var in self._stats.values():
+            var.assign(tf.zeros_like(var))
+        for _ in tf.range(num_steps):
+            lr = self.schedule(self.step * self.schedule_clock)
+            for factor in self.lr_factors:
+                lr = lr * factor
+            self.optimizer.learning_rate.assign(lr)
+            t0 = tf.timestamp()
+            batch = next(iterator)
+            self._stats["input_wait"].assign_add(tf.timestamp() - t0)
+            grads, sums = self._all_reduced(self._grads, batch)
+            norm = tf.linalg.global_norm(grads)
+            finite = tf.math.is_finite(norm) & tf.math.is_finite(sums["loss"])
+            if self.options.clip_norm:
+                grads, _ = tf.clip_by_global_norm(grads, self.options.clip_norm, use_norm=norm)
+            tf.cond(finite, lambda: self._apply(grads), self._skip)
+            if self.options.precision == "mixed_float16":
+                self._update_loss_scale(finite)
+            for key, value in sums.items():
+                self._stats[key].assign_add(tf.cast(value, tf.float64))
+            self._stats["grad_norm"].assign(tf.cast(norm, tf.float64))
+            self._stats["lr"].assign(tf.cast(lr, tf.float64))
+            self.step.assign_add(1)
+            self.examples_seen.assign_add(self.effective_batch)
+        return {k: v.read_value() for k, v in self._stats.items()}
+
+    def _apply(self, grads):
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        if self.ema is not None:
+            self.ema.update()
+        return tf.constant(True)
+
+    def _skip(self):
+        self.skipped.assign_add(1)
+        self._stats["skipped"].assign_add(1.0)
+        return tf.constant(False)
+
+    def _update_loss_scale(self, finite):
+        self.finite_steps.assign(tf.where(finite, self.finite_steps + 1, 0))
+        grow = self.finite_steps >= LOSS_SCALE_PERIOD
+        self.loss_scale.assign(tf.where(finite, tf.where(grow, self.loss_scale * 2.0, self.loss_scale),
+                                        tf.maximum(self.loss_scale / 2.0, 1.0)))
+        self.finite_steps.assign(tf.where(grow, tf.zeros_like(self.finite_steps), self.finite_steps))
+
+    def _eval_fn(self, batch):
+        def metrics(b):
+            values = self.task.metrics(self.model, b)
+            out = {k: tf.reduce_sum(tf.cast(v, tf.float32)) for k, v in values.items()}
+            out["count"] = tf.cast(tf.shape(next(iter(values.values())))[0], tf.float32)
+            return out
+        return self._all_reduced(metrics, batch)
+
