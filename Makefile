@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng fluidsynth timgm6mb-soundfont
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test demo deb prepare clean
+.PHONY: setup test lint demo deb prepare clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): setup.cfg setup.py
 
 test: setup
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 deb:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

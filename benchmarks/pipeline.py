@@ -13,13 +13,14 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import gin  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import gin  # noqa: E402
 from tfaudio.audio import features  # noqa: E402
 from tfaudio.audio.compression import LogCompression  # noqa: E402
 from tfaudio.audio.geometry import audio_geometry  # noqa: E402
-from tfaudio.data.pipeline import AudioData, SeparationData, read_segment  # noqa: E402
+from tfaudio.audio.io import read_audio  # noqa: E402
+from tfaudio.data.pipeline import AudioData, SeparationData  # noqa: E402
 
 
 def rate(fn, n):
@@ -45,7 +46,7 @@ def main():
 
     def decode():
         for i in range(n):
-            read_segment(tracks[i % len(tracks)]["path"], 8000, 0.0, 1.0)
+            read_audio(tracks[i % len(tracks)]["path"], 8000, seconds=1.0)
         return n
 
     waves = tf.random.normal([args.batch_size, 8000])

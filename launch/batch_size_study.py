@@ -1,13 +1,14 @@
-"""The seed's batch-size study: baseline, batch2x, batch4x and batch8x through accumulate_n,
-matched by examples seen (k x the batch, 1/k of the steps, evaluations at the same
-examples), each in its own run directory; then a comparison table and plot.
+"""The batch-size study: baseline, batch2x, batch4x and batch8x through Trainer.batch_multiplier,
+matched by examples seen (k x the batch, 1/k of the updates, evaluations at the same
+examples, the learning-rate schedule at the same point for the same examples), each in
+its own run directory; then a comparison table and plot.
 
-    python launch/batch_size_study.py --gin_file=gin/audio_unet.gin [--train_steps 3000] [--out runs/batch_size_study]
+    python -m launch.batch_size_study --gin_file=gin/audio_unet.gin [--train_steps 3000] [--out runs/batch_size_study]
 """
 
 import argparse
 
-from study import macro, run_study
+from launch.study import run_study
 
 
 def main():
@@ -19,14 +20,10 @@ def main():
     parser.add_argument("--gin_param", action="append", default=[])
     parser.add_argument("--dry_run", action="store_true")
     args = parser.parse_args()
-    steps = args.train_steps or macro(args.gin_file, "train_steps")
-    every = macro(args.gin_file, "eval_every")
-    variants = []
-    for k in map(int, args.multipliers.split(",")):
-        prefix = "baseline_" if k == 1 else f"batch{k}x_"
-        variants.append((prefix, [f"accumulate_n = {k}", f"train_steps = {max(1, steps // k)}",
-                                  f"eval_every = {max(1, every // k)}"]))
-    run_study("batch_size", args.gin_file, variants, args.out, args.gin_param, args.dry_run)
+    extra = args.gin_param + ([f"train_steps = {args.train_steps}"] if args.train_steps else [])
+    variants = [("baseline_" if k == 1 else f"batch{k}x_", [f"Trainer.batch_multiplier = {k}"])
+                for k in map(int, args.multipliers.split(","))]
+    run_study("batch_size", args.gin_file, variants, args.out, extra, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,20 @@
 """Compares runs from their metrics.jsonl: a table on stdout, the same table as Markdown and
 a plot of validation SI-SDR (or loss) against examples seen.
 
-    python launch/report.py runs/batch_study/* [--out runs/batch_study/report]
+    python -m launch.report runs/batch_study/* [--out runs/batch_study/report]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
-
-def read_rows(run_dir: str) -> list[dict]:
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+from tfaudio.training.trackers import read_metrics
 
 
 def summarize(run_dir: str) -> dict:
     """The comparison columns of one run."""
-    rows = read_rows(run_dir)
+    rows = read_metrics(run_dir)
     train = [r for r in rows if "split" not in r and "event" not in r]
     last = {split: [r for r in rows if r.get("split") == split] for split in ("val", "val_ema")}
     pick = lambda split, key: last[split][-1].get(key) if last[split] else None  # noqa: E731
@@ -64,7 +60,7 @@ def plot(run_dirs: list[str], path: str):
     fig, ax = plt.subplots(figsize=(7, 4))
     metric = "loss"
     for run_dir in run_dirs:
-        val = [r for r in read_rows(run_dir) if r.get("split") == "val"]
+        val = [r for r in read_metrics(run_dir) if r.get("split") == "val"]
         metric = "si_sdr" if val and "si_sdr" in val[0] else "loss"
         ax.plot([r["examples_seen"] for r in val], [r[metric] for r in val], marker="o",
                 label=os.path.basename(os.path.normpath(run_dir)))

@@ -8,9 +8,7 @@ import shlex
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from report import report  # noqa: E402
+from launch.report import report
 
 
 def run_study(name: str, gin_file: str, variants: list[tuple[str, list[str]]], out: str,
@@ -34,8 +32,8 @@ def run_study(name: str, gin_file: str, variants: list[tuple[str, list[str]]], o
 def macro(gin_file: str, name: str):
     """The value a gin file binds to a macro (e.g. learning_rate)."""
     import gin
-
-    from tfaudio import config
+    from tfaudio import config, registry  # noqa: F401  (registry: the configurables a gin file names)
+    from tfaudio.training import run  # noqa: F401  (the training configurables)
 
     config.parse([gin_file], finalize=False)
     return gin.query_parameter(f"%{name}")

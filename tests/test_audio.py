@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audio_files import tone, write
 from tfaudio.audio import features
 from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.geometry import AudioGeometry, GeometryError
 from tfaudio.audio.io import AudioReadError, read_audio
 from tfaudio.audio.padding import pad_to, random_crop
+
+from audio_files import tone, write
 
 
 @pytest.mark.parametrize("subtype", ["PCM_24", "FLOAT", "PCM_U8", "PCM_16"])

@@ -3,16 +3,17 @@
 import json
 import os
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import audio_files
-from audio_files import tone, write
+import gin
 from tfaudio.data import readers
 from tfaudio.data.order import index_stream
 from tfaudio.data.pipeline import AudioData, SeparationData, split_examples
+
+import audio_files
+from audio_files import tone, write
 
 
 def test_ljspeech_skips_missing_file_and_non_utf8_line(tmp_path):

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import toy
-from test_trainer import train
 from tfaudio.training.guard import DivergenceError
 from tfaudio.training.trackers import read_metrics
+
+import toy
+from test_trainer import train
 
 TOY_TRAIN = os.path.join(os.path.dirname(__file__), "toy_train.py")
 

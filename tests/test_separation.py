@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-import audio_files
-
 from tfaudio.audio import features
 from tfaudio.audio.geometry import AudioGeometry
 from tfaudio.models.unet import AudioUNet
 from tfaudio.tasks.separation import MAX_SI_SDR_DB, SILENT_REFERENCE_DB, multi_resolution_stft_loss, si_sdr
+
+import audio_files
 
 TARGET = tf.constant([3.0, -0.5, 2.0, 7.0])
 ESTIMATE = tf.constant([2.5, 0.0, 2.0, 8.0])
@@ -58,7 +58,6 @@ def test_gradient_through_inverse_stft_is_finite():
 @pytest.mark.parametrize("length", [1000, 4097])
 def test_hybrid_unet_odd_lengths_and_finite_gradient(length):
     import gin
-
     from tfaudio import config
     from tfaudio.models.unet import HybridUNet
 
@@ -132,8 +131,7 @@ def test_separate_cli_writes_sources_and_checks_the_rate(unet_run, tmp_path):
 
 
 def test_launch_report_table_and_plot(unet_run, tmp_path):
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "launch"))
-    from report import report
+    from launch.report import report
 
     table = report([unet_run[0]], str(tmp_path / "report"))
     assert "val_ema_si_sdr" in table.splitlines()[0] and "| run |" in table

@@ -10,13 +10,14 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-import audio_files
 from tfaudio import config
 from tfaudio.data.text import CharVocabulary, TextError, normalize
 from tfaudio.models.tacotron import Tacotron
 from tfaudio.tasks.tts import alignment_metrics, guided_attention_weights
 from tfaudio.training import run as training
 from tfaudio.training.trackers import read_metrics
+
+import audio_files
 
 
 def test_normalize_spells_out_numbers_and_abbreviations():

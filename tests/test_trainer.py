@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import toy
 from tfaudio import config
-from tfaudio.training import schedules
-from tfaudio.training.trackers import read_metrics
 from tfaudio.experiment import restore_for_inference
-from tfaudio.training import run, run_record
+from tfaudio.training import run, run_record, schedules
+from tfaudio.training.trackers import read_metrics
+
+import toy
 
 BASE = ["build.model = @ToyModel()", "build.task = @ToyTask()", "Trainer.data = @ToyData()",
         "Trainer.eval_every = 10", "Trainer.steps_per_loop = 5", "LearningRate.learning_rate = 0.05"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 

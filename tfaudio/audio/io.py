@@ -29,8 +29,8 @@ def audio_info(path: str) -> sf._SoundFileInfo:
 
 
 def read_audio(path: str, sample_rate: int, channels: int = 1, on_rate_mismatch: str = "resample",
-               max_seconds: float | None = None) -> np.ndarray:
-    """Reads `path` as float32 [samples, channels] at `sample_rate`.
+               max_seconds: float | None = None, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """Reads `path` (or a segment of it) as float32 [samples, channels] at `sample_rate`.
 
     Args:
       path: an audio file soundfile can open.
@@ -39,17 +39,21 @@ def read_audio(path: str, sample_rate: int, channels: int = 1, on_rate_mismatch:
         is duplicated); 0 keeps the file's own channels.
       on_rate_mismatch: "resample" (soxr, high quality) or "reject".
       max_seconds: reject files longer than this before decoding them.
+      start, seconds: decode only [start, start + seconds), zero-padded at the end to
+        exactly `seconds` (None: to the end of the file).
     """
     info = audio_info(path)
     if max_seconds is not None and info.frames > max_seconds * info.samplerate:
         raise AudioReadError(f"{path}: {info.frames / info.samplerate:.1f} s is longer than "
                              f"max_seconds={max_seconds}")
+    first = int(round(start * info.samplerate))
+    frames = -1 if seconds is None else int(round(seconds * info.samplerate))
     try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        audio, rate = sf.read(path, start=first, frames=frames, dtype="float32", always_2d=True)
     except Exception as exc:
         raise AudioReadError(f"{path}: cannot decode samples ({_short(exc)})") from None
     if audio.shape[0] == 0:
-        raise AudioReadError(f"{path}: contains no samples")
+        raise AudioReadError(f"{path}: no samples at {start:.2f} s" if first else f"{path}: contains no samples")
     if rate != sample_rate:
         if on_rate_mismatch == "reject":
             raise AudioReadError(f"{path}: sample rate {rate} Hz, expected {sample_rate} Hz "
@@ -57,6 +61,9 @@ def read_audio(path: str, sample_rate: int, channels: int = 1, on_rate_mismatch:
         if on_rate_mismatch != "resample":
             raise ValueError(f"on_rate_mismatch={on_rate_mismatch!r}: use 'resample' or 'reject'")
         audio = soxr.resample(audio, rate, sample_rate, quality="HQ").astype(np.float32)
+    if seconds is not None:
+        want = int(round(seconds * sample_rate))
+        audio = np.pad(audio[:want], ((0, max(0, want - len(audio))), (0, 0)))
     return _match_channels(audio, channels)
 
 

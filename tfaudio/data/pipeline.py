@@ -13,8 +13,6 @@ import zlib
 
 import gin
 import numpy as np
-import soundfile as sf
-import soxr
 import tensorflow as tf
 from absl import logging
 
@@ -44,21 +42,6 @@ class DecodeFailures:
             if len(self.paths) > self.limit:
                 raise readers.CorpusError(f"{len(self.paths)} files failed to decode (limit {self.limit});"
                                           f" last: {reason}")
-
-
-def read_segment(path: str, sample_rate: int, start: float, seconds: float) -> np.ndarray:
-    """Mono float32 samples of [start, start + seconds) at sample_rate, zero-padded at the end."""
-    info = sf.info(path)
-    frames = int(round(seconds * info.samplerate))
-    audio, rate = sf.read(path, start=int(round(start * info.samplerate)), frames=frames,
-                          dtype="float32", always_2d=True)
-    if len(audio) == 0:
-        raise AudioReadError(f"{path}: no samples at {start:.2f} s (truncated or changed since probing)")
-    audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
-    want = int(round(seconds * sample_rate))
-    return np.pad(audio[:want], (0, max(0, want - len(audio[:want]))))
 
 
 def _decoded(element) -> tf.Tensor:
@@ -140,8 +123,8 @@ class SeparationData:
         def load(i, start):
             i = int(i)
             try:
-                mix = read_segment(examples[i]["path"], rate, float(start), seconds)
-                tgt = read_segment(examples[i][self.target], rate, float(start), seconds)
+                mix = read_audio(examples[i]["path"], rate, start=float(start), seconds=seconds)[:, 0]
+                tgt = read_audio(examples[i][self.target], rate, start=float(start), seconds=seconds)[:, 0]
                 return mix, tgt, True
             except Exception as exc:  # noqa: BLE001  (a long run never dies on one file)
                 self.failures.add(examples[i]["path"], f"{examples[i]['path']}: {exc}")

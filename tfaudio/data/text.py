@@ -119,7 +119,6 @@ class TextError(ValueError):
     """Text the vocabulary cannot encode."""
 
 
-@gin.configurable
 class CharVocabulary:
     """Characters to ids: 0 is padding, 1 the end token, then punctuation and letters.
 
@@ -131,7 +130,7 @@ class CharVocabulary:
 
     def __init__(self, normalize_text: bool = True, unknown: str = "drop"):
         if unknown not in ("drop", "error"):
-            raise ValueError(f"CharVocabulary.unknown={unknown!r}: use 'drop' or 'error'")
+            raise ValueError(f"vocabulary.unknown={unknown!r}: use 'drop' or 'error'")
         self.normalize_text, self.unknown = normalize_text, unknown
         self.symbols = [PAD, END] + list(PUNCTUATION) + list(LETTERS)
         self._ids = {s: i for i, s in enumerate(self.symbols)}
@@ -150,7 +149,7 @@ class CharVocabulary:
         unknown = sorted({c for c in clean if c not in self._ids or c in (PAD, END)})
         if unknown and self.unknown == "error":
             raise TextError(f"{source}: characters {unknown} are not in the vocabulary; set "
-                            "CharVocabulary.unknown = 'drop' or fix the transcript")
+                            "vocabulary.unknown = 'drop' or fix the transcript")
         for c in set(unknown) - self._warned:
             logging.warning("%s: dropping character %r, not in the vocabulary", source, c)
             self._warned.add(c)
@@ -158,3 +157,16 @@ class CharVocabulary:
 
     def decode(self, ids) -> str:
         return "".join(self.symbols[int(i)] for i in ids if int(i) > 1)
+
+
+@gin.configurable
+def vocabulary(normalize_text: bool = True, unknown: str = "drop") -> CharVocabulary:
+    """The experiment's vocabulary: the one place its settings are bound, read by the data
+    (AudioData.text_encoder), the task and, through `vocabulary_size`, the model."""
+    return CharVocabulary(normalize_text, unknown)
+
+
+@gin.configurable
+def vocabulary_size() -> int:
+    """Symbols in `vocabulary()` (Tacotron.vocab_size)."""
+    return len(vocabulary())

@@ -18,7 +18,6 @@ import tensorflow as tf
 from keras import layers
 
 from tfaudio.audio.geometry import audio_geometry
-from tfaudio.data.text import CharVocabulary
 
 
 class Prenet(layers.Layer):
@@ -150,7 +149,7 @@ class Tacotron(keras.Model):
     """Text to mel frames (and optionally linear spectrogram frames).
 
     Args:
-      vocab_size: characters in the vocabulary (default: tfaudio.data.text.CharVocabulary's).
+      vocab_size: symbols in the text vocabulary (gin: @vocabulary_size()).
       n_mels, n_linear: mel channels and linear bins predicted (default: audio_geometry's).
       embedding_dim: character embedding size.
       encoder: "conv" (conv_layers x conv_channels + BiLSTM of encoder_units per
@@ -166,7 +165,7 @@ class Tacotron(keras.Model):
         instead of the ground truth during training (0: pure teacher forcing).
     """
 
-    def __init__(self, vocab_size: int | None = None, n_mels: int | None = None, n_linear: int | None = None,
+    def __init__(self, vocab_size: int, n_mels: int | None = None, n_linear: int | None = None,
                  embedding_dim: int = 512, encoder: str = "conv", conv_layers: int = 3,
                  conv_channels: int = 512, conv_kernel: int = 5, encoder_units: int = 256,
                  attention_units: int = 128, location_filters: int = 32, location_kernel: int = 31,
@@ -182,7 +181,6 @@ class Tacotron(keras.Model):
                              "use 'conv' or 'none' / 'cbhg' or 'none'")
         geometry = audio_geometry()
         n_mels, n_linear = n_mels or geometry.n_mels, n_linear or geometry.n_bins
-        vocab_size = vocab_size or len(CharVocabulary())
         self.n_mels, self.n_linear, self.reduction = n_mels, n_linear, reduction
         self.scheduled_sampling = scheduled_sampling
         self.sampling_seed = keras.random.SeedGenerator(name="sampling_seed")

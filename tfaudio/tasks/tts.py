@@ -27,18 +27,18 @@ import functools
 import math
 import os
 
-import gin
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import gin
 from tfaudio.audio import features
 from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.distortion import mel_cepstral_distortion
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.images import plot
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
-from tfaudio.data.text import CharVocabulary
+from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.tasks.base import Task
 
 _LOSSES = {"l1": tf.abs, "l2": tf.square}
@@ -151,7 +151,7 @@ class TacotronTask(Task):
         if spectrum_loss not in _LOSSES:
             raise ValueError(f"TacotronTask.spectrum_loss={spectrum_loss!r}: use 'l1' or 'l2'")
         self.geometry = audio_geometry()
-        self.vocabulary = vocabulary or CharVocabulary()
+        self.vocabulary = vocabulary or default_vocabulary()
         self.compression = log_compression or LogCompression()
         self.normalize_stats, self.stats_examples = normalize_stats, stats_examples
         self.spectrum_loss = _LOSSES[spectrum_loss]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 
-import gin
 import tensorflow as tf
+
+import gin
 
 
 class MetricMonitor(tf.Module):

@@ -3,8 +3,9 @@ excluded from weight decay."""
 
 from __future__ import annotations
 
-import gin
 import keras
+
+import gin
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 
-import gin
 import keras
 
+import gin
 from tfaudio.experiment import build
 from tfaudio.training import run_record
 from tfaudio.training.optimizers import make_optimizer

@@ -13,6 +13,7 @@ import sys
 
 import gin
 
+
 def write_provenance(run_dir: str, argv) -> None:
     """command.txt, config.gin (as parsed) and versions.json in the run directory."""
     with open(os.path.join(run_dir, "command.txt"), "a", encoding="utf-8") as f:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 
-import gin
 import tensorflow as tf
+
+import gin
 
 SCALING_RULES = ("none", "linear", "sqrt")
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 
-import gin
 import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
+import gin
 from tfaudio.errors import ConfigError, DivergenceError
 from tfaudio.models.weights import indexed_variables, named_variables
 from tfaudio.training import run_record

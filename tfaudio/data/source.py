@@ -1,0 +1,26 @@
+"""The DataSource contract: what the trainer asks of a corpus.
+
+SeparationData and AudioData implement it; a new family's data does too, and the
+trainer needs nothing else. Batches are dicts of tensors; the task that reads them
+documents its keys (e.g. {"audio" [B, samples] float32, "length" [B] int32,
+"text_ids" [B, N] int32, "text_length" [B] int32} for TTS, {"mixture", "target"}
+[B, samples] float32 for separation, "label" [B] int64 for classification).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import tensorflow as tf
+
+
+class DataSource(Protocol):
+    def train(self, batch_size: int, seed: int, start: int = 0,
+              input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        """An infinite stream of batches of `batch_size` examples (drop_remainder), a pure
+        function of `seed` that begins at global example `start` (a resumed run passes
+        step x effective batch; see tfaudio.data.order). With an input_context, this
+        pipeline's share of the global stream."""
+
+    def validation(self, batch_size: int) -> tf.data.Dataset | None:
+        """The finite validation split in batches (the last may be smaller), or None."""
