@@ -1,4 +1,4 @@
-"""The seed's learning-rate study under exponential decay: 0.1x, 0.33x, 1x, 3x and 10x the
+"""The learning-rate study under exponential decay: 0.1x, 0.33x, 1x, 3x and 10x the
 gin file's learning rate, each in its own run directory; then a comparison table and plot.
 
     python -m launch.lr_study --gin_file=gin/hybrid_unet.gin [--train_steps 3000] [--out runs/lr_study]

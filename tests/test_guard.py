@@ -92,8 +92,15 @@ def _wait_for_rows(run, n, proc, timeout=120):
     raise AssertionError("training produced no metrics")
 
 
+def _uninterrupted_weights(run, steps, *params):
+    """Final weights of the same training run to `steps` without interruption."""
+    proc = _start(run, steps, *params)
+    assert proc.wait(timeout=120) == 0, proc.communicate()[1][-2000:]
+    return np.load(os.path.join(run, "weights.npy"))
+
+
 def test_sigterm_saves_and_restart_continues(tmp_path):
-    run = str(tmp_path)
+    run = str(tmp_path / "run")
     proc = _start(run, 10 ** 6, "CheckpointConfig.every = 100000")
     _wait_for_rows(run, 5, proc)
     sent = time.time()
@@ -106,10 +113,12 @@ def test_sigterm_saves_and_restart_continues(tmp_path):
     assert proc.wait(timeout=120) == 0, proc.communicate()[1][-2000:]
     steps = [r["step"] for r in read_metrics(run) if "split" not in r and "event" not in r]
     assert steps[-3:] == [saved + 1, saved + 2, saved + 3]
+    np.testing.assert_allclose(np.load(os.path.join(run, "weights.npy")),
+                               _uninterrupted_weights(str(tmp_path / "whole"), saved + 3), rtol=1e-5, atol=1e-6)
 
 
 def test_kill_9_leaves_a_resumable_run(tmp_path):
-    run = str(tmp_path)
+    run = str(tmp_path / "run")
     for delay_rows in (4, 7, 11):  # saves every step, so kills land in and around saves
         proc = _start(run, 10 ** 6, "CheckpointConfig.every = 1")
         _wait_for_rows(run, delay_rows, proc)
@@ -125,6 +134,9 @@ def test_kill_9_leaves_a_resumable_run(tmp_path):
     proc = _start(run, resumed_from + 2, "CheckpointConfig.every = 1")
     assert proc.wait(timeout=120) == 0, proc.communicate()[1][-2000:]
     assert tf.train.latest_checkpoint(ckpt).endswith(f"ckpt-{resumed_from + 2}")
+    np.testing.assert_allclose(np.load(os.path.join(run, "weights.npy")),
+                               _uninterrupted_weights(str(tmp_path / "whole"), resumed_from + 2,
+                                                      "CheckpointConfig.every = 1"), rtol=1e-5, atol=1e-6)
 
 
 def test_checkpoint_from_another_config_is_one_clear_error(tmp_path):

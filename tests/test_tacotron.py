@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfaudio import config
 from tfaudio.data.text import CharVocabulary, TextError, normalize
 from tfaudio.models.tacotron import Tacotron
-from tfaudio.tasks.tts import alignment_metrics, guided_attention_weights
+from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
 from tfaudio.training import run as training
 from tfaudio.training.trackers import read_metrics
 

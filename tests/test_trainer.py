@@ -136,3 +136,17 @@ def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     assert losses[-1] < losses[0] and all(np.isfinite(losses))
     if precision == "mixed_float16":
         assert float(t.inner.loss_scale.numpy()) >= 1.0
+
+
+def test_batch_multiplier_runs_meet_the_same_schedule_at_the_same_examples(tmp_path):
+    ends, evaluations = [], []
+    for k in (1, 2, 4, 8):
+        t = train(tmp_path / f"batch{k}x", 40, "Trainer.batch_size = 4", f"Trainer.batch_multiplier = {k}",
+                  "LearningRate.decay = @ExponentialDecay()", "ExponentialDecay.decay_rate = 0.1",
+                  "Trainer.steps_per_loop = 3", "Trainer.eval_every = 16")
+        assert t.global_step == 40 // k
+        ends.append(float(t.inner.schedule(t.inner.step * t.inner.schedule_clock)))
+        evaluations.append([r["examples_seen"] for r in read_metrics(str(tmp_path / f"batch{k}x"))
+                            if r.get("split") == "val"])
+    assert ends == pytest.approx([0.05 * 0.1] * 4)  # the whole decay, whatever the batch
+    assert all(e == evaluations[0] for e in evaluations) and evaluations[0] == [64, 128, 160]

@@ -69,11 +69,6 @@ def magnitude(wave: tf.Tensor, geometry: AudioGeometry) -> tf.Tensor:
     return tf.abs(stft(wave, geometry))
 
 
-def power(wave: tf.Tensor, geometry: AudioGeometry) -> tf.Tensor:
-    """Power spectrogram |STFT|^2 [..., frames, bins]."""
-    return tf.math.square(magnitude(wave, geometry))
-
-
 def mel_matrix(geometry: AudioGeometry) -> tf.Tensor:
     """[bins, n_mels] HTK-style mel filterbank between fmin and fmax."""
     return tf.signal.linear_to_mel_weight_matrix(
@@ -93,11 +88,6 @@ def mel_spectrogram(wave: tf.Tensor, geometry: AudioGeometry, spectrum_power: fl
     if spectrum_power != 1.0:
         spec = tf.pow(spec, spectrum_power)
     return mel_from_spectrum(spec, geometry)
-
-
-def mfcc(log_mel: tf.Tensor, n_mfcc: int = 20) -> tf.Tensor:
-    """The first `n_mfcc` cepstral coefficients of a log-mel spectrogram."""
-    return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :n_mfcc]
 
 
 def preemphasis(wave: tf.Tensor, coefficient: float = 0.97) -> tf.Tensor:

@@ -8,7 +8,6 @@ with both offending bindings named.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import gin
 
@@ -70,10 +69,6 @@ class AudioGeometry:
     def n_bins(self) -> int:
         return self.n_fft // 2 + 1
 
-    @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop_length
-
     def samples(self, seconds: float) -> int:
         """Samples in `seconds` of audio."""
         return int(round(seconds * self.sample_rate))
@@ -89,14 +84,6 @@ class AudioGeometry:
         if self.center:
             return (num_frames - 1) * self.hop_length
         return (num_frames - 1) * self.hop_length + self.win_length
-
-    def check_divisible(self, num_samples: int, factor: int, samples_binding: str, factor_binding: str):
-        """Rejects a sample count that a model's total stride does not divide."""
-        if num_samples % factor:
-            fixed = int(math.ceil(num_samples / factor) * factor)
-            raise GeometryError(
-                f"{samples_binding}={num_samples} samples is not divisible by {factor_binding}="
-                f"{factor}; use {fixed} samples ({fixed / self.sample_rate:.4f} s).")
 
 
 @gin.configurable

@@ -6,7 +6,7 @@ Pad methods, for a signal x0 x1 ... x(n-1):
   reflect: reflection about the edge samples, which are not repeated
            (numpy "reflect"): x0 x1 x2 x1 x0 x1 x2 ...
   mirror:  x followed by its time reversal, edges repeated (numpy
-           "symmetric"; the seed's "10 s -> 20 s with the copy reversed"):
+           "symmetric"; e.g. 10 s -> 20 s with the copy reversed):
            x0 x1 x2 x2 x1 x0 x0 x1 ...
 """
 

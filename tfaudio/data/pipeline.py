@@ -92,7 +92,7 @@ class SeparationData:
     Args:
       data_dir: corpus root with <train_split>/ and <val_split>/ (the `data_dir` macro).
       target: the stem to estimate; others are only in the mixture.
-      segment_seconds: training excerpt length (the seed's `seq_dur`).
+      segment_seconds: training excerpt length (Open-Unmix's `seq_dur`).
       samples_per_track: random excerpts per track per epoch.
       val_seconds: one excerpt from the middle of each validation track.
       data_percentage: fraction of training tracks used.

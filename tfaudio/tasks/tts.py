@@ -39,6 +39,7 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.images import plot
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
 from tfaudio.data.text import vocabulary as default_vocabulary
+from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
 from tfaudio.tasks.base import Task
 
 _LOSSES = {"l1": tf.abs, "l2": tf.square}
@@ -49,38 +50,6 @@ def _masked_mean(x, mask):
     m = tf.cast(mask, x.dtype)[..., None]
     return tf.reduce_sum(x * m, [1, 2]) / tf.maximum(tf.reduce_sum(m, [1, 2]) * tf.cast(tf.shape(x)[-1], x.dtype),
                                                      1.0)
-
-
-def guided_attention_weights(dec_len, enc_len, dec_steps, enc_steps, sigma: float):
-    """W[b, t, n] = 1 - exp(-(n/N - t/T)^2 / (2 sigma^2)) (Tachibana et al.), zero outside
-    each example's valid region."""
-    t = tf.cast(tf.range(dec_steps), tf.float32)[None, :, None] / tf.cast(dec_len, tf.float32)[:, None, None]
-    n = tf.cast(tf.range(enc_steps), tf.float32)[None, None, :] / tf.cast(enc_len, tf.float32)[:, None, None]
-    w = 1.0 - tf.exp(-tf.square(n - t) / (2.0 * sigma ** 2))
-    mask = (tf.sequence_mask(dec_len, dec_steps)[:, :, None] & tf.sequence_mask(enc_len, enc_steps)[:, None, :])
-    return w * tf.cast(mask, tf.float32)
-
-
-def alignment_metrics(alignments, dec_len, enc_len, band: float = 0.2, max_jump: int = 3) -> dict:
-    """Per-example focus_rate, diagonal_mass, monotone and coverage of alignments [B, T, N]."""
-    alignments = tf.cast(alignments, tf.float32)
-    steps, chars = tf.shape(alignments)[1], tf.shape(alignments)[2]
-    dec_mask = tf.sequence_mask(dec_len, steps)
-    dec_f = tf.cast(dec_mask, tf.float32)
-    count = tf.maximum(tf.reduce_sum(dec_f, 1), 1.0)
-    focus = tf.reduce_sum(tf.reduce_max(alignments, -1) * dec_f, 1) / count
-    t = (tf.cast(tf.range(steps), tf.float32)[None, :, None] + 0.5) / tf.cast(dec_len, tf.float32)[:, None, None]
-    n = (tf.cast(tf.range(chars), tf.float32)[None, None, :] + 0.5) / tf.cast(enc_len, tf.float32)[:, None, None]
-    in_band = tf.cast(tf.abs(n - t) <= band, tf.float32)
-    diagonal = tf.reduce_sum(tf.reduce_sum(alignments * in_band, -1) * dec_f, 1) / count
-    argmax = tf.argmax(alignments, -1, output_type=tf.int32)
-    moves = argmax[:, 1:] - argmax[:, :-1]
-    move_mask = tf.cast(dec_mask[:, 1:], tf.float32)
-    good = tf.cast((moves >= 0) & (moves <= max_jump), tf.float32)
-    monotone = tf.reduce_sum(good * move_mask, 1) / tf.maximum(tf.reduce_sum(move_mask, 1), 1.0)
-    last = tf.gather(argmax, tf.maximum(dec_len - 1, 0), batch_dims=1)
-    coverage = tf.cast(last + 1, tf.float32) / tf.cast(enc_len, tf.float32)
-    return {"focus_rate": focus, "diagonal_mass": diagonal, "monotone": monotone, "coverage": coverage}
 
 
 def _level(wave: np.ndarray, mag: np.ndarray, power: float, peak: float = 0.95) -> np.ndarray:

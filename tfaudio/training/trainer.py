@@ -38,12 +38,14 @@ class Trainer:
       train_steps: optimizer updates of the baseline run (the macro).
       accumulate_n: micro-batches whose gradients are averaged per update.
       batch_multiplier: k multiplies the effective batch through accumulation; with
-        match_examples the run makes train_steps / k updates, evaluates every
-        eval_every / k, saves every checkpoint.every / k, and its learning-rate schedule
-        advances k steps per update, so runs of any k see the same examples at the
-        same learning rates (the batch-size study's one knob).
+        match_examples the run makes train_steps / k updates and counts the schedule,
+        evaluations and checkpoints in baseline steps (k per update): it evaluates and
+        saves at the first update that reaches each multiple of eval_every and
+        checkpoint.every, so runs of any k meet the same learning rates and evaluations
+        at the same examples (exactly when k divides the intervals). The batch-size
+        study's one knob.
       steps_per_loop: updates per traced inner loop (one host sync each).
-      eval_every, eval_batches: updates between evaluations; cap on validation batches.
+      eval_every, eval_batches: baseline steps between evaluations; cap on validation batches.
       checkpoint: a CheckpointConfig (how often, how many, keep-best, warm start).
       early_stopping, plateau: an EarlyStopping / ReduceOnPlateau hook, or None.
       guard: roll back to the last good checkpoint on divergence (DivergenceGuard.*).
@@ -64,7 +66,7 @@ class Trainer:
         config = checkpoint or CheckpointConfig()
         clock = batch_multiplier if match_examples else 1
         self.total_steps = max(1, train_steps // clock)
-        self.eval_every, self.checkpoint_every = max(1, eval_every // clock), max(1, config.every // clock)
+        self.clock, self.eval_every, self.checkpoint_every = clock, eval_every, config.every
         self.model_dir, self.strategy, self.trackers, self.data = model_dir, strategy, trackers, data
         self.model, self.task, self.config = model, task, config
         self.micro_batch, self.steps_per_loop, self.eval_batches = batch_size, steps_per_loop, eval_batches
@@ -161,8 +163,8 @@ class Trainer:
         start = time.time()
         with StopSignals() as signals:
             while step < self.total_steps:
-                n = min(self.steps_per_loop, self.total_steps - step, self.eval_every - step % self.eval_every,
-                        self.checkpoint_every - step % self.checkpoint_every)
+                n = min(self.steps_per_loop, self.total_steps - step, self._until(step, self.eval_every),
+                        self._until(step, self.checkpoint_every))
                 t0 = time.time()
                 stats = self.inner.loop(self.train_iterator, n)
                 row = self._train_row(n, time.time() - t0, stats, time.time() - start)
@@ -181,7 +183,7 @@ class Trainer:
                     self.save()
                     self.trackers.log({"step": step, "event": "preempted", "signal": signals.received})
                     break
-                if step % self.eval_every == 0 or step == self.total_steps:
+                if self._reached(step, self.eval_every) or step == self.total_steps:
                     results = self.evaluate()
                     for split, metrics in results.items():
                         self.trackers.log({"step": step, "split": split, "examples_seen": row["examples_seen"],
@@ -189,7 +191,7 @@ class Trainer:
                     if self.val_dataset is not None and self.trackers.wants_media:
                         self.task.summaries(self.model, self.sample_batch, self.trackers, step)
                     actions = self._run_hooks("eval", step, {"train": row, **results})
-                if (step % self.checkpoint_every == 0 or step == self.total_steps or "stop" in actions) \
+                if (self._reached(step, self.checkpoint_every) or step == self.total_steps or "stop" in actions) \
                         and self._may_save():
                     self.save()
                     last_saved = step
@@ -199,6 +201,15 @@ class Trainer:
         if last_saved != step and not signals.received and self._may_save():
             self.save()
         return results
+
+    def _until(self, step: int, every: int) -> int:
+        """Updates from `step` to the first one whose baseline step reaches the next multiple of `every`."""
+        target = (step * self.clock // every + 1) * every
+        return -(-target // self.clock) - step
+
+    def _reached(self, step: int, every: int) -> bool:
+        """True when update `step` is the first to reach a multiple of `every` baseline steps."""
+        return step * self.clock // every > (step - 1) * self.clock // every
 
     def _run_hooks(self, when: str, step: int, results: dict) -> set:
         """Calls the hooks registered for `when`; logs their events; returns their actions."""

@@ -1,0 +1,38 @@
+"""Attention alignments of sequence-to-sequence models: the guided-attention prior and the
+alignment metrics (definitions in tfaudio.tasks.tts's docstring)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def guided_attention_weights(dec_len, enc_len, dec_steps, enc_steps, sigma: float):
+    """W[b, t, n] = 1 - exp(-(n/N - t/T)^2 / (2 sigma^2)) (Tachibana et al.), zero outside
+    each example's valid region."""
+    t = tf.cast(tf.range(dec_steps), tf.float32)[None, :, None] / tf.cast(dec_len, tf.float32)[:, None, None]
+    n = tf.cast(tf.range(enc_steps), tf.float32)[None, None, :] / tf.cast(enc_len, tf.float32)[:, None, None]
+    w = 1.0 - tf.exp(-tf.square(n - t) / (2.0 * sigma ** 2))
+    mask = (tf.sequence_mask(dec_len, dec_steps)[:, :, None] & tf.sequence_mask(enc_len, enc_steps)[:, None, :])
+    return w * tf.cast(mask, tf.float32)
+
+
+def alignment_metrics(alignments, dec_len, enc_len, band: float = 0.2, max_jump: int = 3) -> dict:
+    """Per-example focus_rate, diagonal_mass, monotone and coverage of alignments [B, T, N]."""
+    alignments = tf.cast(alignments, tf.float32)
+    steps, chars = tf.shape(alignments)[1], tf.shape(alignments)[2]
+    dec_mask = tf.sequence_mask(dec_len, steps)
+    dec_f = tf.cast(dec_mask, tf.float32)
+    count = tf.maximum(tf.reduce_sum(dec_f, 1), 1.0)
+    focus = tf.reduce_sum(tf.reduce_max(alignments, -1) * dec_f, 1) / count
+    t = (tf.cast(tf.range(steps), tf.float32)[None, :, None] + 0.5) / tf.cast(dec_len, tf.float32)[:, None, None]
+    n = (tf.cast(tf.range(chars), tf.float32)[None, None, :] + 0.5) / tf.cast(enc_len, tf.float32)[:, None, None]
+    in_band = tf.cast(tf.abs(n - t) <= band, tf.float32)
+    diagonal = tf.reduce_sum(tf.reduce_sum(alignments * in_band, -1) * dec_f, 1) / count
+    argmax = tf.argmax(alignments, -1, output_type=tf.int32)
+    moves = argmax[:, 1:] - argmax[:, :-1]
+    move_mask = tf.cast(dec_mask[:, 1:], tf.float32)
+    good = tf.cast((moves >= 0) & (moves <= max_jump), tf.float32)
+    monotone = tf.reduce_sum(good * move_mask, 1) / tf.maximum(tf.reduce_sum(move_mask, 1), 1.0)
+    last = tf.gather(argmax, tf.maximum(dec_len - 1, 0), batch_dims=1)
+    coverage = tf.cast(last + 1, tf.float32) / tf.cast(enc_len, tf.float32)
+    return {"focus_rate": focus, "diagonal_mass": diagonal, "monotone": monotone, "coverage": coverage}
