@@ -13,9 +13,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import gin  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import gin  # noqa: E402
 from tfaudio.audio import features  # noqa: E402
 from tfaudio.audio.compression import LogCompression  # noqa: E402
 from tfaudio.audio.geometry import audio_geometry  # noqa: E402

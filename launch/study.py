@@ -32,6 +32,7 @@ def run_study(name: str, gin_file: str, variants: list[tuple[str, list[str]]], o
 def macro(gin_file: str, name: str):
     """The value a gin file binds to a macro (e.g. learning_rate)."""
     import gin
+
     from tfaudio import config, registry  # noqa: F401  (registry: the configurables a gin file names)
     from tfaudio.training import run  # noqa: F401  (the training configurables)
 

@@ -6,9 +6,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TFAUDIO_TESTING"] = "1"
 os.environ["WANDB_MODE"] = "disabled"
 
+import gin  # noqa: E402
 import pytest  # noqa: E402
 
-import gin  # noqa: E402
 import tfaudio.training.run  # noqa: E402,F401  (registers every configurable)
 
 

@@ -3,9 +3,9 @@
 import glob
 import os
 
+import gin
 import pytest
 
-import gin
 from tfaudio import config
 
 GIN_FILES = sorted(glob.glob(os.path.join(config.REPO_GIN_DIR, "*.gin")))

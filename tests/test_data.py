@@ -3,11 +3,11 @@
 import json
 import os
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import gin
 from tfaudio.data import readers
 from tfaudio.data.order import index_stream
 from tfaudio.data.pipeline import AudioData, SeparationData, split_examples

@@ -58,6 +58,7 @@ def test_gradient_through_inverse_stft_is_finite():
 @pytest.mark.parametrize("length", [1000, 4097])
 def test_hybrid_unet_odd_lengths_and_finite_gradient(length):
     import gin
+
     from tfaudio import config
     from tfaudio.models.unet import HybridUNet
 

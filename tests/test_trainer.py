@@ -150,3 +150,11 @@ def test_batch_multiplier_runs_meet_the_same_schedule_at_the_same_examples(tmp_p
                             if r.get("split") == "val"])
     assert ends == pytest.approx([0.05 * 0.1] * 4)  # the whole decay, whatever the batch
     assert all(e == evaluations[0] for e in evaluations) and evaluations[0] == [64, 128, 160]
+
+
+def test_progress_without_a_terminal_is_plain_lines_and_saves_are_quiet(tmp_path, capfd):
+    train(tmp_path, 10, "Trainer.batch_size = 8")
+    out, err = capfd.readouterr()
+    assert "step 10/10 (100%) loss " in out and "steps/s ETA 0.0 min" in out
+    assert "Sharding callback" not in out + err
+    assert "step 10/10 (100%)" in open(tmp_path / "progress.log").read()

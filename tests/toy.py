@@ -1,10 +1,10 @@
 """A toy regression model, task and data source, for trainer tests only."""
 
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
-import gin
 from tfaudio.data.order import index_stream
 from tfaudio.tasks.base import Task
 

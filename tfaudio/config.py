@@ -17,6 +17,7 @@ import typing
 
 import gin
 from gin import config_parser
+
 from tfaudio.errors import ConfigError
 
 REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")

@@ -3,9 +3,9 @@ directory for inference (synthesize, separate). Imports no training code."""
 
 from __future__ import annotations
 
+import gin
 import tensorflow as tf
 
-import gin
 from tfaudio import config, registry  # noqa: F401  (registry: every configurable a run names)
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights

@@ -8,6 +8,7 @@ registered here with `gin.register` instead.
 """
 
 import gin
+
 from tfaudio.audio import compression, geometry  # noqa: F401
 from tfaudio.data import pipeline, text  # noqa: F401
 from tfaudio.models import tacotron, unet

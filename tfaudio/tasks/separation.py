@@ -8,10 +8,10 @@ SI-SDR conventions (documented values):
 
 from __future__ import annotations
 
+import gin
 import numpy as np
 import tensorflow as tf
 
-import gin
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.tasks.base import Task
 

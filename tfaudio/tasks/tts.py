@@ -27,11 +27,11 @@ import functools
 import math
 import os
 
+import gin
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-import gin
 from tfaudio.audio import features
 from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.distortion import mel_cepstral_distortion

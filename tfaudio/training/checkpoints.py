@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 
+import gin
 import tensorflow as tf
 from absl import logging
 
-import gin
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import collections
 import math
 
+import gin
 import numpy as np
 import tensorflow as tf
 
-import gin
 from tfaudio.errors import DivergenceError
 
 

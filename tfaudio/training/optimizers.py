@@ -3,9 +3,8 @@ excluded from weight decay."""
 
 from __future__ import annotations
 
-import keras
-
 import gin
+import keras
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,

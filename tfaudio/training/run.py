@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 
-import keras
-
 import gin
+import keras
+import tensorflow as tf
+
 from tfaudio.experiment import build
 from tfaudio.training import run_record
 from tfaudio.training.optimizers import make_optimizer
@@ -38,6 +39,7 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
     """Trains the parsed config into model_dir; returns the trainer and its last evaluation.
     Writes the run record (command.txt, config.gin, versions.json) on the chief when
     `argv` is given; other workers write to their own folder without trackers."""
+    tf.get_logger().setLevel("WARNING")  # TensorFlow's INFO lines at every save ("Sharding callback ...")
     strategy = strategy or make_strategy()
     chief = is_chief(strategy)
     own_dir = worker_dir(model_dir, strategy)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
-
 import gin
+import tensorflow as tf
 
 SCALING_RULES = ("none", "linear", "sqrt")
 

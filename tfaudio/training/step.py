@@ -13,9 +13,9 @@ update sees over all replicas (micro_batch x micro_steps x replicas).
 
 from __future__ import annotations
 
+import gin
 import tensorflow as tf
 
-import gin
 from tfaudio.errors import ConfigError
 from tfaudio.models.weights import named_variables
 from tfaudio.training.ema import WeightEMA

@@ -1,4 +1,5 @@
-"""Where a run's numbers go: metrics.jsonl (always), TensorBoard, wandb, a console bar.
+"""Where a run's numbers go: metrics.jsonl (always), TensorBoard, wandb, and progress
+(a bar in a terminal, plain lines with an ETA elsewhere).
 
 Every tracker receives the same scalars. wandb never prompts and never needs the
 network: offline unless an API key is configured, disabled under tests.
@@ -9,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 TRACKERS = ("tensorboard", "wandb", "both", "none")
 
@@ -142,3 +145,40 @@ class Trackers:
         self.metrics.close()
         for sink in self._sinks:
             sink.close()
+
+
+class Progress:
+    """Training progress: a tqdm bar with an ETA in a terminal, and one plain line every
+    `every_s` seconds appended to `log_path` (and printed when there is no terminal), e.g.
+    "step 500/2500 (20%) loss 0.8312 1.62 steps/s ETA 20.6 min"."""
+
+    def __init__(self, total: int, initial: int, log_path: str, every_s: float = 30.0):
+        self.total, self.step, self.every_s, self.log_path = total, initial, every_s, log_path
+        self._bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=None)
+        self._start, self._start_step = time.time(), initial
+        self._last_line = self._start
+
+    def update(self, step: int, loss: float, steps_per_sec: float):
+        self._bar.update(step - self.step)
+        self._bar.set_postfix(loss=f"{loss:.4g}", sps=f"{steps_per_sec:.2f}")
+        self.step = step
+        now = time.time()
+        if now - self._last_line >= self.every_s or step == self.total:
+            rate = (step - self._start_step) / max(now - self._start, 1e-9)
+            eta = (self.total - step) / rate / 60 if rate > 0 else float("inf")
+            line = (f"step {step}/{self.total} ({100 * step / self.total:.0f}%) loss {loss:.4f} "
+                    f"{rate:.2f} steps/s ETA {eta:.1f} min")
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(time.strftime("%H:%M:%S ") + line + "\n")
+            if self._bar.disable:
+                print(line, flush=True)
+            self._last_line = now
+
+    def restart(self, step: int):
+        """After a rollback: the bar and the rate start again from `step`."""
+        self._bar.reset(total=self.total)
+        self._bar.update(step)
+        self.step, self._start, self._start_step = step, time.time(), step
+
+    def close(self):
+        self._bar.close()

@@ -10,13 +10,13 @@ tfaudio.training.run; the knobs below are gin bindings of `Trainer`.
 
 from __future__ import annotations
 
+import os
 import time
 
+import gin
 import tensorflow as tf
 from absl import logging
-from tqdm import tqdm
 
-import gin
 from tfaudio.errors import ConfigError, DivergenceError
 from tfaudio.models.weights import indexed_variables, named_variables
 from tfaudio.training import run_record
@@ -25,6 +25,7 @@ from tfaudio.training.guard import DivergenceGuard
 from tfaudio.training.monitor import EarlyStopping, KeepBest, ReduceOnPlateau
 from tfaudio.training.preemption import StopSignals
 from tfaudio.training.step import StepOptions, TrainStep
+from tfaudio.training.trackers import Progress
 
 
 @gin.configurable(denylist=["model_dir", "strategy", "trackers", "model", "task", "optimizer", "schedule",
@@ -159,7 +160,7 @@ class Trainer:
             self.save()  # a rollback target before the first update
         results: dict = {}
         wrote_operative = False
-        bar = tqdm(total=self.total_steps, initial=step, unit="step", dynamic_ncols=True, disable=None)
+        bar = Progress(self.total_steps, step, os.path.join(self.model_dir, "progress.log"))
         start = time.time()
         with StopSignals() as signals:
             while step < self.total_steps:
@@ -173,8 +174,7 @@ class Trainer:
                     run_record.write_operative_config(self.model_dir)
                     wrote_operative = True
                 self.trackers.log(row)
-                bar.update(n)
-                bar.set_postfix(loss=f"{row['loss']:.4g}", sps=f"{row['steps_per_sec']:.2f}")
+                bar.update(step, row["loss"], row["steps_per_sec"])
                 actions = self._run_hooks("loop", step, {"train": row})
                 if "rollback" in actions:
                     step = last_saved = self._roll_back(step, bar)
@@ -239,8 +239,7 @@ class Trainer:
                            "rollbacks": int(self.guard.rollbacks.numpy())})
         logging.warning("divergence at step %d: rolled back to step %d, learning rate x%g", step, restored, scale)
         self._make_datasets()
-        bar.reset(total=self.total_steps)
-        bar.update(restored)
+        bar.restart(restored)
         return restored
 
     def _train_row(self, n: int, wall: float, stats: dict, elapsed: float) -> dict:
