@@ -34,19 +34,25 @@ prepare: setup deb
 	$(PY) -m tfaudio.prepare asterisk
 	$(PY) -m tfaudio.prepare mixtures
 
-# The main job: Tacotron at 8 kHz on the real asterisk recordings, about 12 minutes on
-# 2 CPU cores, then synthesis of a few sentences from the checkpoint.
+# The main job: Tacotron at 8 kHz on the real asterisk recordings (progress with an ETA in
+# the terminal and every 30 s in $(DEMO_DIR)/progress.log), synthesis of a few sentences
+# from the restored checkpoint, then the listening benchmark on held-out prompts.
 DEMO_DIR := runs/demo_tacotron_8khz
 DEMO_STEPS := 2500
 demo: setup deb
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) -m tfaudio.prepare asterisk
+	@echo "training: follow $(DEMO_DIR)/progress.log"
 	$(PY) -m tfaudio.train --gin_file=gin/tacotron_8khz.gin --model_dir=$(DEMO_DIR) \
 	  --gin_param="train_steps = $(DEMO_STEPS)"
 	printf '%s\n' "Please hold while I transfer your call." "Your call is important to us." \
 	  "Press one to leave a message." "The number you have dialed is not in service." > $(DEMO_DIR)/sentences.txt
 	$(PY) -m tfaudio.synthesize --model_dir=$(DEMO_DIR) --text_file=$(DEMO_DIR)/sentences.txt \
 	  --output=$(DEMO_DIR)/samples/demo.wav
-	@echo "WAVs and alignment PNGs: $(DEMO_DIR)/samples/; curves: $(DEMO_DIR)/metrics.jsonl and" \
+	$(PY) benchmarks/tts_intelligibility.py --model_dir=$(DEMO_DIR) --prompts 20 > $(DEMO_DIR)/listening.txt
+	tail -n 5 $(DEMO_DIR)/listening.txt
+	@echo "WAVs and alignment PNGs: $(DEMO_DIR)/samples/; held-out prompts beside their recordings:" \
+	  "$(DEMO_DIR)/listening/; curves: $(DEMO_DIR)/metrics.jsonl and" \
 	  "tensorboard --logdir $(DEMO_DIR)/tensorboard (alignment, mel images, audio)"
 
 clean:

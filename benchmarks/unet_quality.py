@@ -7,8 +7,8 @@ process and computes SI-SDR improvement from the written files.
 
 For each run it prints the in-training validation si_sdr_i (val and val_ema) beside the
 same number computed from `separate`'s WAVs of the same middle excerpts (one chunk each,
-so the model sees what the evaluation saw), with and without --noema, and the whole-track
-number (4 s chunks, overlap-add). Prepares data/mixtures when missing.
+--overlap=0, so the model sees what the evaluation saw), with --ema and --noema, and the
+whole-track number (4 s chunks, Hann overlap-add). Prepares data/mixtures when missing.
 """
 
 from __future__ import annotations
@@ -30,25 +30,27 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(max(np.dot(target, target), 1e-12) / max(np.sum((estimate - target) ** 2), 1e-12)))
 
 
-def excerpts(tracks: list[str], seconds: float, out: str) -> list[tuple[str, np.ndarray]]:
-    """The middle `seconds` of each track's mixture, written to `out`; (path, target excerpt)."""
+def excerpts(tracks: list[str], seconds: float | None, out: str) -> list[tuple[str, np.ndarray]]:
+    """The middle `seconds` (None: all) of each track's mixture, written to `out` under the
+    track's name; (path, target excerpt)."""
     os.makedirs(out, exist_ok=True)
     pairs = []
     for track in tracks:
         mixture, rate = sf.read(os.path.join(track, "mixture.wav"), dtype="float32")
         target, _ = sf.read(os.path.join(track, "speech.wav"), dtype="float32")
-        n = int(round(seconds * rate))
-        start = int(round(max(0.0, (len(mixture) / rate - seconds) / 2) * rate))
+        n = len(mixture) if seconds is None else int(round(seconds * rate))
+        start = 0 if seconds is None else int(round(max(0.0, (len(mixture) / rate - seconds) / 2) * rate))
         path = os.path.join(out, os.path.basename(track) + ".wav")
         sf.write(path, mixture[start:start + n], rate, subtype="FLOAT")
         pairs.append((path, target[start:start + n]))
     return pairs
 
 
-def separated_si_sdr_i(run_dir: str, pairs, out: str, chunk_seconds: float, ema: bool) -> float:
+def separated_si_sdr_i(run_dir: str, pairs, out: str, chunk_seconds: float, ema: bool, overlap: float = 0.5) -> float:
     """Mean SI-SDR improvement of `python -m tfaudio.separate`'s written speech estimates."""
     cmd = [sys.executable, "-m", "tfaudio.separate", f"--model_dir={run_dir}", f"--output_dir={out}",
-           f"--chunk_seconds={chunk_seconds}", "--ema" if ema else "--noema"] + [f"--input={p}" for p, _ in pairs]
+           f"--chunk_seconds={chunk_seconds}", f"--overlap={overlap}", "--ema" if ema else "--noema"]
+    cmd += [f"--input={p}" for p, _ in pairs]
     subprocess.run(cmd, check=True, capture_output=True)
     gains = []
     for path, target in pairs:
@@ -83,11 +85,11 @@ def main():
             pairs = excerpts(tracks, 2.048, os.path.join(run_dir, "bench_excerpts"))
             line = f"{os.path.basename(run_dir)}: {last['val']['step']} steps in {(time.time() - start) / 60:.1f} min;"
             for split, use_ema in (("val_ema", True), ("val", False)) if ema else (("val", False),):
-                written = separated_si_sdr_i(run_dir, pairs, os.path.join(run_dir, f"bench_{split}"), 2.048, use_ema)
+                written = separated_si_sdr_i(run_dir, pairs, os.path.join(run_dir, f"bench_{split}"), 2.048, use_ema,
+                                             overlap=0.0)
                 line += (f" {split} si_sdr_i in training {last[split]['si_sdr_i']:+.2f} dB, from separate's files "
                          f"{written:+.2f} dB ({'--ema' if use_ema else '--noema'});")
-            whole = [(os.path.join(t, "mixture.wav"), sf.read(os.path.join(t, "speech.wav"), dtype="float32")[0])
-                     for t in tracks]
+            whole = excerpts(tracks, None, os.path.join(run_dir, "bench_tracks"))
             whole_gain = separated_si_sdr_i(run_dir, whole, os.path.join(run_dir, "bench_whole"), 4.0, ema)
             line += f" whole tracks {whole_gain:+.2f} dB"
             print(line, flush=True)

@@ -100,8 +100,8 @@ def unet_run(tmp_path_factory):
         "SeparationData.segment_seconds = 0.512", "SeparationData.val_seconds = 1.024",
         "Trainer.steps_per_loop = 20"], finalize=False)
     run = str(root / "run")
-    training.train(run, tracker="none")
-    return run, data
+    trainer, _ = training.train(run, tracker="none")
+    return run, data, trainer
 
 
 def test_tiny_training_run_improves_si_sdr(unet_run):
@@ -114,7 +114,7 @@ def test_tiny_training_run_improves_si_sdr(unet_run):
 
 
 def test_separate_cli_writes_sources_and_checks_the_rate(unet_run, tmp_path):
-    run, data = unet_run
+    run, data, _ = unet_run
     mix = audio_files.write(str(tmp_path / "long.wav"), audio_files.tone(2.345, 8000, 300, 0.3))
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "tfaudio.separate", f"--model_dir={run}", f"--input={mix}",
@@ -129,6 +129,25 @@ def test_separate_cli_writes_sources_and_checks_the_rate(unet_run, tmp_path):
                            f"--output_dir={out}"], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "16000 Hz but the model was trained at 8000 Hz" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_separate_from_the_checkpoint_equals_the_trained_model(unet_run, tmp_path):
+    run, _, trainer = unet_run
+    # louder than full scale, as separated sources can be: the written files must not clip
+    mixture = (audio_files.tone(1.5, 8000, 350, 2.0) + 0.5 * np.random.default_rng(1).normal(size=12000)).astype(
+        np.float32)
+    path = audio_files.write(str(tmp_path / "mix.wav"), mixture, subtype="FLOAT")
+    for overlap in ("0", "0.5"):
+        proc = subprocess.run([sys.executable, "-m", "tfaudio.separate", f"--model_dir={run}", f"--input={path}",
+                               f"--output_dir={tmp_path / overlap}", "--noema", "--chunk_seconds=1.5",
+                               f"--overlap={overlap}"], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        written, _ = sf.read(str(tmp_path / overlap / "mix_speech.wav"), dtype="float32")
+        in_process = trainer.task.separate(trainer.model, mixture, 1.5, float(overlap))
+        assert np.abs(in_process).max() > 1.0
+        np.testing.assert_allclose(written, in_process, atol=1e-5)
+    one_pass = trainer.model(tf.constant(mixture[None]), training=False).numpy()[0]
+    np.testing.assert_allclose(trainer.task.separate(trainer.model, mixture, 1.5, 0.0), one_pass, atol=1e-6)
 
 
 def test_launch_report_table_and_plot(unet_run, tmp_path):

@@ -21,6 +21,7 @@ flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's l
 flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
 flags.DEFINE_bool("resample", False, "Resample inputs at another sample rate instead of rejecting them.")
 flags.DEFINE_float("chunk_seconds", 4.0, "Length of the overlap-added chunks.")
+flags.DEFINE_float("overlap", 0.5, "Overlap of consecutive chunks (Hann windows); 0: rectangular chunks.")
 FLAGS = flags.FLAGS
 
 
@@ -63,10 +64,11 @@ def main(argv):
             mixture = read_audio(path, rate)[:, 0]
         except (AudioReadError, RuntimeError) as exc:
             sys.exit(f"error: {exc}")
-        estimate = task.separate(model, mixture, FLAGS.chunk_seconds)
+        estimate = task.separate(model, mixture, FLAGS.chunk_seconds, FLAGS.overlap)
         stem = os.path.splitext(os.path.basename(path))[0]
         for name, audio in ((target, estimate), (residual, mixture - estimate)):
-            out = write_wav(os.path.join(FLAGS.output_dir, f"{stem}_{name}.wav"), audio, rate)
+            # 32-bit float: an estimate may exceed full scale, and clipping it would change it
+            out = write_wav(os.path.join(FLAGS.output_dir, f"{stem}_{name}.wav"), audio, rate, subtype="FLOAT")
             print(out)
 
 

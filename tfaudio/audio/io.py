@@ -78,8 +78,11 @@ def _match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 
 
 def write_wav(path: str, audio, sample_rate: int, subtype: str = "PCM_16") -> str:
-    """Writes float audio ([samples] or [samples, channels]) clipped to [-1, 1]."""
-    audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    """Writes float audio ([samples] or [samples, channels]); integer PCM subtypes clip to
+    [-1, 1], "FLOAT" keeps every value."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if subtype != "FLOAT":
+        audio = np.clip(audio, -1.0, 1.0)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     sf.write(path, audio, sample_rate, subtype=subtype)
     return path

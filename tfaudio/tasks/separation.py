@@ -101,11 +101,17 @@ class SeparationTask(Task):
         model(tf.zeros([1, self.sample_rate]))
 
     def separate(self, model, mixture: np.ndarray, chunk_seconds: float = 4.0, overlap: float = 0.5):
-        """Target estimate for a mono mixture of any length by chunked overlap-add (Hann)."""
+        """Target estimate for a mono mixture of any length by chunked overlap-add (Hann).
+        The mixture is padded by chunk - hop on both sides, so every sample, the first and
+        last included, gets the full weight of the overlapping windows; with overlap 0 a
+        mixture no longer than one chunk is one forward pass, as in evaluation."""
         chunk = int(chunk_seconds * self.sample_rate)
         hop = max(1, int(chunk * (1 - overlap)))
         n = len(mixture)
-        padded = np.pad(mixture, (0, max(0, chunk - n) + (-(max(n, chunk) - chunk)) % hop))
+        lead = chunk - hop
+        total = max(n + 2 * lead, chunk)
+        total += (-(total - chunk)) % hop
+        padded = np.pad(mixture, (lead, total - n - lead))
         window = np.hanning(chunk + 2)[1:-1].astype(np.float32) if overlap > 0 else np.ones(chunk, np.float32)
         out = np.zeros_like(padded)
         weight = np.zeros_like(padded)
@@ -115,4 +121,4 @@ class SeparationTask(Task):
         for s, est in zip(starts, estimates):
             out[s:s + chunk] += est * window
             weight[s:s + chunk] += window
-        return (out / np.maximum(weight, 1e-6))[:n]
+        return (out / np.maximum(weight, 1e-6))[lead:lead + n]

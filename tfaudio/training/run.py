@@ -4,11 +4,11 @@ Used by `python -m tfaudio.train`, the tests and the benchmarks."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import gin
 import keras
-import tensorflow as tf
 
 from tfaudio.experiment import build
 from tfaudio.training import run_record
@@ -18,6 +18,18 @@ from tfaudio.training.step import StepOptions
 from tfaudio.training.strategy import is_chief, make_strategy, worker_dir
 from tfaudio.training.trackers import Trackers
 from tfaudio.training.trainer import Trainer
+
+
+def _not_sharding_line(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Sharding callback duration")
+
+
+def quiet_checkpoint_logs() -> None:
+    """Drops the INFO line TensorFlow's saver logs at every checkpoint through absl
+    ("Sharding callback duration: ..."); tfaudio's own log lines stay."""
+    absl_logger = logging.getLogger("absl")
+    if _not_sharding_line not in absl_logger.filters:
+        absl_logger.addFilter(_not_sharding_line)
 
 
 def make_trainer(model_dir: str, strategy, trackers, seed: int = 0) -> Trainer:
@@ -39,7 +51,7 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
     """Trains the parsed config into model_dir; returns the trainer and its last evaluation.
     Writes the run record (command.txt, config.gin, versions.json) on the chief when
     `argv` is given; other workers write to their own folder without trackers."""
-    tf.get_logger().setLevel("WARNING")  # TensorFlow's INFO lines at every save ("Sharding callback ...")
+    quiet_checkpoint_logs()
     strategy = strategy or make_strategy()
     chief = is_chief(strategy)
     own_dir = worker_dir(model_dir, strategy)
