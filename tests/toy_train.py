@@ -5,15 +5,13 @@ with the strategy from $STRATEGY (default "default") and $CPU_REPLICAS logical C
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from tfaudio import config
+from tfaudio.training import run
+from tfaudio.training.strategy import make_strategy, worker_dir
 
-from tfaudio import config  # noqa: E402
-from tfaudio.training import run  # noqa: E402
-from tfaudio.training.strategy import make_strategy, worker_dir  # noqa: E402
-
-import toy  # noqa: E402
+import toy  # beside this script, so on sys.path when it runs as `python tests/toy_train.py`
 
 if __name__ == "__main__":
     model_dir, steps, params = sys.argv[1], int(sys.argv[2]), sys.argv[3:]

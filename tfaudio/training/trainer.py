@@ -80,7 +80,7 @@ class Trainer:
             self.sample_batch = next(iter(data.validation(batch_size) or data.train(batch_size, 0, 0, None)))
             factors = [h.scale for h in (plateau,) if h] + ([self.guard.lr_scale] if self.guard else [])
             self.inner = TrainStep(strategy, model, task, optimizer, schedule, options,
-                                  accumulate_n * batch_multiplier, batch_size, clock, factors)
+                                   accumulate_n * batch_multiplier, batch_size, clock, factors)
             self.term_names = self.inner.build(self.sample_batch)
             best = KeepBest(config.best_metric, config.best_mode, self._save_best) if config.best_metric else None
         self.peak_lr = schedule.set_effective_batch(self.inner.effective_batch)
