@@ -39,6 +39,7 @@ prepare: setup deb
 # from the restored checkpoint, then the listening benchmark on held-out prompts.
 DEMO_DIR := runs/demo_tacotron_8khz
 DEMO_STEPS := 2500
+demo: export TF_CPP_MIN_LOG_LEVEL := 2
 demo: setup deb
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) -m tfaudio.prepare asterisk
