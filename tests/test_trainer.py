@@ -159,3 +159,16 @@ def test_progress_without_a_terminal_is_plain_lines_and_saves_are_quiet(tmp_path
     assert "step 10/10 (100%) loss " in out and "steps/s ETA 0.0 min" in out
     assert not [r for r in caplog.records if "Sharding callback" in r.getMessage()]
     assert "step 10/10 (100%)" in open(tmp_path / "progress.log").read()
+
+
+def test_warm_start_takes_the_named_modules_and_says_what_it_left(tmp_path):
+    source = train(tmp_path / "source", 10, "Trainer.batch_size = 8")
+    t = train(tmp_path / "warm", 1, "Trainer.batch_size = 8", "LearningRate.learning_rate = 1e-9",
+              f"CheckpointConfig.init_from = '{tmp_path / 'source'}'", "CheckpointConfig.init_modules = ('body',)")
+    event = [r for r in read_metrics(str(tmp_path / "warm")) if r.get("event") == "warm_start"][0]
+    assert event["took"] == 2 and event["left"] == ["head/_kernel", "head/bias"]
+    np.testing.assert_allclose(t.model.body.kernel.numpy(), source.model.body.kernel.numpy(), atol=1e-6)
+    assert not np.allclose(t.model.head.kernel.numpy(), source.model.head.kernel.numpy(), atol=1e-3)
+    with pytest.raises(config.ConfigError, match=r"init_modules names \['decoder'\].*\['body', 'head'\]"):
+        train(tmp_path / "bad", 1, "Trainer.batch_size = 8", f"CheckpointConfig.init_from = '{tmp_path / 'source'}'",
+              "CheckpointConfig.init_modules = ('decoder',)")

@@ -3,6 +3,8 @@ directory for inference (synthesize, separate). Imports no training code."""
 
 from __future__ import annotations
 
+import os
+
 import gin
 import tensorflow as tf
 
@@ -10,7 +12,12 @@ from tfaudio import config, registry  # noqa: F401  (registry: every configurabl
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = "checkpoints"  # a run directory's checkpoints folder
+
+
+def latest_checkpoint(run_dir: str) -> str | None:
+    """The newest complete checkpoint of a run directory, or None."""
+    return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
 
 
 @gin.configurable
@@ -28,7 +35,7 @@ def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: 
     names a task method the caller needs (e.g. "synthesize"); `gin_params` override the
     run's inference settings (e.g. "TacotronTask.griffin_lim_iterations = 100")."""
     config.load_run_config(run_dir, gin_params)
-    path = checkpoint or tf.train.latest_checkpoint(f"{run_dir}/{CHECKPOINTS}")
+    path = checkpoint or latest_checkpoint(run_dir)
     if not path:
         raise ConfigError(f"{run_dir}: no checkpoint in {CHECKPOINTS}/; train first or pass --checkpoint")
     model, task = build()

@@ -18,9 +18,10 @@ import tensorflow as tf
 from absl import logging
 
 from tfaudio.errors import ConfigError
+from tfaudio.experiment import CHECKPOINTS, latest_checkpoint
 from tfaudio.models import weights
 
-CHECKPOINTS, BEST = "checkpoints", "best"
+BEST = "best"
 
 
 @gin.configurable
@@ -43,11 +44,6 @@ class CheckpointConfig:
             raise ConfigError(f"CheckpointConfig.every={every} and keep={keep} must be positive integers")
         self.every, self.keep, self.best_metric, self.best_mode = every, keep, best_metric, best_mode
         self.init_from, self.init_modules = init_from, tuple(init_modules)
-
-
-def latest_checkpoint(run_dir: str) -> str | None:
-    """The newest complete checkpoint of a run directory, or None."""
-    return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
 
 
 class RunCheckpoints:

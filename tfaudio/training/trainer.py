@@ -18,9 +18,10 @@ import tensorflow as tf
 from absl import logging
 
 from tfaudio.errors import ConfigError, DivergenceError
+from tfaudio.experiment import latest_checkpoint
 from tfaudio.models.weights import indexed_variables, named_variables
 from tfaudio.training import run_record
-from tfaudio.training.checkpoints import CheckpointConfig, RunCheckpoints, latest_checkpoint, warm_start
+from tfaudio.training.checkpoints import CheckpointConfig, RunCheckpoints, warm_start
 from tfaudio.training.guard import DivergenceGuard
 from tfaudio.training.monitor import EarlyStopping, KeepBest, ReduceOnPlateau
 from tfaudio.training.preemption import StopSignals
