@@ -81,6 +81,11 @@ def named_variables(root) -> dict:
     return named
 
 
+def float_names(named: dict) -> list[str]:
+    """The names of the floating-point variables among `named` (the ones an EMA averages)."""
+    return [n for n, v in named.items() if tf.as_dtype(v.dtype).is_floating]
+
+
 def indexed_variables(variables) -> dict:
     """{position: variable} for variables whose order is their identity (optimizer slots)."""
     return {f"{i:04d}": v for i, v in enumerate(variables)}
@@ -151,9 +156,9 @@ def restore_weights(path: str, model_vars: dict, state_vars: dict | None = None,
     if state_vars:
         require_names(path, "task", state_vars)
         load_named(path, "task", state_vars)
-    float_names = [n for n, v in model_vars.items() if tf.as_dtype(v.dtype).is_floating]
-    if not use_ema or len(missing_names(path, "ema", float_names)) == len(float_names):
+    floats = float_names(model_vars)
+    if not use_ema or len(missing_names(path, "ema", floats)) == len(floats):
         return False
-    require_names(path, "ema", float_names)
-    load_named(path, "ema", model_vars, float_names)
+    require_names(path, "ema", floats)
+    load_named(path, "ema", model_vars, floats)
     return True

@@ -53,7 +53,7 @@ class RunCheckpoints:
       model_dir: the run directory.
       trees: {prefix: {name: variable}} saved as named trees ("model", "optimizer",
         "ema", "task"); every name must be in a checkpoint to restore it.
-      objects: other checkpointable objects by name (counters, monitors, guard).
+      objects: other checkpointable objects by name (counters, monitors, guard); None skipped.
       step: the global step variable (numbers the checkpoints).
       keep: checkpoints kept in checkpoints/; keep_best: also keep the best one in best/.
     """
@@ -61,7 +61,8 @@ class RunCheckpoints:
     def __init__(self, model_dir: str, trees: dict, objects: dict, step, keep: int, keep_best: bool):
         self.trees = {prefix: named for prefix, named in trees.items() if named}
         self.checkpoint = tf.train.Checkpoint(
-            **{prefix: weights.VariableTree(named) for prefix, named in self.trees.items()}, **objects)
+            **{prefix: weights.VariableTree(named) for prefix, named in self.trees.items()},
+            **{name: obj for name, obj in objects.items() if obj is not None})
         directory = os.path.join(model_dir, CHECKPOINTS)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep,
                                                   step_counter=step)

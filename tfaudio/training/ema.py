@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfaudio.models.weights import float_names
+
 
 class WeightEMA:
     """Shadow copies, by the model's variable names, updated after every applied step.
@@ -17,7 +19,7 @@ class WeightEMA:
         if not 0 < decay < 1:
             raise ValueError(f"StepOptions.ema_decay={decay} must lie in (0, 1)")
         self.decay, self.warmup = decay, warmup
-        names = [n for n, v in named_variables.items() if tf.as_dtype(v.dtype).is_floating]
+        names = float_names(named_variables)
         self._sources = [named_variables[n] for n in names]
         self.shadows = {n: tf.Variable(_value(v), trainable=False, name="ema")
                         for n, v in zip(names, self._sources)}
@@ -39,11 +41,6 @@ class WeightEMA:
             raw = tf.identity(_value(source))
             source.assign(shadow)
             shadow.assign(raw)
-
-
-def float_variables(variables) -> list:
-    """The floating-point variables among `variables` (Keras or tf)."""
-    return [v for v in variables if tf.as_dtype(v.dtype).is_floating]
 
 
 def _value(variable):

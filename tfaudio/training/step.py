@@ -17,7 +17,7 @@ import gin
 import tensorflow as tf
 
 from tfaudio.errors import ConfigError
-from tfaudio.models.weights import named_variables
+from tfaudio.models.weights import float_names, named_variables
 from tfaudio.training.ema import WeightEMA
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -105,8 +105,7 @@ class TrainStep:
 
     def weights_finite(self) -> bool:
         """True when no float model variable holds a NaN or an infinity."""
-        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model_vars.values()
-                   if tf.as_dtype(v.dtype).is_floating)
+        return all(bool(tf.reduce_all(tf.math.is_finite(self.model_vars[n]))) for n in float_names(self.model_vars))
 
     def loop(self, iterator, num_steps: int) -> dict:
         """Runs num_steps updates; returns {statistic: float} summed over them."""

@@ -91,8 +91,8 @@ class Trainer:
                  "task": named_variables(task.state) if task.state is not None else None}
         objects = dict(data_seed=self.data_seed, **self.inner.state(), best=best, early_stopping=early_stopping,
                        plateau=plateau, guard=self.guard)
-        self.checkpoints = RunCheckpoints(model_dir, trees, {k: v for k, v in objects.items() if v is not None},
-                                          self.inner.step, config.keep, keep_best=best is not None)
+        self.checkpoints = RunCheckpoints(model_dir, trees, objects, self.inner.step, config.keep,
+                                          keep_best=best is not None)
 
     # ---------------------------------------------------------------- data and state
 
