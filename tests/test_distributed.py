@@ -24,7 +24,7 @@ def _finish(proc):
     assert proc.returncode == 0, err[-3000:]
 
 
-def _free_ports(n):
+def free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
         s.bind(("localhost", 0))
@@ -39,7 +39,7 @@ def test_mirrored_and_multi_worker_match_one_device(tmp_path):
     _finish(_run(single, {}, 8))
     mirrored = str(tmp_path / "mirrored")
     _finish(_run(mirrored, {"STRATEGY": "mirrored", "CPU_REPLICAS": "2"}, 4))
-    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    workers = [f"localhost:{p}" for p in free_ports(2)]
     multi = str(tmp_path / "multi")
     procs = [_run(multi, {"STRATEGY": "multi_worker", "TF_CONFIG": json.dumps(
         {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}, 4) for i in range(2)]

@@ -134,8 +134,6 @@ def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     assert t.model.body.kernel.dtype == "float32"
     losses = train_losses(tmp_path)
     assert losses[-1] < losses[0] and all(np.isfinite(losses))
-    if precision == "mixed_float16":
-        assert float(t.inner.loss_scale.numpy()) >= 1.0
 
 
 def test_batch_multiplier_runs_meet_the_same_schedule_at_the_same_examples(tmp_path):

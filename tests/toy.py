@@ -1,5 +1,7 @@
 """A toy regression model, task and data source, for trainer tests only."""
 
+import time
+
 import gin
 import keras
 import numpy as np
@@ -38,9 +40,11 @@ class ToyTask(Task):
 
 
 class ToyData:
-    """y = x . w over 256 fixed examples, visited in the resumable index order."""
+    """y = x . w over 256 fixed examples, visited in the resumable index order; `delay`
+    seconds of waiting per training batch make a step as slow as a real model's."""
 
-    def __init__(self, n=256):
+    def __init__(self, n=256, delay=0.0):
+        self.delay = delay
         rng = np.random.default_rng(0)
         self.x = rng.normal(size=(n, 4)).astype(np.float32)
         self.y = (self.x @ np.array([1.0, -2.0, 0.5, 3.0], np.float32)).astype(np.float32)
@@ -49,7 +53,16 @@ class ToyData:
         x, y = tf.constant(self.x), tf.constant(self.y)
         ds = index_stream(len(self.x), seed, start, input_context=input_context)
         ds = ds.map(lambda e: {"x": tf.gather(x, e["index"]), "y": tf.gather(y, e["index"])})
-        return ds.batch(batch_size, drop_remainder=True).prefetch(2)
+        ds = ds.batch(batch_size, drop_remainder=True)
+        return (ds.map(self._slow) if self.delay else ds).prefetch(2)
+
+    def _slow(self, batch):
+        def wait(y):
+            time.sleep(self.delay)
+            return y
+        y = tf.numpy_function(wait, [batch["y"]], tf.float32, stateful=False)
+        y.set_shape(batch["y"].shape)
+        return dict(batch, y=y)
 
     def validation(self, batch_size):
         ds = tf.data.Dataset.from_tensor_slices({"x": self.x[:64], "y": self.y[:64]})

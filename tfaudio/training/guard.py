@@ -6,12 +6,12 @@ running median (and more than 3 x spike_factor robust standard deviations above
 it, so noise never counts) for `spike_patience` loops in a row, or `nonfinite_patience` loops
 in a row where every update was skipped, asks for a rollback. Each rollback
 multiplies the learning rate by `backoff`; after `max_rollbacks` the run stops.
-The scale and the count live in tf.Variables, so they are checkpointed.
+Its whole state (scale, count, loss window, spike and non-finite runs) lives in
+tf.Variables, so a resumed run watches with the history it had.
 """
 
 from __future__ import annotations
 
-import collections
 import math
 
 import gin
@@ -43,8 +43,32 @@ class DivergenceGuard(tf.Module):
         self.backoff, self.max_rollbacks = backoff, max_rollbacks
         self.lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
         self.rollbacks = tf.Variable(0, trainable=False, name="rollbacks")
-        self.history: collections.deque = collections.deque(maxlen=window)
-        self.spikes = self.nonfinite = 0
+        self.window_losses = tf.Variable(tf.zeros([window], tf.float64), trainable=False, name="window_losses")
+        self.losses_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="losses_seen")
+        self.runs = tf.Variable([0, 0], dtype=tf.int64, trainable=False, name="spike_and_nonfinite_runs")
+
+    @property
+    def history(self) -> np.ndarray:
+        """The losses of the last `window` healthy loops (oldest first)."""
+        seen, values = int(self.losses_seen.numpy()), self.window_losses.numpy()
+        window = len(values)
+        return values[:seen] if seen < window else np.roll(values, -(seen % window))
+
+    @property
+    def spikes(self) -> int:
+        return int(self.runs[0].numpy())
+
+    @property
+    def nonfinite(self) -> int:
+        return int(self.runs[1].numpy())
+
+    def _set_runs(self, spikes: int, nonfinite: int):
+        self.runs.assign([spikes, nonfinite])
+
+    def _remember(self, loss: float):
+        seen = int(self.losses_seen.numpy())
+        self.window_losses[seen % self.window_losses.shape[0]].assign(loss)
+        self.losses_seen.assign(seen + 1)
 
     when = "loop"
 
@@ -70,14 +94,13 @@ class DivergenceGuard(tf.Module):
     def observe(self, loss: float, skipped: int, steps: int) -> str | None:
         """Feeds one loop; returns None, "spike", "non_finite" or "rollback"."""
         if not math.isfinite(loss) or skipped >= steps:
-            self.nonfinite += 1
+            self._set_runs(self.spikes, self.nonfinite + 1)
             return "rollback" if self.nonfinite >= self.nonfinite_patience else "non_finite"
-        self.nonfinite = 0
         if len(self.history) >= self.min_history and self.spike_factor and self._is_spike(loss):
-            self.spikes += 1
+            self._set_runs(self.spikes + 1, 0)
             return "rollback" if self.spikes >= self.spike_patience else "spike"
-        self.spikes = 0
-        self.history.append(loss)
+        self._set_runs(0, 0)
+        self._remember(loss)
         return None
 
     def _is_spike(self, loss: float) -> bool:
@@ -85,7 +108,7 @@ class DivergenceGuard(tf.Module):
         noise is the robust standard deviation (1.4826 x MAD) of the window. For a steady
         positive loss this is loss > spike_factor x median; the noise term keeps noisy or
         near-zero losses (one-step loops, negative SI-SDR) from counting as spikes."""
-        history = np.asarray(self.history)
+        history = self.history
         median = float(np.median(history))
         noise = 1.4826 * float(np.median(np.abs(history - median)))
         return loss - median > max((self.spike_factor - 1.0) * abs(median), 3.0 * self.spike_factor * noise, 1e-8)
@@ -103,5 +126,5 @@ class DivergenceGuard(tf.Module):
         restore()
         self.lr_scale.assign(scale)
         self.rollbacks.assign(done + 1)
-        self.spikes = self.nonfinite = 0
+        self._set_runs(0, 0)
         return scale

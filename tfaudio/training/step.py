@@ -34,13 +34,17 @@ class StepOptions:
       jit_compile: XLA-compile the gradient computation (slow for convolutions on CPU).
       precision: "float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss
         scaling); losses, log compression and the optimizer state stay float32.
+      initial_loss_scale: the float16 loss scale at step 0 (halved at each overflow).
     """
 
     def __init__(self, clip_norm: float | None = None, ema_decay: float | None = None,
-                 jit_compile: bool = False, precision: str = "float32"):
+                 jit_compile: bool = False, precision: str = "float32", initial_loss_scale: float = 2.0 ** 15):
         if precision not in PRECISIONS:
             raise ConfigError(f"StepOptions.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if initial_loss_scale < 1:
+            raise ConfigError(f"StepOptions.initial_loss_scale={initial_loss_scale} must be at least 1")
         self.clip_norm, self.ema_decay, self.jit_compile, self.precision = clip_norm, ema_decay, jit_compile, precision
+        self.initial_loss_scale = initial_loss_scale
 
 
 class TrainStep:
@@ -69,8 +73,12 @@ class TrainStep:
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_updates")
             # Dynamic loss scaling for float16: halved on a non-finite step, doubled after
             # LOSS_SCALE_PERIOD finite ones.
-            self.loss_scale = tf.Variable(2.0 ** 15 if float16 else 1.0, trainable=False, name="loss_scale")
+            self.loss_scale = tf.Variable(options.initial_loss_scale if float16 else 1.0, trainable=False,
+                                          name="loss_scale")
             self.finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="finite_steps")
+        # Set by tfaudio.training.preemption's watcher thread; read by each replica before
+        # every update and summed with the gradients, so all workers stop at one step.
+        self.stop_request = tf.Variable(0, dtype=tf.int32, trainable=False, name="stop_request")
         self.model_vars: dict = {}
         self.ema: WeightEMA | None = None
         self._stats: dict = {}
@@ -99,7 +107,8 @@ class TrainStep:
             self.ema = WeightEMA(self.model_vars, self.options.ema_decay)
         names = sorted(terms)
         self._stats = {name: tf.Variable(0.0, dtype=tf.float64, trainable=False, name=name)
-                       for name in ["loss", "count", "grad_norm", "input_wait", "skipped", "lr"]
+                       for name in ["loss", "count", "grad_norm", "input_wait", "skipped", "overflows", "lr",
+                                "steps", "stopped"]
                        + [f"term_{t}" for t in names]}
         return names
 
@@ -108,7 +117,8 @@ class TrainStep:
         return all(bool(tf.reduce_all(tf.math.is_finite(self.model_vars[n]))) for n in float_names(self.model_vars))
 
     def loop(self, iterator, num_steps: int) -> dict:
-        """Runs num_steps updates; returns {statistic: float} summed over them."""
+        """Runs up to num_steps updates (fewer when a stop is requested: "stopped" is then
+        1); returns {statistic: float} summed over the "steps" it made."""
         return {k: float(v) for k, v in self._loop(iterator, tf.constant(num_steps)).items()}
 
     def evaluate(self, dataset, max_batches: int | None) -> dict:
@@ -162,6 +172,10 @@ class TrainStep:
         values = self.strategy.run(replica, args=args)
         return tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0], values)
 
+    def _replica_step(self, batch):
+        grads, sums = self._grads(batch)
+        return grads, dict(sums, stop=tf.cast(self.stop_request.read_value(), tf.float32))
+
     def _loop_fn(self, iterator, num_steps):
         for var in self._stats.values():
             var.assign(tf.zeros_like(var))
@@ -173,20 +187,30 @@ class TrainStep:
             t0 = tf.timestamp()
             batch = next(iterator)
             self._stats["input_wait"].assign_add(tf.timestamp() - t0)
-            grads, sums = self._all_reduced(self._grads, batch)
+            grads, sums = self._all_reduced(self._replica_step, batch)
+            stop = sums.pop("stop") > 0
             norm = tf.linalg.global_norm(grads)
-            finite = tf.math.is_finite(norm) & tf.math.is_finite(sums["loss"])
+            loss_finite = tf.math.is_finite(sums["loss"])
+            finite = tf.math.is_finite(norm) & loss_finite
+            # float16: finite loss, overflowing gradients at a scale above 1 is the loss
+            # scale's business (halve and retry), not a non-finite update.
+            overflow = tf.constant(False)
+            if self.options.precision == "mixed_float16":
+                overflow = loss_finite & ~finite & (self.loss_scale > 1.0)
+                self._update_loss_scale(finite)
             if self.options.clip_norm:
                 grads, _ = tf.clip_by_global_norm(grads, self.options.clip_norm, use_norm=norm)
-            tf.cond(finite, lambda: self._apply(grads), self._skip)
-            if self.options.precision == "mixed_float16":
-                self._update_loss_scale(finite)
+            tf.cond(finite, lambda: self._apply(grads), lambda: self._skip(overflow))
             for key, value in sums.items():
                 self._stats[key].assign_add(tf.cast(value, tf.float64))
             self._stats["grad_norm"].assign(tf.cast(norm, tf.float64))
             self._stats["lr"].assign(tf.cast(lr, tf.float64))
+            self._stats["steps"].assign_add(1.0)
             self.step.assign_add(1)
             self.examples_seen.assign_add(self.effective_batch)
+            if stop:
+                self._stats["stopped"].assign(1.0)
+                break
         return {k: v.read_value() for k, v in self._stats.items()}
 
     def _apply(self, grads):
@@ -195,9 +219,11 @@ class TrainStep:
             self.ema.update()
         return tf.constant(True)
 
-    def _skip(self):
-        self.skipped.assign_add(1)
-        self._stats["skipped"].assign_add(1.0)
+    def _skip(self, overflow):
+        key = tf.where(overflow, 0, 1)
+        self.skipped.assign_add(tf.cast(key, tf.int64))
+        self._stats["skipped"].assign_add(tf.cast(key, tf.float64))
+        self._stats["overflows"].assign_add(tf.cast(1 - key, tf.float64))
         return tf.constant(False)
 
     def _update_loss_scale(self, finite):

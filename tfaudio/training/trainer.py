@@ -163,13 +163,15 @@ class Trainer:
         wrote_operative = False
         bar = Progress(self.total_steps, step, os.path.join(self.model_dir, "progress.log"))
         start = time.time()
-        with StopSignals() as signals:
+        stopped = False
+        self.inner.stop_request.assign(0)
+        with StopSignals(self.inner.stop_request) as signals:
             while step < self.total_steps:
                 n = min(self.steps_per_loop, self.total_steps - step, self._until(step, self.eval_every),
                         self._until(step, self.checkpoint_every))
                 t0 = time.time()
                 stats = self.inner.loop(self.train_iterator, n)
-                row = self._train_row(n, time.time() - t0, stats, time.time() - start)
+                row = self._train_row(time.time() - t0, stats, time.time() - start)
                 step = row["step"]
                 if not wrote_operative:  # every configurable has been called by now
                     run_record.write_operative_config(self.model_dir)
@@ -177,13 +179,13 @@ class Trainer:
                 self.trackers.log(row)
                 bar.update(step, row["loss"], row["steps_per_sec"])
                 actions = self._run_hooks("loop", step, {"train": row})
+                if stats["stopped"]:
+                    stopped = True
+                    self._preempted(step, signals.received)
+                    break
                 if "rollback" in actions:
                     step = last_saved = self._roll_back(step, bar)
                     continue
-                if signals.received:
-                    self.save()
-                    self.trackers.log({"step": step, "event": "preempted", "signal": signals.received})
-                    break
                 if self._reached(step, self.eval_every) or step == self.total_steps:
                     results = self.evaluate()
                     for split, metrics in results.items():
@@ -199,9 +201,21 @@ class Trainer:
                 if "stop" in actions:
                     break
         bar.close()
-        if last_saved != step and not signals.received and self._may_save():
+        if last_saved != step and not stopped and self._may_save():
             self.save()
+        # Freed now, not at interpreter exit: there, a prefetch thread inside a
+        # numpy_function (file decoding) is stopped at the GIL and the iterator waits forever.
+        self.train_iterator = None
         return results
+
+    def _preempted(self, step: int, signal_name: str | None):
+        """Saves at `step` unless a spike is in progress (the last good checkpoint then stays
+        the resume point); logs the `preempted` event."""
+        saved = self._may_save() and self.save() is not None
+        self.trackers.log({"step": step, "event": "preempted", "signal": signal_name or "another worker's",
+                           "saved": saved})
+        logging.warning("preempted at step %d: %s", step, "checkpoint saved" if saved else
+                        "no checkpoint while a loss spike is in progress; the last good one stays")
 
     def _until(self, step: int, every: int) -> int:
         """Updates from `step` to the first one whose baseline step reaches the next multiple of `every`."""
@@ -229,12 +243,14 @@ class Trainer:
     def _roll_back(self, step: int, bar) -> int:
         """Restores the latest checkpoint with a backed-off learning rate; returns its step."""
         latest = self.checkpoints.latest
+        loss_scale = self.inner.loss_scale.numpy()  # float16 overflows are not divergence: keep the scale
         try:
             scale = self.guard.roll_back(lambda: self.checkpoints.restore(latest))
         except DivergenceError as exc:
             self.trackers.log({"step": step, "event": "guard_stop", "message": str(exc)})
             bar.close()
             raise
+        self.inner.loss_scale.assign(loss_scale)
         restored = self.global_step
         self.trackers.log({"step": step, "event": "rollback", "to_step": restored, "lr_scale": scale,
                            "rollbacks": int(self.guard.rollbacks.numpy())})
@@ -243,14 +259,16 @@ class Trainer:
         bar.restart(restored)
         return restored
 
-    def _train_row(self, n: int, wall: float, stats: dict, elapsed: float) -> dict:
-        count = max(stats["count"], 1.0)
+    def _train_row(self, wall: float, stats: dict, elapsed: float) -> dict:
+        n, count = int(stats["steps"]), max(stats["count"], 1.0)
         batch = self.inner.effective_batch
         row = {"step": self.global_step, "examples_seen": int(self.inner.examples_seen.numpy()),
                "wall_s": round(elapsed, 3), "loss": stats["loss"] / count, "lr": stats["lr"],
                "grad_norm": stats["grad_norm"], "steps_per_sec": n / wall, "examples_per_sec": n * batch / wall,
                "input_wait_frac": min(1.0, stats["input_wait"] / wall), "effective_batch": batch,
                "skipped_updates": int(stats["skipped"]), "loop_steps": n}
+        if self.inner.options.precision == "mixed_float16":
+            row.update(loss_scale=float(self.inner.loss_scale.numpy()), overflows=int(stats["overflows"]))
         for t in self.term_names:
             row[f"loss_{t}"] = stats[f"term_{t}"] / count
         return row
