@@ -1,10 +1,6 @@
 """Safety: skipped non-finite updates, rollbacks with LR backoff, guard stop."""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest

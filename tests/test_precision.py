@@ -5,11 +5,10 @@ import os
 
 import keras
 import pytest
+from test_checkpoints import RESUME, _tiny_params, _train
 
 from tfaudio import config
 from tfaudio.training.trackers import read_metrics
-
-from test_checkpoints import RESUME, _tiny_params, _train
 
 
 @pytest.mark.parametrize("gin_file", sorted(RESUME))
