@@ -63,13 +63,22 @@ def _closest(word: str, candidates) -> str:
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
-def _explain(exc: Exception) -> str:
-    """Turns gin's multi-line error into one line with a suggestion."""
+def _binding(params, line: int) -> str:
+    lines = "\n".join(params).splitlines()
+    return f"<--gin_param> {lines[line - 1].strip()!r}: " if 0 < line <= len(lines) else "<--gin_param>: "
+
+
+def _explain(exc: Exception, params=()) -> str:
+    """Turns gin's multi-line error into one line with a suggestion; `params` are the
+    --gin_param bindings, quoted when the error is in one of them."""
     text = str(exc)
     where = ""
-    loc = re.search(r'In (?:file|bindings string) "?([^",\n]*)"?, line (\d+)', text)
+    loc = re.search(r'In (?:file|bindings string) "?([^",\n]*)"?,? line (\d+)', text)
     if loc:
-        where = f"{loc.group(1) or '<--gin_param>'}:{loc.group(2)}: "
+        where = (f"{loc.group(1)}:{loc.group(2)}: " if loc.group(1) and "bindings string" not in loc.group(0)
+                 else _binding(params, int(loc.group(2))))
+    elif isinstance(exc, SyntaxError) and exc.lineno:
+        where = f"{exc.filename}:{exc.lineno}: " if exc.filename else _binding(params, exc.lineno)
     first = text.strip().splitlines()[0].strip()
     hint = ""
     m = re.search(r"No configurable matching (?:reference )?'@?([\w./]+?)(?:\(\))?'", first)
@@ -199,7 +208,7 @@ def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True, s
         gin.parse_config_files_and_bindings(files, list(gin_params), finalize_config=False,
                                             skip_unknown=skip_unknown)
     except (ValueError, SyntaxError, KeyError) as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError(_explain(exc, gin_params)) from None
     except IOError as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
     finally:
@@ -221,6 +230,6 @@ def load_run_config(run_dir: str, extra_params=()):
     try:
         gin.parse_config(list(extra_params))
     except (ValueError, SyntaxError, KeyError) as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError(_explain(exc, extra_params)) from None
     _check_types([], extra_params, [])
     gin.finalize()

@@ -31,6 +31,20 @@ def experiment_name(gin_files) -> str:
     return os.path.splitext(os.path.basename(gin_files[-1]))[0] if gin_files else "experiment"
 
 
+def fail(message: str, code: int = 2):
+    """Ends the command with one line on stderr (gin appends call sites: dropped)."""
+    print(str(message).strip().splitlines()[0], file=sys.stderr)
+    sys.exit(code)
+
+
+def unwritable_parent(path: str) -> str | None:
+    """The nearest existing path at or above `path` when it is not a writable folder."""
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return None if os.path.isdir(folder) and os.access(folder, os.W_OK) else folder
+
+
 def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -43,17 +57,12 @@ def main(argv):
     try:
         config.parse(FLAGS.gin_file, FLAGS.gin_param, FLAGS.gin_search_path, finalize=False)
     except ConfigError as exc:
-        sys.exit(f"config error: {exc}")
+        fail(f"config error: {exc}")
     name = experiment_name(FLAGS.gin_file)
     model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.run_name + name)
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-        probe = os.path.join(model_dir, ".write_test")
-        open(probe, "w").close()
-        os.remove(probe)
-    except OSError as exc:
-        sys.exit(f"error: --model_dir={model_dir} is not writable ({exc.strerror}); choose another folder")
-
+    if unwritable_parent(model_dir):
+        fail(f"error: --model_dir={model_dir}: {unwritable_parent(model_dir)} is not a writable folder; "
+             "choose another")
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)
@@ -61,9 +70,9 @@ def main(argv):
         _, results = run.train(model_dir, strategy, FLAGS.tracker, FLAGS.seed, name=FLAGS.run_name + name,
                                group=FLAGS.study or name, argv=sys.argv)
     except ConfigError as exc:
-        sys.exit(f"config error: {exc}")
+        fail(f"config error: {exc}")
     except DivergenceError as exc:
-        sys.exit(f"error: {exc}")
+        fail(f"error: {exc}", code=1)
     print(f"run directory: {model_dir}")
     for split, metrics in results.items():
         print(split, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))

@@ -13,6 +13,8 @@ import math
 import keras
 import tensorflow as tf
 
+from tfaudio.errors import ConfigError
+
 _FLOAT32_MAX = 3.4e38
 
 
@@ -37,11 +39,11 @@ class LogCompression(keras.layers.Layer):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         if floor <= 0:
-            raise ValueError(f"LogCompression.floor={floor} must be positive")
+            raise ConfigError(f"LogCompression.floor={floor} must be positive")
         if scale not in ("log", "db"):
-            raise ValueError(f"LogCompression.scale={scale!r}: use 'log' or 'db'")
+            raise ConfigError(f"LogCompression.scale={scale!r}: use 'log' or 'db'")
         if max_value <= floor:
-            raise ValueError(f"LogCompression.max_value={max_value} must exceed floor={floor}")
+            raise ConfigError(f"LogCompression.max_value={max_value} must exceed floor={floor}")
         self.floor, self.scale, self.db_multiplier = floor, scale, db_multiplier
         self.normalize, self.max_value, self.max_abs = normalize, max_value, max_abs
         self.check_nan = check_nan

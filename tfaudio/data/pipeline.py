@@ -16,10 +16,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfaudio.errors import ConfigError
 from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.io import AudioReadError, read_audio
-from tfaudio.audio.padding import pad_to, random_crop
+from tfaudio.audio.padding import PAD_METHODS, pad_to, random_crop
 from tfaudio.data import readers
 from tfaudio.data.order import bucketed_stream, index_stream
 
@@ -57,10 +58,10 @@ def drop_failed(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.filter(_decoded).map(_without_flag)
 
 
-def select(corpus: readers.Corpus, data_percentage: float) -> list:
+def select(corpus: readers.Corpus, data_percentage: float, owner: str) -> list:
     """A deterministic `data_percentage` subset (by hash of the example id)."""
     if not 0 < data_percentage <= 1:
-        raise ValueError(f"data_percentage={data_percentage} must lie in (0, 1]")
+        raise ConfigError(f"{owner}.data_percentage={data_percentage} must lie in (0, 1]")
     if data_percentage == 1:
         return corpus.examples
     return [e for e in corpus.examples if _bucket(e["id"]) < data_percentage]
@@ -108,7 +109,7 @@ class SeparationData:
         self.segment_seconds, self.val_seconds = segment_seconds, val_seconds
         stems = (target,) + tuple(others)
         train = readers.read_musdb(data_dir, train_split, stems)
-        train.examples = select(train, data_percentage)
+        train.examples = select(train, data_percentage, "SeparationData")
         self.train_corpus = readers.probe_durations(train, ("path", target)).check(max_bad_fraction)
         val = readers.read_musdb(data_dir, val_split, stems)
         self.val_corpus = readers.probe_durations(val, ("path", target)).check(max_bad_fraction)
@@ -196,7 +197,9 @@ class AudioData:
         self.bucket_boundaries, self.cache_dir = list(bucket_boundaries), cache_dir
         self.log_compression, self.text_encoder = log_compression, text_encoder
         if feature not in ("wave", "mel", "log_mel"):
-            raise ValueError(f"AudioData.feature={feature!r}: use wave, mel or log_mel")
+            raise ConfigError(f"AudioData.feature={feature!r}: use wave, mel or log_mel")
+        if pad_method not in PAD_METHODS:
+            raise ConfigError(f"AudioData.pad_method={pad_method!r}: use {', '.join(PAD_METHODS)}")
         if layout == "class_folders" and (train_split or val_split):
             train = readers.read_class_folders(data_dir, train_split)
             val = readers.read_class_folders(data_dir, val_split) if val_split else None
@@ -204,14 +207,14 @@ class AudioData:
             reader = {"ljspeech": readers.read_ljspeech, "class_folders": readers.read_class_folders,
                       "manifest": readers.read_manifest}.get(layout)
             if reader is None:
-                raise ValueError(f"AudioData.layout={layout!r}: use ljspeech, class_folders or manifest")
+                raise ConfigError(f"AudioData.layout={layout!r}: use ljspeech, class_folders or manifest")
             train, val = reader(data_dir), None
         self.labels = train.labels
         if val is None:
             train_ex, val_ex = split_examples(train.examples, val_fraction)
             val = readers.Corpus(train.root, val_ex)
             train.examples = train_ex
-        train.examples = select(train, data_percentage)
+        train.examples = select(train, data_percentage, "AudioData")
         self.train_corpus = readers.probe_durations(train, max_seconds=max_seconds).check(max_bad_fraction)
         self.val_corpus = readers.probe_durations(val, max_seconds=max_seconds)
         self.failures = DecodeFailures(len(self.train_corpus.examples), max_bad_fraction)

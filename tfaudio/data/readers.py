@@ -19,11 +19,12 @@ import os
 from absl import logging
 
 from tfaudio.audio.io import AudioReadError, audio_info
+from tfaudio.errors import ConfigError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
-class CorpusError(ValueError):
+class CorpusError(ConfigError):
     """A corpus that cannot be used; the message names the folder or file and the fix."""
 
 

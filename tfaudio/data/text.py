@@ -13,6 +13,8 @@ import re
 import gin
 from absl import logging
 
+from tfaudio.errors import ConfigError
+
 PAD, END = "_", "~"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 PUNCTUATION = " '.,?!-"
@@ -130,7 +132,7 @@ class CharVocabulary:
 
     def __init__(self, normalize_text: bool = True, unknown: str = "drop"):
         if unknown not in ("drop", "error"):
-            raise ValueError(f"vocabulary.unknown={unknown!r}: use 'drop' or 'error'")
+            raise ConfigError(f"vocabulary.unknown={unknown!r}: use 'drop' or 'error'")
         self.normalize_text, self.unknown = normalize_text, unknown
         self.symbols = [PAD, END] + list(PUNCTUATION) + list(LETTERS)
         self._ids = {s: i for i, s in enumerate(self.symbols)}

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfaudio.audio.geometry import audio_geometry
+from tfaudio.errors import ConfigError
 
 
 class Prenet(layers.Layer):
@@ -175,9 +176,9 @@ class Tacotron(keras.Model):
                  linear_postnet: str = "none", scheduled_sampling: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if encoder not in ("conv", "cbhg"):
-            raise ValueError(f"Tacotron.encoder={encoder!r}: use 'conv' or 'cbhg'")
+            raise ConfigError(f"Tacotron.encoder={encoder!r}: use 'conv' or 'cbhg'")
         if postnet not in ("conv", "none") or linear_postnet not in ("cbhg", "none"):
-            raise ValueError(f"Tacotron.postnet={postnet!r} / linear_postnet={linear_postnet!r}: "
+            raise ConfigError(f"Tacotron.postnet={postnet!r} / linear_postnet={linear_postnet!r}: "
                              "use 'conv' or 'none' / 'cbhg' or 'none'")
         geometry = audio_geometry()
         n_mels, n_linear = n_mels or geometry.n_mels, n_linear or geometry.n_bins

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tfaudio.audio import features
 from tfaudio.audio.geometry import GeometryError, audio_geometry
+from tfaudio.errors import ConfigError
 
 
 def _norm(kind: str):
@@ -28,7 +29,7 @@ def _norm(kind: str):
         return keras.layers.LayerNormalization()
     if kind == "none":
         return None
-    raise ValueError(f"AudioUNet.norm={kind!r}: use batch, layer or none")
+    raise ConfigError(f"AudioUNet.norm={kind!r}: use batch, layer or none")
 
 
 class DownBlock(keras.layers.Layer):
@@ -50,7 +51,7 @@ class UpBlock(keras.layers.Layer):
     def __init__(self, channels, kernel, stride, norm, upsample, **kwargs):
         super().__init__(**kwargs)
         if upsample not in ("transposed", "subpixel"):
-            raise ValueError(f"AudioUNet.upsample={upsample!r}: use transposed or subpixel")
+            raise ConfigError(f"AudioUNet.upsample={upsample!r}: use transposed or subpixel")
         self.stride, self.upsample = stride, upsample
         self.up = (keras.layers.Conv1DTranspose(channels, kernel, strides=stride, padding="same")
                    if upsample == "transposed"
@@ -87,7 +88,7 @@ class AudioUNet(keras.Model):
                  **kwargs):
         super().__init__(**kwargs)
         if len(channels) != len(strides):
-            raise ValueError(f"AudioUNet.channels has {len(channels)} levels but AudioUNet.strides "
+            raise ConfigError(f"AudioUNet.channels has {len(channels)} levels but AudioUNet.strides "
                              f"has {len(strides)}; give one stride per level")
         self.total_stride = int(math.prod(strides))
         self.residual_output = residual_output

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.audio.geometry import audio_geometry
+from tfaudio.errors import ConfigError
 from tfaudio.tasks.base import Task
 
 MAX_SI_SDR_DB = 100.0
@@ -72,7 +73,7 @@ class SeparationTask(Task):
         self.losses = dict(losses or {"l1": 1.0})
         unknown = set(self.losses) - set(LOSSES)
         if unknown:
-            raise ValueError(f"SeparationTask.losses has {sorted(unknown)}; choose from {sorted(LOSSES)}")
+            raise ConfigError(f"SeparationTask.losses has {sorted(unknown)}; choose from {sorted(LOSSES)}")
         self.zero_mean = zero_mean
         self.sample_rate = audio_geometry().sample_rate
 

@@ -39,6 +39,7 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.images import plot
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
 from tfaudio.data.text import vocabulary as default_vocabulary
+from tfaudio.errors import ConfigError
 from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
 from tfaudio.tasks.base import Task
 
@@ -118,7 +119,7 @@ class TacotronTask(Task):
                  max_jump: int = 3,
                  griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.0):
         if spectrum_loss not in _LOSSES:
-            raise ValueError(f"TacotronTask.spectrum_loss={spectrum_loss!r}: use 'l1' or 'l2'")
+            raise ConfigError(f"TacotronTask.spectrum_loss={spectrum_loss!r}: use 'l1' or 'l2'")
         self.geometry = audio_geometry()
         self.vocabulary = vocabulary or default_vocabulary()
         self.compression = log_compression or LogCompression()

@@ -42,6 +42,8 @@ class CheckpointConfig:
                  init_from: str | None = None, init_modules: tuple = ()):
         if int(every) < 1 or int(keep) < 1:
             raise ConfigError(f"CheckpointConfig.every={every} and keep={keep} must be positive integers")
+        if init_from and not latest_checkpoint(init_from):
+            raise ConfigError(f"CheckpointConfig.init_from={init_from!r} has no checkpoint in {CHECKPOINTS}/")
         self.every, self.keep, self.best_metric, self.best_mode = every, keep, best_metric, best_mode
         self.init_from, self.init_modules = init_from, tuple(init_modules)
 

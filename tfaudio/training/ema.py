@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfaudio.errors import ConfigError
 from tfaudio.models.weights import float_names
 
 
@@ -17,7 +18,7 @@ class WeightEMA:
 
     def __init__(self, named_variables: dict, decay: float = 0.999, warmup: bool = True):
         if not 0 < decay < 1:
-            raise ValueError(f"StepOptions.ema_decay={decay} must lie in (0, 1)")
+            raise ConfigError(f"StepOptions.ema_decay={decay} must lie in (0, 1)")
         self.decay, self.warmup = decay, warmup
         names = float_names(named_variables)
         self._sources = [named_variables[n] for n in names]

@@ -18,7 +18,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.errors import DivergenceError
+from tfaudio.errors import ConfigError, DivergenceError
 
 
 @gin.configurable
@@ -37,7 +37,7 @@ class DivergenceGuard(tf.Module):
                  max_rollbacks: int = 3):
         super().__init__(name="guard")
         if not 0 < backoff < 1:
-            raise ValueError(f"DivergenceGuard.backoff={backoff} must lie in (0, 1)")
+            raise ConfigError(f"DivergenceGuard.backoff={backoff} must lie in (0, 1)")
         self.spike_factor, self.spike_patience = spike_factor, spike_patience
         self.min_history, self.nonfinite_patience = min_history, nonfinite_patience
         self.backoff, self.max_rollbacks = backoff, max_rollbacks

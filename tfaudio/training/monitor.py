@@ -16,6 +16,8 @@ import math
 import gin
 import tensorflow as tf
 
+from tfaudio.errors import ConfigError
+
 
 class MetricMonitor(tf.Module):
     """Tracks the best value of one metric and how many evaluations passed without improving."""
@@ -25,9 +27,10 @@ class MetricMonitor(tf.Module):
     def __init__(self, metric: str, mode: str = "min", min_delta: float = 0.0, name=None):
         super().__init__(name=name)
         if mode not in ("min", "max"):
-            raise ValueError(f"mode={mode!r} for metric {metric!r}: use 'min' or 'max'")
+            raise ConfigError(f"{type(self).__name__}.mode={mode!r} for metric {metric!r}: use 'min' or 'max'")
         if "/" not in metric:
-            raise ValueError(f"metric={metric!r}: name it as '<split>/<metric>', e.g. 'val/loss'")
+            raise ConfigError(f"{type(self).__name__}.metric={metric!r}: name it as '<split>/<metric>', "
+                              "e.g. 'val/loss'")
         self.metric, self.mode, self.min_delta = metric, mode, min_delta
         self.best = tf.Variable(float("inf") if mode == "min" else float("-inf"), trainable=False)
         self.wait = tf.Variable(0, trainable=False)
@@ -78,7 +81,7 @@ class ReduceOnPlateau(MetricMonitor):
                  factor: float = 0.5, cooldown: int = 0, min_lr: float = 0.0, min_delta: float = 0.0):
         super().__init__(metric, mode, min_delta)
         if not 0 < factor < 1:
-            raise ValueError(f"ReduceOnPlateau.factor={factor} must lie in (0, 1)")
+            raise ConfigError(f"ReduceOnPlateau.factor={factor} must lie in (0, 1)")
         self.patience, self.factor, self.cooldown, self.min_lr = patience, factor, cooldown, min_lr
         self.scale = tf.Variable(1.0, trainable=False)
         self.cooldown_left = tf.Variable(0, trainable=False)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gin
 import keras
 
+from tfaudio.errors import ConfigError
+
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "adamw": keras.optimizers.AdamW,
@@ -35,7 +37,7 @@ def make_optimizer(name: str = "adam", weight_decay: float | None = None, moment
     """
     key = name.lower()
     if key not in OPTIMIZERS:
-        raise ValueError(f"make_optimizer.name={name!r}: choose one of {', '.join(OPTIMIZERS)}")
+        raise ConfigError(f"make_optimizer.name={name!r}: choose one of {', '.join(OPTIMIZERS)}")
     kwargs = {"learning_rate": 0.0, "epsilon": epsilon}
     if key in ("adam", "adamw", "adamax", "lamb"):
         kwargs.update(beta_1=beta_1, beta_2=beta_2)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import gin
 import keras
 
+from tfaudio.errors import ConfigError
 from tfaudio.experiment import build
 from tfaudio.training import run_record
 from tfaudio.training.optimizers import make_optimizer
@@ -49,19 +51,29 @@ def make_trainer(model_dir: str, strategy, trackers, seed: int = 0) -> Trainer:
 def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int = 0, name: str = "",
           group: str = "", argv=None) -> tuple[Trainer, dict]:
     """Trains the parsed config into model_dir; returns the trainer and its last evaluation.
-    Writes the run record (command.txt, config.gin, versions.json) on the chief when
-    `argv` is given; other workers write to their own folder without trackers."""
+
+    Everything the run needs (data, model, task, optimizer, checkpoints) is built first:
+    a configuration mistake raises ConfigError before the run record is written, and
+    a run directory this call created is removed again. Then the chief writes the run
+    record (command.txt, config.gin, versions.json) when `argv` is given; other
+    workers write to their own folder, without trackers."""
     quiet_checkpoint_logs()
     strategy = strategy or make_strategy()
     chief = is_chief(strategy)
     own_dir = worker_dir(model_dir, strategy)
-    os.makedirs(own_dir, exist_ok=True)
+    created = not os.path.exists(model_dir)
+    try:
+        os.makedirs(own_dir, exist_ok=True)
+        trainer = make_trainer(own_dir, strategy, trackers=None, seed=seed)
+    except ConfigError:
+        if created:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
     if chief and argv is not None:
         run_record.write_provenance(model_dir, argv)
-    trackers = Trackers(own_dir, tracker if chief else "none", name=name, group=group,
-                        config={"gin": gin.config_str(), "seed": seed})
+    trainer.trackers = Trackers(own_dir, tracker if chief else "none", name=name, group=group,
+                                config={"gin": gin.config_str(), "seed": seed})
     try:
-        trainer = make_trainer(own_dir, strategy, trackers, seed)
         return trainer, trainer.train()
     finally:
-        trackers.close()
+        trainer.trackers.close()

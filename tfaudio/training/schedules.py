@@ -14,6 +14,8 @@ import math
 import gin
 import tensorflow as tf
 
+from tfaudio.errors import ConfigError
+
 SCALING_RULES = ("none", "linear", "sqrt")
 
 
@@ -32,7 +34,7 @@ class ExponentialDecay:
 
     def __init__(self, decay_steps: int | None = None, decay_rate: float = 0.5, staircase: bool = False):
         if (decay_steps is not None and decay_steps <= 0) or not 0 < decay_rate <= 1:
-            raise ValueError(f"ExponentialDecay needs decay_steps > 0 and 0 < decay_rate <= 1, "
+            raise ConfigError(f"ExponentialDecay needs decay_steps > 0 and 0 < decay_rate <= 1, "
                              f"got {decay_steps}, {decay_rate}")
         self.decay_steps, self.decay_rate, self.staircase = decay_steps, decay_rate, staircase
 
@@ -53,7 +55,7 @@ class CosineDecay:
 
     def __init__(self, decay_steps: int | None = None, floor: float = 0.0):
         if (decay_steps is not None and decay_steps <= 0) or not 0 <= floor <= 1:
-            raise ValueError(f"CosineDecay needs decay_steps > 0 and 0 <= floor <= 1, "
+            raise ConfigError(f"CosineDecay needs decay_steps > 0 and 0 <= floor <= 1, "
                              f"got {decay_steps}, {floor}")
         self.decay_steps, self.floor = decay_steps, floor
 
@@ -68,10 +70,10 @@ class PiecewiseConstant:
 
     def __init__(self, boundaries=(10000,), multipliers=(1.0, 0.1)):
         if len(multipliers) != len(boundaries) + 1:
-            raise ValueError(f"PiecewiseConstant needs one more multiplier than boundaries, got "
+            raise ConfigError(f"PiecewiseConstant needs one more multiplier than boundaries, got "
                              f"{len(boundaries)} boundaries and {len(multipliers)} multipliers")
         if list(boundaries) != sorted(boundaries):
-            raise ValueError(f"PiecewiseConstant.boundaries={boundaries} must increase")
+            raise ConfigError(f"PiecewiseConstant.boundaries={boundaries} must increase")
         self.boundaries, self.multipliers = list(boundaries), list(multipliers)
 
     def __call__(self, t):
@@ -83,11 +85,11 @@ class PiecewiseConstant:
 def batch_scale(effective_batch: int, reference_batch_size: int | None, rule: str) -> float:
     """Learning-rate multiplier for running at `effective_batch` instead of the reference."""
     if rule not in SCALING_RULES:
-        raise ValueError(f"LearningRate.scaling_rule={rule!r}: choose one of {SCALING_RULES}")
+        raise ConfigError(f"LearningRate.scaling_rule={rule!r}: choose one of {SCALING_RULES}")
     if rule == "none":
         return 1.0
     if not reference_batch_size:
-        raise ValueError(f"LearningRate.scaling_rule={rule!r} needs LearningRate.reference_batch_size")
+        raise ConfigError(f"LearningRate.scaling_rule={rule!r} needs LearningRate.reference_batch_size")
     ratio = effective_batch / reference_batch_size
     return ratio if rule == "linear" else math.sqrt(ratio)
 
@@ -109,7 +111,7 @@ class LearningRate:
     def __init__(self, learning_rate: float = 1e-3, decay=None, warmup_steps: int = 0,
                  scaling_rule: str = "none", reference_batch_size: int | None = None):
         if learning_rate <= 0:
-            raise ValueError(f"LearningRate.learning_rate={learning_rate} must be positive")
+            raise ConfigError(f"LearningRate.learning_rate={learning_rate} must be positive")
         self.base = learning_rate
         self.decay = decay or ConstantDecay()
         self.warmup_steps = int(warmup_steps)

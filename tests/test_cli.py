@@ -1,0 +1,103 @@
+"""`python -m tfaudio.train` as a user runs it: a tiny real run writes its record and
+prints its results; every configuration mistake is one line, exit code 2, and leaves
+no run directory behind."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfaudio import train as cli
+from tfaudio.training.trackers import read_metrics
+
+import audio_files
+
+TINY = ["batch_size = 2", "train_steps = 2", "eval_every = 2", "Trainer.steps_per_loop = 1",
+        "AudioUNet.channels = (4, 8, 8, 8)"]
+
+
+@pytest.fixture(scope="module")
+def mixtures(tmp_path_factory):
+    return audio_files.mixtures(str(tmp_path_factory.mktemp("mixtures")))
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    return audio_files.char_speech(str(tmp_path_factory.mktemp("speech")), n=12)
+
+
+def test_train_command_writes_the_run_record_and_prints_results(tmp_path, mixtures):
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "tfaudio.train", "--gin_file=gin/audio_unet.gin", f"--model_dir={run}",
+            "--seed=3", "--tracker=tensorboard", f"--gin_param=data_dir = '{mixtures}'"]
+    out = subprocess.run(args + [f"--gin_param={p}" for p in TINY], capture_output=True, text=True,
+                         timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"run directory: {run}" in out.stdout and "\nval loss=" in out.stdout
+    for name in ("command.txt", "config.gin", "operative_config.gin", "versions.json", "progress.log"):
+        assert (run / name).stat().st_size > 0, name
+    assert "--seed=3" in (run / "command.txt").read_text()
+    assert "AudioUNet.channels = (4, 8, 8, 8)" in (run / "operative_config.gin").read_text()
+    assert json.loads((run / "versions.json").read_text())["tensorflow"].startswith("2.")
+    assert os.listdir(run / "tensorboard") and [r["step"] for r in read_metrics(str(run)) if "loop_steps" in r] == [1, 2]
+
+
+def wrong(tmp_path, gin_file, *params, flags=()):
+    """Runs the command in this process; returns (exit code, stderr lines, run dir exists)."""
+    run = tmp_path / "run"
+    argv = ["train", f"--gin_file={gin_file}", f"--model_dir={run}", "--tracker=none", *flags]
+    argv += [f"--gin_param={p}" for p in TINY + list(params)]
+    cli.FLAGS.unparse_flags()
+    cli.FLAGS(argv)
+    try:
+        cli.main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, run.exists()
+
+
+MISTAKES = [  # (gin file, binding or flag, what the line must name)
+    ("audio_unet.gin", "Trainer.batch_sise = 2", "batch_size"),
+    ("audio_unet.gin", "Trainr.batch_size = 2", "Trainer"),
+    ("audio_unet.gin", "Trainer.batch_size = 'two'", "Trainer.batch_size"),
+    ("audio_unet.gin", "Trainer.batch_size = 0", "Trainer.batch_size"),
+    ("audio_unet.gin", "data_dir = '/no/such/corpus'", "/no/such/corpus"),
+    ("audio_unet.gin", "SeparationTask.losses = {'sisdr': 1.0}", "SeparationTask.losses"),
+    ("audio_unet.gin", "AudioUNet.channels = (4, 8)", "AudioUNet.channels"),
+    ("audio_unet.gin", "AudioUNet.norm = 'group'", "AudioUNet.norm"),
+    ("audio_unet.gin", "make_optimizer.name = 'adamw2'", "make_optimizer.name"),
+    ("audio_unet.gin", "StepOptions.precision = 'float8'", "StepOptions.precision"),
+    ("audio_unet.gin", "LearningRate.scaling_rule = 'cubic'", "LearningRate.scaling_rule"),
+    ("audio_unet.gin", "ExponentialDecay.decay_rate = 2.0", "ExponentialDecay"),
+    ("audio_unet.gin", "CheckpointConfig.best_metric = 'loss'", "KeepBest.metric"),
+    ("audio_unet.gin", "CheckpointConfig.init_from = '/no/such/run'", "CheckpointConfig.init_from"),
+    ("audio_unet.gin", "DivergenceGuard.backoff = 1.5", "DivergenceGuard.backoff"),
+    ("audio_unet.gin", "SeparationData.data_percentage = 0.0", "SeparationData.data_percentage"),
+    ("audio_unet.gin", "Trainer.steps_per_loop = ", "<--gin_param>"),
+    ("tacotron_8khz.gin", "AudioData.feature = 'mfcc'", "AudioData.feature"),
+    ("tacotron_8khz.gin", "AudioData.pad_method = 'loop'", "AudioData.pad_method"),
+    ("tacotron_8khz.gin", "Tacotron.encoder = 'rnn'", "Tacotron.encoder"),
+    ("tacotron_8khz.gin", "TacotronTask.spectrum_loss = 'l3'", "TacotronTask.spectrum_loss"),
+    ("tacotron_8khz.gin", "vocabulary.unknown = 'keep'", "vocabulary.unknown"),
+    ("no_such_experiment.gin", "batch_size = 2", "no_such_experiment.gin"),
+]
+
+
+@pytest.mark.parametrize("gin_file,binding,named", MISTAKES, ids=[m[1] for m in MISTAKES])
+def test_a_configuration_mistake_is_one_line_and_exit_2_before_any_file(tmp_path, capsys, mixtures, speech,
+                                                                       gin_file, binding, named):
+    data = speech if gin_file.startswith("tacotron") else mixtures
+    code, run_exists = wrong(tmp_path, gin_file, f"data_dir = '{data}'", binding)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith(("config error:", "error:"))]
+    assert code == 2 and len(lines) == 1 and named in lines[0], err[-2000:]
+    assert "Traceback" not in err and not run_exists
+
+
+def test_a_model_dir_that_cannot_be_created_is_one_line(tmp_path, capsys, mixtures):
+    (tmp_path / "a_file").write_text("")
+    code, _ = wrong(tmp_path / "a_file", "audio_unet.gin", f"data_dir = '{mixtures}'")
+    assert code == 2 and "a_file is not a writable folder" in capsys.readouterr().err
