@@ -41,7 +41,8 @@ def test_train_command_writes_the_run_record_and_prints_results(tmp_path, mixtur
     assert "--seed=3" in (run / "command.txt").read_text()
     assert "AudioUNet.channels = (4, 8, 8, 8)" in (run / "operative_config.gin").read_text()
     assert json.loads((run / "versions.json").read_text())["tensorflow"].startswith("2.")
-    assert os.listdir(run / "tensorboard") and [r["step"] for r in read_metrics(str(run)) if "loop_steps" in r] == [1, 2]
+    assert os.listdir(run / "tensorboard")
+    assert [r["step"] for r in read_metrics(str(run)) if "loop_steps" in r] == [1, 2]
 
 
 def wrong(tmp_path, gin_file, *params, flags=()):
