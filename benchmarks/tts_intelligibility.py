@@ -105,7 +105,7 @@ def main():
     synthesized = task.synthesize(model, [e["text"] for e in held_out])
     scores = {kind: {"exact": 0, "mcd": []} for kind in ("real", "resynthesis", "synthesis")}
     print(f"{len(held_out)} held-out prompts; closed set of {len(listener.sentences)} corpus sentences")
-    for example, (wave, _, stopped) in zip(held_out, synthesized):
+    for example, (wave, _, ended_by) in zip(held_out, synthesized):
         real = read_audio(example["path"], rate)[:, 0]
         mel, _, frames, _ = task.targets({"audio": real[None], "length": np.array([len(real)])}, 1)
         waves = {"real": real, "resynthesis": task.to_audio({"mel_post": mel}, 0, int(frames[0])),
@@ -119,7 +119,7 @@ def main():
             scores[kind]["mcd"].append(mel_cepstral_distortion(log_mel(task, audio), log_mel(task, real)))
         marks = " ".join(f"{k}={'ok' if heard[k] == truth else 'no'}" for k in waves)
         print(f"{example['id']:<28} {marks} synthesis heard as {heard['synthesis']!r}"
-              f"{'' if stopped else ' (hit the bound)'}")
+              f" (ended by the {ended_by})")
     n = max(len(held_out), 1)
     summary = {kind: {"exact": s["exact"], "of": len(held_out), "rate": s["exact"] / n,
                       "mcd_db": float(np.mean(s["mcd"])) if s["mcd"] else None} for kind, s in scores.items()}

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import soundfile as sf
@@ -92,6 +93,24 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear):
     assert moves.min() >= -1 and moves.max() <= 1  # attention stays within the window
 
 
+def test_an_untrained_model_does_not_claim_to_have_finished_the_text():
+    from tfaudio.tasks.tts import TacotronTask
+
+    config.parse([os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")], ["TacotronTask.stop_threshold = 1.1"],
+                 finalize=False)
+    task = TacotronTask()
+    keras.utils.set_random_seed(3)  # an initialisation whose attention sweeps to the end, skipping characters
+    model = _tiny_model(vocab_size=len(task.vocabulary.symbols), n_mels=task.geometry.n_mels, reduction=4)
+    assert task.end_margin(model) == 3  # 0.15 s at 8 kHz, hop 100, 4 frames per decoder step
+    texts = ["Please try again.", "Press one.", "Goodbye."]
+    for wave, alignment, ended_by in task.synthesize(model, texts, max_steps=60):
+        steps, chars = alignment.shape
+        if ended_by == "end of text":  # only once the attention peaked on 80% of the text
+            assert len(set(np.argmax(alignment, -1).tolist())) >= 0.8 * chars and steps > task.end_margin(model) + 1
+        else:
+            assert ended_by == "max-steps bound" and steps == 60 and len(wave) >= 59 * 4 * 100
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """Tiny Tacotron, 64 utterances, 200 steps on CPU."""
@@ -133,6 +152,7 @@ def test_synthesize_cli_writes_audio_and_alignment(trained_run, tmp_path):
     wave, rate = sf.read(str(out))
     assert rate == 8000 and len(wave) > 0 and np.all(np.isfinite(wave))
     assert os.path.isfile(tmp_path / "speech.png")
+    assert any(f"ended by the {rule})" in proc.stdout for rule in ("stop token", "end of text", "max-steps bound"))
 
 
 def test_synthesize_without_checkpoint_is_one_clear_line(tmp_path):

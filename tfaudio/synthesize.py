@@ -67,13 +67,13 @@ def main(argv):
         results = task.synthesize(model, texts, FLAGS.max_steps)
     except TextError as exc:
         sys.exit(f"error: {exc}")
-    for text, path, (wave, alignment, stopped) in zip(texts, _outputs(len(texts)), results):
+    for text, path, (wave, alignment, ended_by) in zip(texts, _outputs(len(texts)), results):
         write_wav(path, wave, task.geometry.sample_rate)
         png = os.path.splitext(path)[0] + ".png"
         symbols = [task.vocabulary.symbols[i] for i in task.vocabulary.encode(text, "--text")]
         save_plot(png, alignment, text, "decoder step", "character", symbols)
-        ending = "stopped by itself" if stopped else "hit the max-steps bound"
-        print(f"{path} ({len(wave) / task.geometry.sample_rate:.2f} s, {ending}) alignment {png}: {text}")
+        print(f"{path} ({len(wave) / task.geometry.sample_rate:.2f} s, ended by the {ended_by}) "
+              f"alignment {png}: {text}")
 
 
 def run():

@@ -20,6 +20,11 @@ from keras import layers
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.errors import ConfigError
 
+# What ended free-running decoding, by index (Tacotron.infer's "ended_by").
+ENDED_BY = ("max-steps bound", "stop token", "end of text")
+# The end-of-text fallback needs the attention to have peaked on this share of the characters.
+END_COVERAGE = 0.8
+
 
 class Prenet(layers.Layer):
     """Dense + ReLU layers with dropout that stays on at inference (the Tacotron 2 trick
@@ -239,10 +244,12 @@ class Tacotron(keras.Model):
         (with probability `sampling` an example is fed its own prediction); without,
         it runs free for at most `steps` steps and, with stop_threshold, ends when
         every example's stop probability has crossed it; with end_margin, an example also
-        ends `end_margin` steps after its attention first reaches the end token (a
-        fallback for a stop token that does not fire); with window, attention may only look
-        from one character behind its previous peak to `window` characters ahead of it
-        (monotonic decoding: it can neither jump back nor skip ahead)."""
+        ends `end_margin` steps after its attention reached the last character having
+        peaked on at least END_COVERAGE of the characters on the way (a fallback for a stop
+        token that does not fire); with window, attention may only look from one character
+        behind its previous peak to `window` characters ahead of it (monotonic decoding:
+        it can neither jump back nor skip ahead). Returns (frames, stop logits, alignments,
+        steps [B], ended_by [B]: ENDED_BY index of the rule that ended each example)."""
         batch = tf.shape(memory)[0]
         keys = self.attention.keys(memory)
         r, n = self.reduction, self.n_mels
@@ -252,11 +259,13 @@ class Tacotron(keras.Model):
             teacher = tf.transpose(tf.reshape(targets, [batch, -1, r, n])[:, :, -1, :], [1, 0, 2])
         arrays = [tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(3)]
         stopped_at = tf.fill([batch], steps)
-        end_at = tf.fill([batch], steps)  # first step whose attention peaks on the last character or end token
-        last_char = tf.reduce_sum(tf.cast(mask, tf.int32), -1) - 1
+        ended_by = tf.zeros([batch], tf.int32)
+        end_at = tf.fill([batch], steps)  # first step at the last character with the text covered
+        chars = tf.reduce_sum(tf.cast(mask, tf.int32), -1)
         positions = tf.range(tf.shape(mask)[1])[None, :]
+        visited = tf.zeros(tf.shape(mask), tf.bool)
 
-        def body(t, frame, state, stopped_at, end_at, peak, frames_ta, stop_ta, align_ta):
+        def body(t, frame, state, stopped_at, ended_by, end_at, visited, peak, frames_ta, stop_ta, align_ta):
             allowed = mask
             if window is not None:
                 allowed = mask & (positions >= peak[:, None] - 1) & (positions <= peak[:, None] + window)
@@ -276,22 +285,27 @@ class Tacotron(keras.Model):
             if stop_threshold is not None:
                 newly = (tf.sigmoid(tf.cast(stop, tf.float32)) > stop_threshold) & (stopped_at == steps)
                 stopped_at = tf.where(newly, t + 1, stopped_at)
+                ended_by = tf.where(newly, ENDED_BY.index("stop token"), ended_by)
             if end_margin is not None:
-                at_end = peak >= last_char - 1
-                end_at = tf.where(at_end & (end_at == steps), t, end_at)
-                stopped_at = tf.where((t >= end_at + end_margin) & (stopped_at == steps), t + 1, stopped_at)
-            return t + 1, nxt, state, stopped_at, end_at, peak, frames_ta, stop_ta, align_ta
+                visited = visited | (positions == peak[:, None])
+                covered = tf.reduce_sum(tf.cast(visited & mask, tf.float32), -1) >= END_COVERAGE * tf.cast(chars,
+                                                                                                          tf.float32)
+                end_at = tf.where((peak >= chars - 1) & covered & (end_at == steps), t, end_at)
+                newly = (t >= end_at + end_margin) & (stopped_at == steps)
+                stopped_at = tf.where(newly, t + 1, stopped_at)
+                ended_by = tf.where(newly, ENDED_BY.index("end of text"), ended_by)
+            return t + 1, nxt, state, stopped_at, ended_by, end_at, visited, peak, frames_ta, stop_ta, align_ta
 
         def cond(t, frame, state, stopped_at, *_):
             return (t < steps) & tf.reduce_any(stopped_at == steps)
 
-        _, _, _, stopped_at, _, _, frames_ta, stop_ta, align_ta = tf.while_loop(
-            cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, end_at,
+        _, _, _, stopped_at, ended_by, _, _, _, frames_ta, stop_ta, align_ta = tf.while_loop(
+            cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, ended_by, end_at, visited,
                          tf.zeros([batch], tf.int32), *arrays))
         frames = tf.reshape(tf.transpose(frames_ta.stack(), [1, 0, 2]), [batch, -1, n])
         stop = tf.transpose(stop_ta.stack(), [1, 0])
         alignments = tf.transpose(align_ta.stack(), [1, 0, 2])
-        return frames, stop, alignments, stopped_at
+        return frames, stop, alignments, stopped_at, ended_by
 
     # -------------------------------------------------------------- post-nets
 
@@ -314,22 +328,21 @@ class Tacotron(keras.Model):
         memory, mask = self.encode(inputs["text_ids"], inputs["text_length"], training)
         targets = inputs["targets"]
         steps = tf.shape(targets)[1] // self.reduction
-        mel, stop, alignments, _ = self._decode(memory, mask, inputs["go_frame"], steps, targets,
-                                                self.scheduled_sampling if training else 0.0,
-                                                training=training)
+        mel, stop, alignments, _, _ = self._decode(memory, mask, inputs["go_frame"], steps, targets,
+                                                   self.scheduled_sampling if training else 0.0,
+                                                   training=training)
         out = self._postnets(mel, training)
         out.update(stop_logits=stop, alignments=alignments)
         return out
 
     def infer(self, text_ids, text_length, go_frame, max_steps, stop_threshold: float = 0.5,
               end_margin: int | None = None, window: int | None = None):
-        """Free-running decoding from the go frame: outputs as `call`, plus "steps"
-        [B]: decoder steps until the stop token fired (or, with end_margin, until end_margin
-        steps after the attention reached the end token); max_steps when neither happened."""
+        """Free-running decoding from the go frame: outputs as `call`, plus "steps" [B]
+        (decoder steps made) and "ended_by" [B] (index into ENDED_BY: the max-steps bound,
+        the stop token or, with end_margin, the end-of-text fallback)."""
         memory, mask = self.encode(text_ids, text_length)
-        mel, stop, alignments, stopped_at = self._decode(memory, mask, go_frame, max_steps,
-                                                         stop_threshold=stop_threshold, end_margin=end_margin,
-                                                         window=window)
+        mel, stop, alignments, stopped_at, ended_by = self._decode(
+            memory, mask, go_frame, max_steps, stop_threshold=stop_threshold, end_margin=end_margin, window=window)
         out = self._postnets(mel, False)
-        out.update(stop_logits=stop, alignments=alignments, steps=stopped_at)
+        out.update(stop_logits=stop, alignments=alignments, steps=stopped_at, ended_by=ended_by)
         return out

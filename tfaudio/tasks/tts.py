@@ -40,6 +40,7 @@ from tfaudio.audio.images import plot
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
 from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.errors import ConfigError
+from tfaudio.models.tacotron import ENDED_BY
 from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
 from tfaudio.tasks.base import Task
 
@@ -97,9 +98,10 @@ class TacotronTask(Task):
         mel loss (averaged over all cells it would be ~50x smaller and do nothing).
       max_decoder_steps: bound on free-running decoding.
       stop_threshold: stop probability that ends free-running decoding.
-      end_margin: synthesis (not the free_* metrics, which judge the stop token alone) also
-        ends this many decoder steps after the attention first reaches the end token, in
-        case the stop token does not fire; None disables the fallback.
+      end_margin_seconds: synthesis (not the free_* metrics, which judge the stop token
+        alone) also ends this long after the attention reached the last character having
+        covered the text (tfaudio.models.tacotron.END_COVERAGE), in case the stop token
+        does not fire; None disables the fallback.
       window: synthesis (not the free_* metrics) attends only from one character behind
         the previous attention peak to `window` characters ahead, so it cannot jump back
         and repeat words; None lets attention go anywhere.
@@ -114,7 +116,7 @@ class TacotronTask(Task):
                  stats_examples: int = 512, spectrum_loss: str = "l1", priority_hz: float | None = None,
                  priority_weight: float = 0.5, stop_weight: float = 1.0, stop_pos_weight: float = 5.0,
                  guided_weight: float = 1.0, guided_sigma: float = 0.2, max_decoder_steps: int = 500,
-                 stop_threshold: float = 0.5, end_margin: int | None = 3, window: int | None = 3,
+                 stop_threshold: float = 0.5, end_margin_seconds: float | None = 0.15, window: int | None = 3,
                  band: float = 0.2,
                  max_jump: int = 3,
                  griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.0):
@@ -131,7 +133,7 @@ class TacotronTask(Task):
         self.stop_weight, self.stop_pos_weight = stop_weight, stop_pos_weight
         self.guided_weight, self.guided_sigma = guided_weight, guided_sigma
         self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
-        self.end_margin, self.window = end_margin, window
+        self.end_margin_seconds, self.window = end_margin_seconds, window
         self.band, self.max_jump = band, max_jump
         self.gl_iterations, self.gl_power = griffin_lim_iterations, griffin_lim_power
         self.state = _State(self.geometry.n_mels, self.geometry.n_bins)
@@ -143,7 +145,14 @@ class TacotronTask(Task):
         if id(model) not in self._traced_infer:
             self._traced_infer[id(model)] = tf.function(model.infer, reduce_retracing=True)
         return self._traced_infer[id(model)](text_ids, text_length, self.go_frame, tf.constant(max_steps),
-                                             self.stop_threshold, self.end_margin, self.window)
+                                             self.stop_threshold, self.end_margin(model), self.window)
+
+    def end_margin(self, model) -> int | None:
+        """end_margin_seconds in decoder steps of `model` (each emits `reduction` frames)."""
+        if self.end_margin_seconds is None:
+            return None
+        frames = self.end_margin_seconds * self.geometry.sample_rate / self.geometry.hop_length
+        return max(1, math.ceil(frames / model.reduction))
 
     # ------------------------------------------------------------------ features
 
@@ -286,7 +295,8 @@ class TacotronTask(Task):
         return tf.linalg.pinv(features.mel_matrix(self.geometry))
 
     def synthesize(self, model, texts: list[str], max_steps: int | None = None):
-        """[(wave, alignment [steps, chars], stopped)] for each text, decoded free-running."""
+        """[(wave, alignment [steps, chars], ended_by)] for each text, decoded free-running;
+        ended_by names the rule that ended it (tfaudio.models.tacotron.ENDED_BY)."""
         ids = [self.vocabulary.encode(t, "--text") for t in texts]
         length = tf.constant([len(i) for i in ids])
         padded = tf.constant([i + [0] * (max(map(len, ids)) - len(i)) for i in ids])
@@ -295,7 +305,8 @@ class TacotronTask(Task):
         results = []
         for k, n in enumerate(out["steps"].numpy()):
             wave = self.to_audio(out, k, int(n) * model.reduction)
-            results.append((wave, out["alignments"][k, :n, :len(ids[k])].numpy(), bool(n < bound)))
+            results.append((wave, out["alignments"][k, :n, :len(ids[k])].numpy(),
+                            ENDED_BY[int(out["ended_by"][k])]))
         return results
 
     def summaries(self, model, batch, trackers, step):
