@@ -27,6 +27,9 @@ def test_normalize_spells_out_numbers_and_abbreviations():
         "approximately twenty five percent more.")
     assert normalize("Press 1; or dial 12,345.") == "press one, or dial twelve thousand three hundred forty five."
     assert normalize("dollar [$]") == "dollar, dollar"  # asterisk's letters_dollar prompt
+    assert normalize("The answer is no.") == "the answer is no."
+    assert normalize("Main St. now.") == "main street now."
+    assert normalize("No. 5 is on St. Mark's Pl. by Elm Dr.") == "number five is on saint mark's pl. by elm drive."
 
 
 def test_vocabulary_drops_or_rejects_unknown_characters():

@@ -20,11 +20,15 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 PUNCTUATION = " '.,?!-"
 
 _ABBREVIATIONS = {
-    "mr": "mister", "mrs": "missus", "ms": "miss", "dr": "doctor", "st": "saint", "co": "company",
+    "mr": "mister", "mrs": "missus", "ms": "miss", "co": "company",
     "jr": "junior", "sr": "senior", "lt": "lieutenant", "col": "colonel", "gen": "general",
-    "capt": "captain", "vs": "versus", "etc": "et cetera", "no": "number", "ft": "fort",
+    "capt": "captain", "vs": "versus", "etc": "et cetera", "ft": "fort",
     "mt": "mount", "approx": "approximately", "dept": "department", "ext": "extension",
 }
+# Read by what follows: before a capitalised name ("St. Louis", "Dr. Smith") or not ("Main St.").
+_BEFORE_A_NAME = {"st": ("saint", "street"), "dr": ("doctor", "drive")}
+_ABBREVIATION = re.compile(r"\b(" + "|".join([*_ABBREVIATIONS, *_BEFORE_A_NAME, "no"]) + r")\.(\s*)(?=(\S?))",
+                           re.IGNORECASE)
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
          "fifteen sixteen seventeen eighteen nineteen").split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
@@ -102,14 +106,25 @@ def _expand_currency(match: re.Match) -> str:
     return " " + " and ".join(parts) + " "
 
 
+def _expand_abbreviation(match: re.Match) -> str:
+    word, space, following = match.group(1).lower(), match.group(2), match.group(3)
+    if word == "no":  # "No. 5" is a number; "The answer is no." is the word
+        return "number" + space if following.isdigit() else match.group(0)
+    if word in _BEFORE_A_NAME:
+        expansion = _BEFORE_A_NAME[word][0 if following.isupper() else 1]
+    else:
+        expansion = _ABBREVIATIONS[word]
+    return expansion + ("" if following else ".") + space  # at the end, its period ends the sentence
+
+
 def normalize(text: str) -> str:
     """Lower-case English text with numbers and abbreviations spelled out and
     punctuation mapped onto " '.,?!-"."""
+    text = _ABBREVIATION.sub(_expand_abbreviation, text)
     text = _CURRENCY.sub(_expand_currency, text)
     text = _PERCENT.sub(lambda m: f"{m.group(1)} percent", text)
     text = _NUMBER.sub(_expand_number, text)
     text = text.lower()
-    text = re.sub(r"\b(" + "|".join(_ABBREVIATIONS) + r")\.", lambda m: _ABBREVIATIONS[m.group(1)], text)
     for src, dst in _PUNCTUATION_MAP.items():
         text = text.replace(src, dst)
     text = re.sub(r"\s+", " ", text).strip(" ,")
