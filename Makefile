@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): setup.cfg setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[cpu,dev]'
 	touch $(STAMP)
 
 test: setup
@@ -41,7 +41,7 @@ DEMO_DIR := runs/demo_tacotron_8khz
 DEMO_STEPS := 2500
 demo: export TF_CPP_MIN_LOG_LEVEL := 2
 demo: setup deb
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q -e '.[cpu,dev,bench]'
 	$(PY) -m tfaudio.prepare asterisk
 	@echo "training: follow $(DEMO_DIR)/progress.log"
 	$(PY) -m tfaudio.train --gin_file=gin/tacotron_8khz.gin --model_dir=$(DEMO_DIR) \

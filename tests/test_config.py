@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 import gin
 import pytest
@@ -55,3 +56,18 @@ def test_shipped_gin_file_exposes_the_sweep_macros(gin_file):
     config.parse([gin_file], finalize=False)
     for macro in ("batch_size", "learning_rate", "train_steps", "accumulate_n", "eval_every", "data_dir"):
         assert gin.query_parameter(f"{macro}/macro.value") is not None, f"{gin_file} lacks the {macro} macro"
+
+
+def test_exactly_one_tensorflow_per_install():
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(os.path.dirname(config.REPO_GIN_DIR), "setup.cfg"))
+    required = cfg["options"]["install_requires"].split()
+    extras = {name: value.split() for name, value in cfg["options.extras_require"].items()}
+    assert not [r for r in required if r.startswith("tensorflow")]
+    assert [r.split("=")[0] for r in extras["cpu"]] == ["tensorflow-cpu"]
+    assert [r.split("=")[0] for r in extras["gpu"]] == ["tensorflow[and-cuda]"]
+    with open(os.path.join(os.path.dirname(config.REPO_GIN_DIR), "Makefile")) as f:
+        installs = re.findall(r"pip install -q -e '\.\[([\w,]+)\]'", f.read())
+    assert installs and all(("cpu" in i.split(",")) != ("gpu" in i.split(",")) for i in installs)
