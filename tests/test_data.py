@@ -6,6 +6,7 @@ import os
 import gin
 import numpy as np
 import pytest
+import soundfile as sf
 import tensorflow as tf
 
 from tfaudio.data import readers
@@ -102,11 +103,103 @@ def test_audio_data_padded_batches_with_lengths_and_features(tmp_path):
     assert out["audio"].shape == (2, 63, 20) and np.all(np.isfinite(out["audio"].numpy()))
 
 
-def test_bucketing_and_data_percentage(tmp_path):
-    root = audio_files.ljspeech(str(tmp_path), n=40)
+def _varied_lengths(root, n=40):
+    """An LJSpeech corpus whose clips last 0.1 to 0.88 s."""
+    rows = []
+    for i in range(n):
+        write(os.path.join(root, "wavs", f"v{i}.wav"), tone(seconds=0.1 + 0.02 * i))
+        rows.append(f"v{i}|Clip {i}.|clip {i}")
+    with open(os.path.join(root, "metadata.csv"), "w") as f:
+        f.write("\n".join(rows) + "\n")
+    return root
+
+
+def test_bucketing_groups_lengths_and_resumes_batch_for_batch(tmp_path):
+    root = _varied_lengths(str(tmp_path))
     gin.parse_config(["audio_geometry.sample_rate = 8000"])
     part = AudioData(data_dir=root, val_fraction=0.0, data_percentage=0.5)
     assert 8 < len(part.train_corpus.examples) < 32
-    bucketed = AudioData(data_dir=root, val_fraction=0.0, bucket_boundaries=(0.3,))
-    assert next(iter(bucketed.train(4, seed=0)))["audio"].shape[0] == 4
-    assert isinstance(bucketed.train(4, seed=0), tf.data.Dataset)
+    data = AudioData(data_dir=root, val_fraction=0.0, bucket_boundaries=(0.3, 0.6))
+    whole = [b["length"].numpy() for b in data.train(4, seed=1).take(24)]
+    buckets = [set(np.digitize(b / 8000, [0.3, 0.6]).tolist()) for b in whole]
+    # Three buckets; only an epoch's leftovers (sorted by length) may straddle two, twice an epoch at most.
+    assert set().union(*buckets) == {0, 1, 2} and sum(len(b) > 1 for b in buckets) <= 2 * 3
+    resumed = [b["length"].numpy() for b in data.train(4, seed=1, start=7 * 4).take(17)]
+    for a, b in zip(whole[7:], resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_truncated_and_implausible_clips_are_skipped_by_path(tmp_path):
+    from tfaudio.data.text import CharVocabulary
+
+    root = audio_files.ljspeech(str(tmp_path), n=12, seconds=0.6)
+    truncated = os.path.join(root, "wavs", "u2.wav")
+    os.truncate(truncated, 44 + 10)  # the header still promises 0.6 s
+    write(os.path.join(root, "wavs", "u5.wav"), tone(seconds=0.05))  # 50 ms for "text five" (9 characters + end)
+    gin.parse_config(["audio_geometry.sample_rate = 8000"])
+    data = AudioData(data_dir=root, val_fraction=0.0, text_encoder=CharVocabulary(), max_bad_fraction=0.2)
+    reasons = dict(data.train_corpus.skipped)
+    assert len(data.train_corpus.examples) == 10 and set(reasons) == {truncated, os.path.join(root, "wavs", "u5.wav")}
+    assert "truncated: its header promises 4800 samples, the file holds 5" in reasons[truncated]
+    assert "cannot say its 10 tokens" in reasons[os.path.join(root, "wavs", "u5.wav")]
+
+
+def test_an_unreadable_validation_split_is_an_error_not_silence(tmp_path):
+    root = audio_files.ljspeech(str(tmp_path), n=12)
+    gin.parse_config(["audio_geometry.sample_rate = 8000"])
+    val_ids = [e["id"] for e in AudioData(data_dir=root, val_fraction=0.3).val_corpus.examples]
+    for ident in val_ids:
+        open(os.path.join(root, "wavs", f"{ident}.wav"), "wb").close()
+    with pytest.raises(readers.CorpusError, match="no usable examples"):
+        AudioData(data_dir=root, val_fraction=0.3)
+
+
+def test_separation_data_skips_bad_files_but_not_bugs(tmp_path, monkeypatch):
+    from tfaudio.data import pipeline
+
+    root = audio_files.mixtures(str(tmp_path))
+    gin.parse_config(["audio_geometry.sample_rate = 8000"])
+    data = SeparationData(data_dir=root, segment_seconds=0.5)
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug, not a bad file")
+
+    monkeypatch.setattr(pipeline, "read_audio", broken)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a bug, not a bad file"):
+        next(iter(data.train(2, seed=0)))
+
+
+def test_half_built_mixtures_are_refused_and_a_rebuild_finishes_the_same_corpus(tmp_path, monkeypatch):
+    from tfaudio.data import corpora
+
+    speech = audio_files.ljspeech(str(tmp_path / "speech"), n=8)
+    pool = np.array([np.random.default_rng(i).normal(0, 0.1, 16000).astype(np.float32) for i in range(3)],
+                    dtype=object)
+    for name in ("whole", "resumed"):
+        os.makedirs(tmp_path / name)
+        np.save(tmp_path / name / "music_pool.npy", pool, allow_pickle=True)
+    corpora.build_mixtures(str(tmp_path / "whole"), speech, valid_fraction=0.25)
+    saves, real_save = [], corpora._save
+
+    def interrupted(path, audio, rate):
+        if len(saves) == 10:
+            raise KeyboardInterrupt
+        saves.append(path)
+        real_save(path, audio, rate)
+
+    monkeypatch.setattr(corpora, "_save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        corpora.build_mixtures(str(tmp_path / "resumed"), speech, valid_fraction=0.25)
+    with pytest.raises(readers.CorpusError, match="half-built"):
+        readers.read_musdb(str(tmp_path / "resumed"), "train")
+    monkeypatch.setattr(corpora, "_save", real_save)
+    corpora.build_mixtures(str(tmp_path / "resumed"), speech, valid_fraction=0.25)
+    files = sorted(os.path.relpath(os.path.join(d, f), tmp_path / "whole")
+                   for d, _, fs in os.walk(tmp_path / "whole") for f in fs)
+    assert files == sorted(os.path.relpath(os.path.join(d, f), tmp_path / "resumed")
+                           for d, _, fs in os.walk(tmp_path / "resumed") for f in fs)
+    for name in files:
+        if name.endswith(".wav"):
+            np.testing.assert_array_equal(sf.read(tmp_path / "whole" / name)[0],
+                                          sf.read(tmp_path / "resumed" / name)[0], err_msg=name)
+    assert len(readers.read_musdb(str(tmp_path / "resumed"), "train", ("speech", "music")).examples) == 6

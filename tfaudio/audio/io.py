@@ -25,7 +25,32 @@ def audio_info(path: str) -> sf._SoundFileInfo:
         raise AudioReadError(f"{path}: unreadable audio header ({_short(exc)})") from None
     if info.frames <= 0:
         raise AudioReadError(f"{path}: contains no samples")
+    promised = _wav_promised_frames(path, info)
+    if promised is not None and promised > info.frames:
+        raise AudioReadError(f"{path}: truncated: its header promises {promised} samples, the file holds "
+                             f"{info.frames}")
     return info
+
+
+def _wav_promised_frames(path: str, info) -> int | None:
+    """Frames the RIFF "data" chunk header declares (libsndfile reports only what is there);
+    None for other formats or a streaming header that declares no size."""
+    if info.format != "WAV" or not info.subtype.startswith(("PCM", "FLOAT", "DOUBLE")):
+        return None
+    width = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}.get(info.subtype)
+    if width is None:
+        return None
+    with open(path, "rb") as f:
+        if f.read(4) != b"RIFF" or (f.read(4) and f.read(4) != b"WAVE"):
+            return None
+        while True:
+            header = f.read(8)
+            if len(header) < 8:
+                return None
+            chunk, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"data":
+                return None if size in (0, 0xFFFFFFFF) else size // (width * info.channels)
+            f.seek(size + (size & 1), 1)
 
 
 def read_audio(path: str, sample_rate: int, channels: int = 1, on_rate_mismatch: str = "resample",

@@ -9,8 +9,10 @@
 - digits: folder-per-class spoken digits; espeak voices for train and valid, the real
   asterisk digit recordings as test.
 
-Every builder is idempotent and writes its manifest last, so a half-built corpus is
-never read.
+Every builder marks its folder as building (readers.BUILDING) until its manifest is
+written, last, so a half-built corpus is refused by the readers; a rebuild after an
+interruption draws each file's randomness from its own seed, so it finishes the
+same corpus an uninterrupted build writes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 from tqdm import tqdm
+
+from tfaudio.data.readers import BUILDING, read_ljspeech
 
 ASTERISK_SOUNDS = "/usr/share/asterisk/sounds/en_US_f_Allison"
 ASTERISK_TEXT = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
@@ -51,11 +55,18 @@ def require(paths_or_cmds, corpus: str):
                              f"`sudo apt-get install {' '.join(PACKAGES[corpus])}` (or run `make demo`)")
 
 
+def _start(out: str):
+    """Marks `out` as half-built until _write_manifest_last."""
+    os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, BUILDING), "w").close()
+
+
 def _write_manifest_last(path: str, lines):
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in lines)
     os.replace(tmp, path)
+    os.remove(os.path.join(os.path.dirname(path), BUILDING))
 
 
 def _save(path: str, audio: np.ndarray, rate: int):
@@ -97,6 +108,7 @@ def asterisk_transcripts() -> dict:
 def build_asterisk(out: str) -> str:
     """LJSpeech layout of the real 8 kHz asterisk prompts that have transcripts."""
     require([ASTERISK_SOUNDS, ASTERISK_TEXT], "asterisk")
+    _start(out)
     texts = asterisk_transcripts()
     wav_dir = os.path.join(out, "wavs")
     os.makedirs(wav_dir, exist_ok=True)
@@ -155,6 +167,7 @@ def speak(text: str, voice: str, rate_wpm: int, pitch: int, sample_rate: int) ->
 def build_espeak(out: str, num_sentences: int = 600, sample_rate: int = 8000, seed: int = 0) -> str:
     """LJSpeech layout with a speaker column; voices, rates and pitches vary per sentence."""
     require(["espeak-ng"], "espeak")
+    _start(out)
     rng = random.Random(seed)
     wav_dir = os.path.join(out, "wavs")
     os.makedirs(wav_dir, exist_ok=True)
@@ -176,7 +189,7 @@ def build_espeak(out: str, num_sentences: int = 600, sample_rate: int = 8000, se
 def build_digits(out: str, sample_rate: int = 8000, repeats: int = 4, seed: int = 0) -> str:
     """train/ and valid/ from disjoint espeak voices, test/ from the real asterisk digits."""
     require(["espeak-ng", ASTERISK_SOUNDS], "digits")
-    rng = random.Random(seed)
+    _start(out)
     voices = {"train": ESPEAK_VOICES[:4], "valid": ESPEAK_VOICES[4:]}
     count = 0
     for split, split_voices in voices.items():
@@ -187,6 +200,7 @@ def build_digits(out: str, sample_rate: int = 8000, repeats: int = 4, seed: int 
                 for r in range(repeats):
                     path = os.path.join(folder, f"{voice.replace('+', '_')}_{r}.wav")
                     if not os.path.exists(path):
+                        rng = random.Random(f"{seed}:{path}")
                         _save(path, speak(word, voice, rng.randint(130, 200), rng.randint(25, 75),
                                           sample_rate), sample_rate)
                     count += 1
@@ -252,23 +266,22 @@ def render_music(seconds: float, program: int, sample_rate: int, rng: random.Ran
 
 def build_mixtures(out: str, speech_dir: str, sample_rate: int = 8000, valid_fraction: float = 0.1,
                    music_clips: int = 24, seed: int = 0, snr_db=(-5.0, 5.0)) -> str:
-    """MUSDB18-HQ-like tracks of speech (an LJSpeech-layout corpus) plus rendered music."""
-    require(["fluidsynth", SOUNDFONT], "mixtures")
-    from tfaudio.data.readers import read_ljspeech
-
+    """MUSDB18-HQ-like tracks of speech (an LJSpeech-layout corpus) plus rendered music
+    (rendered once into music_pool.npy, which a rebuild reuses)."""
     speech = read_ljspeech(speech_dir).examples
-    rng = random.Random(seed)
     programs = [0, 4, 24, 32, 40, 48, 56, 73]  # piano, e-piano, guitar, bass, violin, strings, trumpet, flute
     pool_path = os.path.join(out, "music_pool.npy")
-    os.makedirs(out, exist_ok=True)
+    _start(out)
     if os.path.exists(pool_path):
         pool = list(np.load(pool_path, allow_pickle=True))
     else:
+        require(["fluidsynth", SOUNDFONT], "mixtures")
+        rng = random.Random(seed)
         pool = [render_music(30.0, programs[i % len(programs)], sample_rate, rng)
                 for i in tqdm(range(music_clips), desc="music", unit="clip")]
         np.save(pool_path, np.array(pool, dtype=object), allow_pickle=True)
     order = list(range(len(speech)))
-    rng.shuffle(order)
+    random.Random(f"{seed}:order").shuffle(order)
     n_valid = max(1, int(len(order) * valid_fraction))
     names = []
     for k, i in enumerate(tqdm(order, desc="mixtures", unit="track")):
@@ -281,6 +294,7 @@ def build_mixtures(out: str, speech_dir: str, sample_rate: int = 8000, valid_fra
         voice, rate = sf.read(ex["path"], dtype="float32")
         if rate != sample_rate:
             voice = soxr.resample(voice, rate, sample_rate).astype(np.float32)
+        rng = random.Random(f"{seed}:{ex['id']}")
         clip = pool[rng.randrange(len(pool))]
         start = rng.randrange(max(1, len(clip) - len(voice)))
         music = np.resize(clip[start:start + len(voice)], len(voice)).astype(np.float32)

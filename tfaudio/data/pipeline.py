@@ -127,8 +127,8 @@ class SeparationData:
                 mix = read_audio(examples[i]["path"], rate, start=float(start), seconds=seconds)[:, 0]
                 tgt = read_audio(examples[i][self.target], rate, start=float(start), seconds=seconds)[:, 0]
                 return mix, tgt, True
-            except Exception as exc:  # noqa: BLE001  (a long run never dies on one file)
-                self.failures.add(examples[i]["path"], f"{examples[i]['path']}: {exc}")
+            except AudioReadError as exc:  # a long run never dies on one file
+                self.failures.add(examples[i]["path"], str(exc))
                 return np.zeros(n, np.float32), np.zeros(n, np.float32), False
 
         def fn(i, start):
@@ -184,6 +184,9 @@ class AudioData:
       text_encoder: a vocabulary (tfaudio.data.text.CharVocabulary) that turns each
         transcript into "text_ids" with "text_length"; transcripts are encoded once,
         at start-up, so the pipeline only gathers ids.
+      min_seconds_per_token: with a text_encoder, a clip shorter than this per token of
+        its transcript cannot say it (a truncated file, a wrong transcript) and is
+        skipped and counted like an unreadable one; the default allows 50 tokens/s.
     """
 
     def __init__(self, data_dir: str = gin.REQUIRED, layout: str = "ljspeech", feature: str = "wave",
@@ -191,7 +194,8 @@ class AudioData:
                  max_seconds: float | None = None, val_fraction: float = 0.05,
                  train_split: str | None = None, val_split: str | None = None,
                  bucket_boundaries=(), data_percentage: float = 1.0, max_bad_fraction: float = 0.1,
-                 cache_dir: str | None = None, log_compression=None, text_encoder=None):
+                 cache_dir: str | None = None, log_compression=None, text_encoder=None,
+                 min_seconds_per_token: float = 0.02):
         self.geometry = audio_geometry()
         self.feature, self.fixed_seconds, self.pad_method = feature, fixed_seconds, pad_method
         self.bucket_boundaries, self.cache_dir = list(bucket_boundaries), cache_dir
@@ -215,12 +219,32 @@ class AudioData:
             val = readers.Corpus(train.root, val_ex)
             train.examples = train_ex
         train.examples = select(train, data_percentage, "AudioData")
-        self.train_corpus = readers.probe_durations(train, max_seconds=max_seconds).check(max_bad_fraction)
+        self.train_corpus = readers.probe_durations(train, max_seconds=max_seconds)
         self.val_corpus = readers.probe_durations(val, max_seconds=max_seconds)
-        self.failures = DecodeFailures(len(self.train_corpus.examples), max_bad_fraction)
         if text_encoder is not None:  # once, at start-up: a bad transcript fails here
-            for ex in self.train_corpus.examples + self.val_corpus.examples:
-                ex["text_ids"] = text_encoder.encode(ex.get("text", ""), ex["path"])
+            for corpus in (self.train_corpus, self.val_corpus):
+                self._encode_texts(corpus, text_encoder, min_seconds_per_token)
+        self.train_corpus.check(max_bad_fraction)
+        if self.val_corpus.examples or self.val_corpus.skipped:  # a split that exists must be usable
+            self.val_corpus.check(max_bad_fraction)
+        else:
+            logging.warning("%s: no validation examples (val_fraction=%s): the run will not evaluate",
+                            data_dir, val_fraction)
+        self.failures = DecodeFailures(len(self.train_corpus.examples), max_bad_fraction)
+
+    @staticmethod
+    def _encode_texts(corpus, text_encoder, min_seconds_per_token: float):
+        """Sets "text_ids"; skips (counted, by path) clips too short for their transcript."""
+        kept = []
+        for ex in corpus.examples:
+            ex["text_ids"] = text_encoder.encode(ex.get("text", ""), ex["path"])
+            need = len(ex["text_ids"]) * min_seconds_per_token
+            if ex["duration"] < need:
+                corpus.skip(ex["path"], f"{ex['duration']:.3f} s cannot say its {len(ex['text_ids'])} tokens "
+                                        f"(AudioData.min_seconds_per_token={min_seconds_per_token})")
+            else:
+                kept.append(ex)
+        corpus.examples = kept
 
     def _decode(self, examples):
         rate = self.geometry.sample_rate
@@ -229,7 +253,7 @@ class AudioData:
             ex = examples[int(i)]
             try:
                 return read_audio(ex["path"], rate)[:, 0], True
-            except (AudioReadError, RuntimeError, ValueError) as exc:
+            except AudioReadError as exc:
                 self.failures.add(ex["path"], str(exc))
                 return np.zeros(1, np.float32), False
 

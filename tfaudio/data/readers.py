@@ -22,6 +22,7 @@ from tfaudio.audio.io import AudioReadError, audio_info
 from tfaudio.errors import ConfigError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+BUILDING = ".building"  # in a corpus folder while tfaudio.prepare is still writing it
 
 
 class CorpusError(ConfigError):
@@ -64,6 +65,10 @@ def _need_dir(root: str, what: str):
     if not os.path.isdir(root):
         raise CorpusError(f"{root}: no such folder ({what}); run `python -m tfaudio.prepare` or "
                           "point the data_dir macro at your copy")
+    for folder in (root, os.path.dirname(os.path.normpath(root))):
+        if os.path.exists(os.path.join(folder, BUILDING)):
+            raise CorpusError(f"{folder}: half-built (its `python -m tfaudio.prepare` was interrupted); "
+                              "run the same command again to finish it")
 
 
 def probe_durations(corpus: Corpus, keys=("path",), max_seconds: float | None = None) -> Corpus:
