@@ -52,13 +52,8 @@ def test_resume_equals_uninterrupted(tmp_path):
                                atol=1e-5)
 
 
-def test_provenance_and_operative_config_rebuild(tmp_path):
-    from tfaudio.train import main  # noqa: F401  (flags defined; provenance written by config)
-
+def test_metrics_rows_and_the_operative_config_rebuild_the_model(tmp_path):
     trainer = train(tmp_path, 10, "Trainer.batch_size = 8", "StepOptions.ema_decay = 0.5")
-    run_record.write_provenance(str(tmp_path), ["train"])
-    for name in ("command.txt", "config.gin", "operative_config.gin", "versions.json", "metrics.jsonl"):
-        assert os.path.isfile(tmp_path / name), name
     rows = read_metrics(str(tmp_path))
     for key in ("step", "examples_seen", "wall_s", "loss", "loss_mse", "lr", "grad_norm",
                 "steps_per_sec", "examples_per_sec", "input_wait_frac"):
@@ -120,8 +115,13 @@ def test_weight_decay_excludes_bias_and_norm():
     opt = make_optimizer("adamw", weight_decay=0.1)
     decayed = {v.name for v in model.trainable_variables if opt._use_weight_decay(v)}
     assert decayed == {"kernel"}
-    for name in ("adam", "adamax", "adagrad", "sgd", "lamb"):
-        assert isinstance(make_optimizer(name), keras.Optimizer)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "adamax", "adagrad", "sgd", "lamb"])
+def test_every_optimizer_trains(tmp_path, name):
+    train(tmp_path, 40, "Trainer.batch_size = 8", f"make_optimizer.name = '{name}'")
+    losses = train_losses(tmp_path)
+    assert losses[-1] < 0.7 * losses[0], losses  # each loop's mean over 5 steps
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
