@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfaudio import config
 from tfaudio.experiment import restore_for_inference
-from tfaudio.training import run, run_record, schedules
+from tfaudio.training import run, schedules
 from tfaudio.training.trackers import read_metrics
 
 import toy
