@@ -75,6 +75,8 @@ class Trainer:
         schedule.set_horizon(train_steps)
         with strategy.scope():
             self.data_seed = tf.Variable(seed, dtype=tf.int64, trainable=False, name="data_seed")
+            # Examples skipped by rollbacks: the data position is step x effective batch + this.
+            self.data_skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_skipped")
             self.guard = DivergenceGuard() if guard else None
             if not latest_checkpoint(model_dir):  # task state from data (feature statistics), once per run
                 task.initialize(data, model_dir)
@@ -89,7 +91,7 @@ class Trainer:
         trees = {"model": self.inner.model_vars, "optimizer": indexed_variables(optimizer.variables),
                  "ema": self.inner.ema.shadows if self.inner.ema else None,
                  "task": named_variables(task.state) if task.state is not None else None}
-        objects = dict(data_seed=self.data_seed, **self.inner.state(), best=best, early_stopping=early_stopping,
+        objects = dict(data_seed=self.data_seed, data_skipped=self.data_skipped, **self.inner.state(), best=best, early_stopping=early_stopping,
                        plateau=plateau, guard=self.guard)
         self.checkpoints = RunCheckpoints(model_dir, trees, objects, self.inner.step, config.keep,
                                           keep_best=best is not None)
@@ -99,7 +101,7 @@ class Trainer:
     def _make_datasets(self):
         """Training stream from the restored position; the validation split."""
         replica_step_batch = self.micro_batch * self.inner.micro_steps
-        seed, start = int(self.data_seed.numpy()), self.global_step * self.inner.effective_batch
+        seed, start = int(self.data_seed.numpy()), self.data_position()
 
         def train_fn(input_context):
             return self.data.train(replica_step_batch, seed, start, input_context)
@@ -107,6 +109,10 @@ class Trainer:
         self.train_iterator = iter(self.strategy.distribute_datasets_from_function(train_fn))
         val = self.data.validation(self.inner.global_micro_batch)
         self.val_dataset = self.strategy.experimental_distribute_dataset(val) if val is not None else None
+
+    def data_position(self) -> int:
+        """Global examples consumed so far: updates made plus what rollbacks skipped."""
+        return self.global_step * self.inner.effective_batch + int(self.data_skipped.numpy())
 
     @property
     def global_step(self) -> int:
@@ -241,8 +247,11 @@ class Trainer:
         return self.guard is None or not self.guard.suspect
 
     def _roll_back(self, step: int, bar) -> int:
-        """Restores the latest checkpoint with a backed-off learning rate; returns its step."""
+        """Restores the latest checkpoint with a backed-off learning rate and goes on with
+        the data after the batches that led to the divergence (they are skipped, not
+        replayed, as PaLM's restarts did); returns the restored step."""
         latest = self.checkpoints.latest
+        position = self.data_position()
         loss_scale = self.inner.loss_scale.numpy()  # float16 overflows are not divergence: keep the scale
         try:
             scale = self.guard.roll_back(lambda: self.checkpoints.restore(latest))
@@ -252,8 +261,10 @@ class Trainer:
             raise
         self.inner.loss_scale.assign(loss_scale)
         restored = self.global_step
+        self.data_skipped.assign(position - restored * self.inner.effective_batch)
         self.trackers.log({"step": step, "event": "rollback", "to_step": restored, "lr_scale": scale,
-                           "rollbacks": int(self.guard.rollbacks.numpy())})
+                           "rollbacks": int(self.guard.rollbacks.numpy()),
+                           "skipped_examples": (step - restored) * self.inner.effective_batch})
         logging.warning("divergence at step %d: rolled back to step %d, learning rate x%g", step, restored, scale)
         self._make_datasets()
         bar.restart(restored)
