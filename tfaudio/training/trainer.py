@@ -91,8 +91,8 @@ class Trainer:
         trees = {"model": self.inner.model_vars, "optimizer": indexed_variables(optimizer.variables),
                  "ema": self.inner.ema.shadows if self.inner.ema else None,
                  "task": named_variables(task.state) if task.state is not None else None}
-        objects = dict(data_seed=self.data_seed, data_skipped=self.data_skipped, **self.inner.state(), best=best, early_stopping=early_stopping,
-                       plateau=plateau, guard=self.guard)
+        objects = dict(data_seed=self.data_seed, data_skipped=self.data_skipped, **self.inner.state(), best=best,
+                       early_stopping=early_stopping, plateau=plateau, guard=self.guard)
         self.checkpoints = RunCheckpoints(model_dir, trees, objects, self.inner.step, config.keep,
                                           keep_best=best is not None)
 
