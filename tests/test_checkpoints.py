@@ -90,6 +90,10 @@ def _tiny_params(gin_file, tmp_path):
         params += ["AudioData.val_fraction = 0.3", "TacotronTask.max_decoder_steps = 20"]
     else:
         data = audio_files.mixtures(str(tmp_path / "mixtures"))
+    if os.path.basename(gin_file).startswith("openunmix"):  # the tiny corpus' stems, small sizes
+        params += ["SeparationData.target = 'speech'", "SeparationData.others = ('music',)",
+                   "SeparationData.val_split = 'valid'", "SeparationData.segment_seconds = 1.0",
+                   "SeparationData.val_seconds = 1.0", "OpenUnmix.hidden_size = 32"]
     return [f"data_dir = '{data}'"] + params
 
 

@@ -11,8 +11,10 @@ import dataclasses
 
 import gin
 
+from tfaudio.errors import ConfigError
 
-class GeometryError(ValueError):
+
+class GeometryError(ConfigError):
     """Two audio bindings disagree; the message names both and the fix."""
 
 

@@ -98,12 +98,17 @@ class SeparationData:
       val_seconds: one excerpt from the middle of each validation track.
       data_percentage: fraction of training tracks used.
       max_bad_fraction: fraction of undecodable files tolerated before failing.
+      channels: 1 gives [batch, samples] (channels averaged); 2 gives stereo
+        [batch, samples, 2] (a mono file duplicated).
     """
 
     def __init__(self, data_dir: str = gin.REQUIRED, target: str = "speech", others=("music",),
                  segment_seconds: float = 1.0, samples_per_track: int = 8, val_seconds: float = 2.0,
                  train_split: str = "train", val_split: str = "valid", data_percentage: float = 1.0,
-                 max_bad_fraction: float = 0.1):
+                 max_bad_fraction: float = 0.1, channels: int = 1):
+        if channels not in (1, 2):
+            raise ConfigError(f"SeparationData.channels={channels}: use 1 (mono) or 2 (stereo)")
+        self.channels = channels
         self.geometry = audio_geometry()
         self.target, self.samples_per_track = target, samples_per_track
         self.segment_seconds, self.val_seconds = segment_seconds, val_seconds
@@ -121,21 +126,23 @@ class SeparationData:
         rate = self.geometry.sample_rate
         n = self.geometry.samples(seconds)
 
+        shape = [n] if self.channels == 1 else [n, self.channels]
+
         def load(i, start):
             i = int(i)
             try:
-                mix = read_audio(examples[i]["path"], rate, start=float(start), seconds=seconds)[:, 0]
-                tgt = read_audio(examples[i][self.target], rate, start=float(start), seconds=seconds)[:, 0]
-                return mix, tgt, True
+                mix, tgt = (read_audio(examples[i][key], rate, self.channels, start=float(start), seconds=seconds)
+                            for key in ("path", self.target))
+                return mix.reshape(shape), tgt.reshape(shape), True
             except AudioReadError as exc:  # a long run never dies on one file
                 self.failures.add(examples[i]["path"], str(exc))
-                return np.zeros(n, np.float32), np.zeros(n, np.float32), False
+                return np.zeros(shape, np.float32), np.zeros(shape, np.float32), False
 
         def fn(i, start):
             mix, tgt, ok = tf.numpy_function(load, [i, start], [tf.float32, tf.float32, tf.bool],
                                              stateful=False)
-            mix.set_shape([n])
-            tgt.set_shape([n])
+            mix.set_shape(shape)
+            tgt.set_shape(shape)
             return {"mixture": mix, "target": tgt, "ok": ok}
         return fn
 

@@ -40,5 +40,9 @@ class Task:
     def initialize(self, data, model_dir: str) -> None:
         """Computes `state` from the training data once, on a fresh run (not on resume)."""
 
+    def initialize_model(self, model) -> None:
+        """Sets model weights that start from `state` (e.g. a learned input normalisation);
+        called once the model is built, on a fresh run only."""
+
     def summaries(self, model, batch: dict, trackers, step: int) -> None:
         """Sends images and audio for one validation batch to `trackers` (after evaluation)."""

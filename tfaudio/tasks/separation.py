@@ -8,11 +8,17 @@ SI-SDR conventions (documented values):
 
 from __future__ import annotations
 
+import math
+import os
+
 import gin
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
+from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
 from tfaudio.errors import ConfigError
 from tfaudio.tasks.base import Task
 
@@ -123,3 +129,56 @@ class SeparationTask(Task):
             out[s:s + chunk] += est * window
             weight[s:s + chunk] += window
         return (out / np.maximum(weight, 1e-6))[lead:lead + n]
+
+
+@gin.configurable
+class MaskSeparationTask(SeparationTask):
+    """Separation by a model that masks the mixture's magnitude spectrogram (OpenUnmix):
+    trained with the mean squared error of the target magnitude; evaluated, like every
+    separator, by SI-SDR of the time-domain estimate. The model's input normalisation
+    starts from the per-bin mean and standard deviation of the training mixtures'
+    magnitudes (task state: kept in every checkpoint and in feature_stats.json).
+
+    Args:
+      stats_examples: training excerpts the statistics are computed over.
+      zero_mean: SI-SDR metric with zero-mean signals.
+    """
+
+    def __init__(self, stats_examples: int = 256, zero_mean: bool = True):
+        super().__init__(losses={}, zero_mean=zero_mean)
+        self.geometry = audio_geometry()
+        self.stats_examples = stats_examples
+        self.state = FeatureNormalization(self.geometry.n_fft // 2 + 1, name="magnitude")
+
+    def _magnitude(self, wave):
+        """|STFT| [B, channels, frames, bins] of [B, samples] or [B, samples, channels]."""
+        wave = tf.cast(wave, tf.float32)
+        wave = wave[:, None] if len(wave.shape) == 2 else tf.transpose(wave, [0, 2, 1])
+        return tf.abs(features.stft(wave, self.geometry))
+
+    def initialize(self, data, model_dir: str):
+        batches = []
+        for batch in data.train(16, seed=0).take(max(1, math.ceil(self.stats_examples / 16))):
+            mag = self._magnitude(batch["mixture"]).numpy()
+            mag = mag.reshape(-1, mag.shape[-2], mag.shape[-1])
+            batches.append((mag, np.ones(mag.shape[:2], bool)))
+        self.state.assign(*feature_stats(batches))
+        save_stats(os.path.join(model_dir, "feature_stats.json"), {"magnitude": self.state})
+        logging.info("magnitude statistics from %d batches written to %s/feature_stats.json", len(batches),
+                     model_dir)
+
+    def build_for_inference(self, model):
+        model(tf.zeros([1, self.sample_rate] + ([model.channels] if model.channels > 1 else [])))
+
+    def initialize_model(self, model):
+        model.set_input_statistics(self.state.mean.numpy(), self.state.std.numpy())
+
+    def loss(self, model, batch, training):
+        estimate, _ = model.target_magnitude(batch["mixture"], training=training)
+        mse = tf.reduce_mean(tf.square(estimate - self._magnitude(batch["target"])), axis=[1, 2, 3])
+        return mse, {"magnitude_mse": mse}
+
+    def metrics(self, model, batch):
+        out = super().metrics(model, batch)
+        out["loss"] = self.loss(model, batch, training=False)[0]
+        return out

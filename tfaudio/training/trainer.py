@@ -78,13 +78,16 @@ class Trainer:
             # Examples skipped by rollbacks: the data position is step x effective batch + this.
             self.data_skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_skipped")
             self.guard = DivergenceGuard() if guard else None
-            if not latest_checkpoint(model_dir):  # task state from data (feature statistics), once per run
+            fresh = not latest_checkpoint(model_dir)
+            if fresh:  # task state from data (feature statistics), once per run
                 task.initialize(data, model_dir)
             self.sample_batch = next(iter(data.validation(batch_size) or data.train(batch_size, 0, 0, None)))
             factors = [h.scale for h in (plateau,) if h] + ([self.guard.lr_scale] if self.guard else [])
             self.inner = TrainStep(strategy, model, task, optimizer, schedule, options,
                                    accumulate_n * batch_multiplier, batch_size, clock, factors)
             self.term_names = self.inner.build(self.sample_batch)
+            if fresh:
+                task.initialize_model(model)
             best = KeepBest(config.best_metric, config.best_mode, self._save_best) if config.best_metric else None
         self.peak_lr = schedule.set_effective_batch(self.inner.effective_batch)
         self.hooks = [h for h in (self.guard, best, plateau, early_stopping) if h is not None]

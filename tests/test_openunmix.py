@@ -1,0 +1,70 @@
+"""Open-Unmix: the reference parameter count, uni- vs bidirectional wiring, input
+statistics from the training mixtures."""
+
+import os
+
+import gin
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfaudio.data.pipeline import SeparationData
+from tfaudio.models.openunmix import OpenUnmix, bandwidth_to_max_bin
+from tfaudio.tasks.separation import MaskSeparationTask
+
+import audio_files
+
+# open-unmix-pytorch's counts at its defaults; PyTorch's LSTM keeps two bias vectors
+# (input and recurrent) where Keras keeps their sum, 4 x units per direction and layer.
+REFERENCE = {False: 8_893_348, True: 10_466_212}
+TWIN_BIASES = {False: 3 * 2 * 4 * 256, True: 3 * 4 * 512}
+
+
+def trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+@pytest.mark.parametrize("unidirectional", [False, True], ids=["bi", "uni"])
+def test_reference_geometry_matches_the_reference_parameter_count(unidirectional):
+    gin.parse_config(["audio_geometry.sample_rate = 44100", "audio_geometry.n_fft = 4096",
+                      "audio_geometry.hop_length = 1024"])
+    assert bandwidth_to_max_bin(44100, 4096, 16000.0) == 1487
+    model = OpenUnmix(channels=2, hidden_size=512, nb_layers=3, unidirectional=unidirectional)
+    out = model(tf.zeros([1, 44100, 2]))
+    assert out.shape == (1, 44100, 2)
+    assert trainable(model) == REFERENCE[unidirectional] - TWIN_BIASES[unidirectional]
+
+
+@pytest.mark.parametrize("unidirectional", [True, False], ids=["uni", "bi"])
+def test_only_the_unidirectional_model_ignores_the_future(unidirectional):
+    gin.parse_config(["audio_geometry.sample_rate = 8000", "audio_geometry.n_fft = 256",
+                      "audio_geometry.hop_length = 64"])
+    keras.utils.set_random_seed(0)
+    model = OpenUnmix(hidden_size=16, nb_layers=2, unidirectional=unidirectional, bandwidth=4000.0)
+    x = np.random.default_rng(0).normal(0, 0.3, (1, 8000)).astype(np.float32)
+    changed = x.copy()
+    changed[:, 6000:] = np.random.default_rng(1).normal(0, 0.3, (1, 2000))
+    a, b = model(x).numpy(), model(changed).numpy()
+    past = slice(0, 6000 - 256)  # samples whose frames all end before the change
+    assert np.allclose(a[:, past], b[:, past], atol=1e-6) == unidirectional
+    assert not np.allclose(a[:, 7000:], b[:, 7000:])
+
+
+def test_input_statistics_come_from_the_training_mixtures(tmp_path):
+    gin.parse_config(["audio_geometry.sample_rate = 8000", "audio_geometry.n_fft = 256",
+                      "audio_geometry.hop_length = 64"])
+    data = SeparationData(data_dir=audio_files.mixtures(str(tmp_path / "mixtures")), segment_seconds=0.5)
+    task = MaskSeparationTask(stats_examples=16)
+    task.initialize(data, str(tmp_path))
+    mixture = next(iter(data.train(16, seed=0)))["mixture"]
+    magnitude = np.abs(np.fft.rfft(np.stack([np.pad(m, 128, mode="reflect")[t:t + 256] * np.hanning(257)[:256]
+                                             for m in mixture.numpy() for t in range(0, 4001, 64)]), axis=-1))
+    np.testing.assert_allclose(task.state.mean.numpy(), magnitude.mean(0), rtol=1e-3, atol=1e-5)
+    model = OpenUnmix(hidden_size=8, nb_layers=1, bandwidth=2000.0)
+    model(mixture[:1])
+    task.initialize_model(model)
+    assert model.max_bin == 65
+    np.testing.assert_allclose(model.input_mean.numpy(), -task.state.mean.numpy()[:65])
+    np.testing.assert_allclose(model.input_scale.numpy(), 1 / np.maximum(task.state.std.numpy()[:65], 1e-2))
+    assert os.path.isfile(tmp_path / "feature_stats.json")
