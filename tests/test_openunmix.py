@@ -68,3 +68,54 @@ def test_input_statistics_come_from_the_training_mixtures(tmp_path):
     np.testing.assert_allclose(model.input_mean.numpy(), -task.state.mean.numpy()[:65])
     np.testing.assert_allclose(model.input_scale.numpy(), 1 / np.maximum(task.state.std.numpy()[:65], 1e-2))
     assert os.path.isfile(tmp_path / "feature_stats.json")
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_streaming_equals_offline_separation(channels):
+    from tfaudio.models.openunmix import StreamingSeparator
+
+    gin.parse_config(["audio_geometry.sample_rate = 8000", "audio_geometry.n_fft = 256",
+                      "audio_geometry.hop_length = 64"])
+    keras.utils.set_random_seed(0)
+    model = OpenUnmix(channels=channels, hidden_size=16, nb_layers=2, unidirectional=True, bandwidth=3000.0)
+    shape = (5003,) if channels == 1 else (5003, 2)
+    mixture = np.random.default_rng(0).normal(0, 0.3, shape).astype(np.float32)
+    offline = model(mixture[None]).numpy()[0]
+    stream = StreamingSeparator(model)
+    pieces, start = [], 0
+    for size in [100, 333, 1, 64, 1000, 2049] + [500] * 3:  # irregular blocks, then the rest
+        pieces.append(stream.push(mixture[start:start + size]))
+        start += size
+    pieces.append(stream.push(mixture[start:]))
+    assert sum(len(p) for p in pieces) <= len(mixture) - 64  # a hop and a window behind
+    pieces.append(stream.flush())
+    np.testing.assert_allclose(np.concatenate(pieces), offline, atol=1e-4)
+
+
+def test_separate_stream_command_equals_the_restored_model(tmp_path):
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from tfaudio import config
+    from tfaudio.experiment import restore_for_inference
+    from tfaudio.training import run as training
+
+    data = audio_files.mixtures(str(tmp_path / "mixtures"))
+    config.parse([os.path.join(config.REPO_GIN_DIR, "openunmix_8khz.gin")], [
+        f"data_dir = '{data}'", "batch_size = 2", "train_steps = 2", "eval_every = 2", "Trainer.steps_per_loop = 1",
+        "OpenUnmix.hidden_size = 16", "OpenUnmix.unidirectional = True"], finalize=False)
+    run = str(tmp_path / "run")
+    training.train(run, tracker="none")
+    mixture = os.path.join(data, "valid", "t0", "mixture.wav")
+    out = subprocess.run([sys.executable, "-m", "tfaudio.separate", f"--model_dir={run}", f"--input={mixture}",
+                          f"--output_dir={tmp_path / 'out'}", "--stream", "--block_samples=700"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "real-time factor" in out.stdout
+    streamed, _ = sf.read(str(tmp_path / "out" / "mixture_speech.wav"), dtype="float32")
+    gin.clear_config()
+    model, _ = restore_for_inference(run)
+    wave, _ = sf.read(mixture, dtype="float32")
+    np.testing.assert_allclose(streamed, model(wave[None]).numpy()[0], atol=1e-4)

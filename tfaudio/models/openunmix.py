@@ -90,16 +90,46 @@ class OpenUnmix(keras.Model):
 
     def mask(self, magnitude, training=False):
         """Target magnitude [B, channels, frames, bins] for a mixture magnitude of that shape."""
-        batch, frames = tf.shape(magnitude)[0], tf.shape(magnitude)[2]
-        x = tf.transpose(magnitude, [0, 2, 1, 3])  # [B, T, C, F]
-        x = (x[..., :self.max_bin] + self.input_mean) * self.input_scale
-        x = tf.reshape(x, [batch, frames, self.channels * self.max_bin])
-        x = tf.tanh(self.bn1(self.fc1(x), training=training))
+        x = self._encode(magnitude, training)
         h = x
         for i, lstm in enumerate(self.lstms):
             if i:
                 h = self.dropout(h, training=training)
             h = lstm(h, training=training)
+        return self._decode(x, h, magnitude, training)
+
+    def mask_continued(self, magnitude, states):
+        """`mask` at inference for a unidirectional model, continuing its LSTMs from
+        `states` ([h, c] per layer, zeros at the start): (target magnitude, new states).
+        Frames fed in consecutive calls give what one call over all of them gives."""
+        x = self._encode(magnitude, False)
+        h, new_states = x, []
+        for lstm, state in zip(self.lstms, states):
+            outputs = tf.TensorArray(tf.float32, size=tf.shape(h)[1])
+            for t in tf.range(tf.shape(h)[1]):
+                out, state = lstm.cell(h[:, t], state, training=False)
+                outputs = outputs.write(t, out)
+            h = tf.transpose(outputs.stack(), [1, 0, 2])
+            new_states.append(state)
+        return self._decode(x, h, magnitude, False), new_states
+
+    def initial_states(self, batch: int = 1) -> list:
+        """Zero LSTM states for `mask_continued` (unidirectional models only)."""
+        if not self.unidirectional:
+            raise ConfigError("streaming needs OpenUnmix.unidirectional = True (a bidirectional LSTM "
+                              "reads the future)")
+        units = self.lstms[0].cell.units
+        return [[tf.zeros([batch, units]), tf.zeros([batch, units])] for _ in self.lstms]
+
+    def _encode(self, magnitude, training):
+        batch, frames = tf.shape(magnitude)[0], tf.shape(magnitude)[2]
+        x = tf.transpose(magnitude, [0, 2, 1, 3])  # [B, T, C, F]
+        x = (x[..., :self.max_bin] + self.input_mean) * self.input_scale
+        x = tf.reshape(x, [batch, frames, self.channels * self.max_bin])
+        return tf.tanh(self.bn1(self.fc1(x), training=training))
+
+    def _decode(self, x, h, magnitude, training):
+        batch, frames = tf.shape(magnitude)[0], tf.shape(magnitude)[2]
         x = tf.concat([x, h], -1)
         x = tf.nn.relu(self.bn2(self.fc2(x), training=training))
         x = self.bn3(self.fc3(x), training=training)
@@ -119,3 +149,85 @@ class OpenUnmix(keras.Model):
         wave = features.istft(tf.cast(estimate, tf.complex64) * phase, self.geometry, tf.shape(mixture)[1])
         wave = tf.transpose(wave, [0, 2, 1])
         return wave[..., 0] if len(mixture.shape) == 2 else wave
+
+
+class StreamingSeparator:
+    """Block-by-block separation with a unidirectional OpenUnmix: a running STFT, the
+    LSTM state carried between blocks, and an overlap-add inverse STFT. `push` takes
+    any number of samples ([n] mono or [n, channels]) and returns the estimate samples
+    no later frame can change; `flush` returns the rest. Together they equal offline
+    separation of the whole input (the same reflect padding at both ends); a sample
+    comes out one window plus one hop after it went in."""
+
+    def __init__(self, model: OpenUnmix):
+        self.model, self.geometry = model, model.geometry
+        self.states = model.initial_states()
+        self.pad = self.geometry.n_fft // 2
+        self.window = features._window_fn(self.geometry)(self.geometry.n_fft).numpy()
+        channels = model.channels
+        self._received = np.zeros((0, channels), np.float32)
+        self._padded = None  # the input with its start reflect-padded, once long enough
+        self._frames = 0  # frames separated so far
+        self._sum = np.zeros((0, channels), np.float32)  # overlap-add, padded coordinates
+        self._norm = np.zeros(0, np.float32)
+        self._ready = 0  # padded positions already returned
+        self._returned = 0  # output samples returned
+        self._step = tf.function(self._separate_frames, reduce_retracing=True)
+
+    def push(self, block) -> np.ndarray:
+        block = np.asarray(block, np.float32).reshape(len(block), self.model.channels)
+        self._received = np.concatenate([self._received, block])
+        if self._padded is None:
+            if len(self._received) <= self.pad:
+                return self._out(np.zeros((0, self.model.channels), np.float32))
+            self._padded = np.concatenate([self._received[1:self.pad + 1][::-1], self._received])
+        else:
+            self._padded = np.concatenate([self._padded, block])
+        return self._out(self._advance(final=False))
+
+    def flush(self) -> np.ndarray:
+        """The remaining samples, the end reflect-padded as offline separation pads it."""
+        total = len(self._received)
+        if self._padded is None:  # shorter than half a window: one offline pass
+            whole = self.model(self._received.T[None].transpose(0, 2, 1)).numpy().reshape(total, -1)
+            return self._out(whole[self._returned:])
+        self._padded = np.concatenate([self._padded, self._received[-self.pad - 1:-1][::-1]])
+        rest = self._advance(final=True)[:total - self._returned]
+        return self._out(np.pad(rest, ((0, total - self._returned - len(rest)), (0, 0))))
+
+    def _advance(self, final: bool) -> np.ndarray:
+        """Separates every complete new frame; returns the samples now final."""
+        n_fft, hop = self.geometry.n_fft, self.geometry.hop_length
+        available = (len(self._padded) - n_fft) // hop + 1 if len(self._padded) >= n_fft else 0
+        if available > self._frames:
+            first = self._frames
+            chunk = self._padded[first * hop:(available - 1) * hop + n_fft]
+            frames, self.states = self._step(tf.constant(chunk.T[None]), self.states)
+            grow = (available - 1) * hop + n_fft - len(self._norm)
+            self._sum = np.concatenate([self._sum, np.zeros((grow, self.model.channels), np.float32)])
+            self._norm = np.concatenate([self._norm, np.zeros(grow, np.float32)])
+            for k, frame in enumerate(np.transpose(frames.numpy()[0], (1, 2, 0))):  # [n_fft, channels]
+                start = (first + k) * hop
+                self._sum[start:start + n_fft] += frame
+                self._norm[start:start + n_fft] += self.window ** 2
+            self._frames = available
+        end = len(self._norm) if final else self._frames * hop
+        begin = max(self._ready, self.pad)  # the start padding is never output
+        out = self._sum[begin:end] / np.where(self._norm[begin:end] > 1e-6, self._norm[begin:end], 1.0)[:, None]
+        self._ready = max(self._ready, end)
+        return out
+
+    def _separate_frames(self, chunk, states):
+        """Windowed estimate frames [1, channels, frames, n_fft] of a padded chunk
+        [1, channels, samples], continuing the LSTM states."""
+        spec = tf.signal.stft(chunk, self.geometry.n_fft, self.geometry.hop_length, self.geometry.n_fft,
+                              window_fn=features._window_fn(self.geometry), pad_end=False)
+        magnitude = tf.abs(spec)
+        estimate, states = self.model.mask_continued(magnitude, states)
+        phase = tf.math.divide_no_nan(spec, tf.cast(magnitude, tf.complex64))
+        frames = tf.signal.irfft(tf.cast(estimate, tf.complex64) * phase, fft_length=[self.geometry.n_fft])
+        return frames * self.window, states
+
+    def _out(self, samples: np.ndarray) -> np.ndarray:
+        self._returned += len(samples)
+        return samples[:, 0] if self.model.channels == 1 else samples
