@@ -203,3 +203,21 @@ def test_half_built_mixtures_are_refused_and_a_rebuild_finishes_the_same_corpus(
             np.testing.assert_array_equal(sf.read(tmp_path / "whole" / name)[0],
                                           sf.read(tmp_path / "resumed" / name)[0], err_msg=name)
     assert len(readers.read_musdb(str(tmp_path / "resumed"), "train", ("speech", "music")).examples) == 6
+
+
+def test_separation_augmentation_mixes_gained_stems_repeatably(tmp_path):
+    root = audio_files.mixtures(str(tmp_path), n_train=6)
+    gin.parse_config(["audio_geometry.sample_rate = 8000"])
+    data = SeparationData(data_dir=root, segment_seconds=0.5, samples_per_track=2, channels=2,
+                          augment_gain=(0.25, 1.25), channel_swap=True, remix=True)
+    first = list(data.train(4, seed=3).take(3))
+    again = list(data.train(4, seed=3, start=4).take(2))  # resumed one batch later: the same examples
+    for a, b in zip(first[1:], again):
+        np.testing.assert_array_equal(a["mixture"].numpy(), b["mixture"].numpy())
+    for batch in first:
+        assert batch["mixture"].shape == (4, 4000, 2)
+        for mix, target in zip(batch["mixture"].numpy(), batch["target"].numpy()):
+            music = mix - target
+            assert np.abs(music).max() > 0.01  # the other stem is in the mixture
+            peak = np.abs(target).max()  # a 0.3-amplitude tone at a gain in [0.25, 1.25]
+            assert 0.25 * 0.3 * 0.98 <= peak <= 1.25 * 0.3 * 1.02

@@ -100,15 +100,24 @@ class SeparationData:
       max_bad_fraction: fraction of undecodable files tolerated before failing.
       channels: 1 gives [batch, samples] (channels averaged); 2 gives stereo
         [batch, samples, 2] (a mono file duplicated).
+      augment_gain: (low, high): training mixes the stems, each at a uniform random gain
+        in that range (Open-Unmix's gain augmentation); None reads mixture.wav.
+      channel_swap: training swaps each stereo stem's channels with probability 1/2.
+      remix: training takes each other stem from a random track at a random time
+        (Open-Unmix's random track mix); the target comes from the indexed track.
     """
 
     def __init__(self, data_dir: str = gin.REQUIRED, target: str = "speech", others=("music",),
                  segment_seconds: float = 1.0, samples_per_track: int = 8, val_seconds: float = 2.0,
                  train_split: str = "train", val_split: str = "valid", data_percentage: float = 1.0,
-                 max_bad_fraction: float = 0.1, channels: int = 1):
+                 max_bad_fraction: float = 0.1, channels: int = 1, augment_gain: tuple | None = None,
+                 channel_swap: bool = False, remix: bool = False):
         if channels not in (1, 2):
             raise ConfigError(f"SeparationData.channels={channels}: use 1 (mono) or 2 (stereo)")
-        self.channels = channels
+        if augment_gain is not None and not (len(augment_gain) == 2 and 0 <= augment_gain[0] <= augment_gain[1]):
+            raise ConfigError(f"SeparationData.augment_gain={augment_gain}: give (low, high) with 0 <= low <= high")
+        self.channels, self.others = channels, tuple(others)
+        self.augment_gain, self.channel_swap, self.remix = augment_gain, channel_swap, remix
         self.geometry = audio_geometry()
         self.target, self.samples_per_track = target, samples_per_track
         self.segment_seconds, self.val_seconds = segment_seconds, val_seconds
@@ -146,8 +155,49 @@ class SeparationData:
             return {"mixture": mix, "target": tgt, "ok": ok}
         return fn
 
+    def _mixed(self, examples):
+        """A map function (element) -> {"mixture", "target", "ok"} that mixes the stems of
+        one random excerpt with the augmentations; its randomness comes from the element's
+        seed, so a resumed stream repeats it."""
+        rate, seconds = self.geometry.sample_rate, self.segment_seconds
+        shape = [self.segment_samples] if self.channels == 1 else [self.segment_samples, self.channels]
+
+        def load(index, seed):
+            rng = np.random.default_rng([int(s) % 2 ** 32 for s in seed])
+            track = examples[int(index) // self.samples_per_track]
+            start = rng.uniform(0.0, max(track["duration"] - seconds, 0.0))
+            sources = []
+            try:
+                for stem in (self.target,) + self.others:
+                    ex, at = track, start
+                    if self.remix and stem != self.target:
+                        ex = examples[rng.integers(len(examples))]
+                        at = rng.uniform(0.0, max(ex["duration"] - seconds, 0.0))
+                    audio = read_audio(ex[stem], rate, self.channels, start=at, seconds=seconds)
+                    if self.augment_gain is not None:
+                        audio = audio * np.float32(rng.uniform(*self.augment_gain))
+                    if self.channel_swap and self.channels == 2 and rng.random() < 0.5:
+                        audio = audio[:, ::-1]
+                    sources.append(audio.reshape(shape))
+            except AudioReadError as exc:
+                self.failures.add(track["path"], str(exc))
+                return np.zeros(shape, np.float32), np.zeros(shape, np.float32), False
+            return np.sum(sources, axis=0).astype(np.float32), sources[0], True
+
+        def fn(e):
+            mix, tgt, ok = tf.numpy_function(load, [e["index"], e["seed"]], [tf.float32, tf.float32, tf.bool],
+                                             stateful=False)
+            mix.set_shape(shape)
+            tgt.set_shape(shape)
+            return {"mixture": mix, "target": tgt, "ok": ok}
+        return fn
+
     def train(self, batch_size, seed, start=0, input_context=None) -> tf.data.Dataset:
         examples = self.train_corpus.examples
+        ds = index_stream(len(examples) * self.samples_per_track, seed, start, input_context=input_context)
+        if self.augment_gain is not None or self.channel_swap or self.remix:
+            ds = ds.map(self._mixed(examples), num_parallel_calls=AUTOTUNE, deterministic=True)
+            return drop_failed(ds).batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
         durations = tf.constant([e["duration"] for e in examples], tf.float32)
         load = self._segments(examples, self.segment_seconds)
         per_track = self.samples_per_track
@@ -158,7 +208,6 @@ class SeparationData:
             offset = tf.random.stateless_uniform([], tf.cast(e["seed"], tf.int32), 0.0, 1.0) * room
             return load(track, offset)
 
-        ds = index_stream(len(examples) * per_track, seed, start, input_context=input_context)
         ds = ds.map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
         return drop_failed(ds).batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
