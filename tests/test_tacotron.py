@@ -2,6 +2,7 @@
 and synthesis from its checkpoint."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -30,6 +31,16 @@ def test_normalize_spells_out_numbers_and_abbreviations():
     assert normalize("The answer is no.") == "the answer is no."
     assert normalize("Main St. now.") == "main street now."
     assert normalize("No. 5 is on St. Mark's Pl. by Elm Dr.") == "number five is on saint mark's pl. by elm drive."
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (make deb)")
+def test_phoneme_vocabulary_speaks_the_normalised_text():
+    from tfaudio.data.text import vocabulary
+
+    phonemes = vocabulary(kind="phonemes")
+    assert phonemes.decode(phonemes.encode("Press 1.")) == "pɹˈɛs wˌʌn."
+    assert phonemes.decode(phonemes.encode("Is it no?")).endswith("nˈoʊ?")
+    assert phonemes.encode("Press 1.")[-1] == phonemes.end_id and len(phonemes) == 55
 
 
 def test_vocabulary_drops_or_rejects_unknown_characters():

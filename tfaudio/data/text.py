@@ -4,11 +4,14 @@
 decimals, years, currency, percent) and maps punctuation onto a fixed set.
 `CharVocabulary` turns normalised text into ids with an end token; characters
 outside the vocabulary are dropped with a warning or rejected, as configured.
+`PhonemeVocabulary` does the same with espeak-ng's US-English IPA of the text.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 import gin
 from absl import logging
@@ -162,7 +165,9 @@ class CharVocabulary:
 
     def encode(self, text: str, source: str = "text") -> list[int]:
         """Ids of the normalised text followed by the end token."""
-        clean = normalize(text) if self.normalize_text else text
+        return self._ids_of(normalize(text) if self.normalize_text else text, source)
+
+    def _ids_of(self, clean: str, source: str) -> list[int]:
         unknown = sorted({c for c in clean if c not in self._ids or c in (PAD, END)})
         if unknown and self.unknown == "error":
             raise TextError(f"{source}: characters {unknown} are not in the vocabulary; set "
@@ -176,10 +181,42 @@ class CharVocabulary:
         return "".join(self.symbols[int(i)] for i in ids if int(i) > 1)
 
 
+# espeak-ng's en-us IPA symbols (stress marks, length, syllabic mark) and the pauses kept.
+PHONEMES = " ,.?!abdefhijklmnopstuvwxzæçðŋɐɑɒɔəɚɛɜɡɪɹɾʃʊʌʒʔˈˌː̩θᵻ"
+
+
+class PhonemeVocabulary(CharVocabulary):
+    """IPA symbols to ids: the normalised text as espeak-ng speaks it in US English
+    (`espeak-ng -q --ipa -v en-us`), a comma between the lines espeak-ng breaks it into,
+    then the text's final punctuation and the end token. Needs the espeak-ng program."""
+
+    def __init__(self, unknown: str = "drop"):
+        super().__init__(True, unknown)
+        if shutil.which("espeak-ng") is None:
+            raise ConfigError("vocabulary.kind='phonemes' needs espeak-ng: `sudo apt-get install espeak-ng`")
+        self.symbols = [PAD, END] + list(PHONEMES)
+        self._ids = {s: i for i, s in enumerate(self.symbols)}
+        self._cache: dict[str, list[int]] = {}
+
+    def encode(self, text: str, source: str = "text") -> list[int]:
+        if text not in self._cache:
+            clean = normalize(text)
+            lines = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", clean], capture_output=True,
+                                   text=True, check=True).stdout.split("\n")
+            ending = clean[-1] if clean and clean[-1] in ".?!" else "."
+            self._cache[text] = self._ids_of(", ".join(x.strip() for x in lines if x.strip()) + ending, source)
+        return self._cache[text]
+
+
 @gin.configurable
-def vocabulary(normalize_text: bool = True, unknown: str = "drop") -> CharVocabulary:
+def vocabulary(normalize_text: bool = True, unknown: str = "drop", kind: str = "characters") -> CharVocabulary:
     """The experiment's vocabulary: the one place its settings are bound, read by the data
-    (AudioData.text_encoder), the task and, through `vocabulary_size`, the model."""
+    (AudioData.text_encoder), the task and, through `vocabulary_size`, the model.
+    kind: "characters" or "phonemes" (espeak-ng's IPA; normalize_text always applies)."""
+    if kind == "phonemes":
+        return PhonemeVocabulary(unknown)
+    if kind != "characters":
+        raise ConfigError(f"vocabulary.kind={kind!r}: use 'characters' or 'phonemes'")
     return CharVocabulary(normalize_text, unknown)
 
 
