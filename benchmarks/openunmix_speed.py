@@ -93,13 +93,15 @@ def inference_speed():
     start = time.perf_counter()
     offline(audio[None])
     offline_rtf = (time.perf_counter() - start) / 10.0
-    StreamingSeparator(model).push(audio[:44100])  # traces the block step
-    stream = StreamingSeparator(model)
-    start = time.perf_counter()
-    for i in range(0, len(audio), 4096):
-        stream.push(audio[i:i + 4096])
-    stream.flush()
-    stream_rtf = (time.perf_counter() - start) / 10.0
+    stream_rtf = {}
+    for block in (4096, 16384):
+        for timed in (False, True):  # the first pass traces the block step
+            stream = StreamingSeparator(model)
+            start = time.perf_counter()
+            for i in range(0, len(audio), block):
+                stream.push(audio[i:i + block])
+            stream.flush()
+            stream_rtf[block] = (time.perf_counter() - start) / 10.0
     return counts[False], counts[True], offline_rtf, stream_rtf
 
 
@@ -108,6 +110,7 @@ def main():
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--out", default="runs/bench_openunmix")
     parser.add_argument("--inference_only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--skip_training", action="store_true", help="only parameters and inference speed")
     args = parser.parse_args()
     if args.inference_only:
         print(json.dumps(inference_speed()))
@@ -116,9 +119,9 @@ def main():
                          text=True, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     bi, uni, offline_rtf, stream_rtf = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"parameters at the reference shapes: bidirectional {bi:,}, unidirectional {uni:,}")
-    print(f"unidirectional inference, 10 s stereo, one thread: offline RTF {offline_rtf:.3f}, "
-          f"streaming (4096-sample blocks) RTF {stream_rtf:.3f}")
-    for shape in ("reference", "small"):
+    print(f"unidirectional inference, 10 s stereo, one thread: offline RTF {offline_rtf:.3f}, streaming RTF "
+          + ", ".join(f"{rtf:.3f} in {block}-sample blocks" for block, rtf in stream_rtf.items()))
+    for shape in () if args.skip_training else ("reference", "small"):
         for uni in (False, True):
             rate = train_speed(shape, uni, args.steps, args.out)
             print(f"training {shape} {'uni' if uni else 'bi'}: {rate:.1f} examples/s")

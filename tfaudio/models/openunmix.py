@@ -17,6 +17,8 @@ mixture [B, samples] (mono) or [B, samples, channels]
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -59,8 +61,8 @@ class OpenUnmix(keras.Model):
         self.bn1 = keras.layers.BatchNormalization()
         self.lstms = []
         for _ in range(nb_layers):
-            if unidirectional:
-                self.lstms.append(keras.layers.LSTM(hidden_size, return_sequences=True))
+            if unidirectional:  # its states continue a stream (mask_continued)
+                self.lstms.append(keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True))
             else:
                 self.lstms.append(keras.layers.Bidirectional(
                     keras.layers.LSTM(hidden_size // 2, return_sequences=True)))
@@ -96,6 +98,8 @@ class OpenUnmix(keras.Model):
             if i:
                 h = self.dropout(h, training=training)
             h = lstm(h, training=training)
+            if self.unidirectional:
+                h = h[0]  # (sequence, h, c)
         return self._decode(x, h, magnitude, training)
 
     def mask_continued(self, magnitude, states):
@@ -105,11 +109,7 @@ class OpenUnmix(keras.Model):
         x = self._encode(magnitude, False)
         h, new_states = x, []
         for lstm, state in zip(self.lstms, states):
-            outputs = tf.TensorArray(tf.float32, size=tf.shape(h)[1])
-            for t in tf.range(tf.shape(h)[1]):
-                out, state = lstm.cell(h[:, t], state, training=False)
-                outputs = outputs.write(t, out)
-            h = tf.transpose(outputs.stack(), [1, 0, 2])
+            h, *state = lstm(h, initial_state=state, training=False)
             new_states.append(state)
         return self._decode(x, h, magnitude, False), new_states
 
@@ -151,6 +151,9 @@ class OpenUnmix(keras.Model):
         return wave[..., 0] if len(mixture.shape) == 2 else wave
 
 
+_TRACED_STEPS = weakref.WeakKeyDictionary()
+
+
 class StreamingSeparator:
     """Block-by-block separation with a unidirectional OpenUnmix: a running STFT, the
     LSTM state carried between blocks, and an overlap-add inverse STFT. `push` takes
@@ -165,57 +168,70 @@ class StreamingSeparator:
         self.pad = self.geometry.n_fft // 2
         self.window = features._window_fn(self.geometry)(self.geometry.n_fft).numpy()
         channels = model.channels
-        self._received = np.zeros((0, channels), np.float32)
-        self._padded = None  # the input with its start reflect-padded, once long enough
-        self._frames = 0  # frames separated so far
-        self._sum = np.zeros((0, channels), np.float32)  # overlap-add, padded coordinates
+        self._head = np.zeros((0, channels), np.float32)  # the first samples, until they can be padded
+        self._total = 0  # samples received
+        # Padded coordinates: input from position _base, overlap-add sums from _ready on.
+        self._input, self._base = None, 0
+        self._sum = np.zeros((0, channels), np.float32)
         self._norm = np.zeros(0, np.float32)
+        self._frames = 0  # frames separated so far
         self._ready = 0  # padded positions already returned
         self._returned = 0  # output samples returned
-        self._step = tf.function(self._separate_frames, reduce_retracing=True)
+        if model not in _TRACED_STEPS:  # traced once per model, not per stream
+            _TRACED_STEPS[model] = tf.function(self._separate_frames, reduce_retracing=True)
+        self._step = _TRACED_STEPS[model]
 
     def push(self, block) -> np.ndarray:
         block = np.asarray(block, np.float32).reshape(len(block), self.model.channels)
-        self._received = np.concatenate([self._received, block])
-        if self._padded is None:
-            if len(self._received) <= self.pad:
+        self._total += len(block)
+        if self._input is None:
+            self._head = np.concatenate([self._head, block])
+            if len(self._head) <= self.pad:
                 return self._out(np.zeros((0, self.model.channels), np.float32))
-            self._padded = np.concatenate([self._received[1:self.pad + 1][::-1], self._received])
+            self._input = np.concatenate([self._head[1:self.pad + 1][::-1], self._head])
+            self._tail = self._head[-self.pad - 1:]
         else:
-            self._padded = np.concatenate([self._padded, block])
+            self._input = np.concatenate([self._input, block])
+            self._tail = np.concatenate([self._tail, block])[-self.pad - 1:]
         return self._out(self._advance(final=False))
 
     def flush(self) -> np.ndarray:
         """The remaining samples, the end reflect-padded as offline separation pads it."""
-        total = len(self._received)
-        if self._padded is None:  # shorter than half a window: one offline pass
-            whole = self.model(self._received.T[None].transpose(0, 2, 1)).numpy().reshape(total, -1)
+        if self._input is None:  # shorter than half a window: one offline pass
+            whole = self.model(self._head[None]).numpy().reshape(self._total, -1)
             return self._out(whole[self._returned:])
-        self._padded = np.concatenate([self._padded, self._received[-self.pad - 1:-1][::-1]])
-        rest = self._advance(final=True)[:total - self._returned]
-        return self._out(np.pad(rest, ((0, total - self._returned - len(rest)), (0, 0))))
+        self._input = np.concatenate([self._input, self._tail[:-1][::-1]])
+        rest = self._advance(final=True)[:self._total - self._returned]
+        return self._out(np.pad(rest, ((0, self._total - self._returned - len(rest)), (0, 0))))
 
     def _advance(self, final: bool) -> np.ndarray:
-        """Separates every complete new frame; returns the samples now final."""
+        """Separates every complete new frame; returns the samples now final. Only the
+        input of frames to come and the sums not yet returned are kept."""
         n_fft, hop = self.geometry.n_fft, self.geometry.hop_length
-        available = (len(self._padded) - n_fft) // hop + 1 if len(self._padded) >= n_fft else 0
+        end_of_input = self._base + len(self._input)
+        available = (end_of_input - n_fft) // hop + 1 if end_of_input >= n_fft else 0
         if available > self._frames:
             first = self._frames
-            chunk = self._padded[first * hop:(available - 1) * hop + n_fft]
+            chunk = self._input[first * hop - self._base:(available - 1) * hop + n_fft - self._base]
             frames, self.states = self._step(tf.constant(chunk.T[None]), self.states)
-            grow = (available - 1) * hop + n_fft - len(self._norm)
+            grow = (available - 1) * hop + n_fft - (self._ready + len(self._norm))
             self._sum = np.concatenate([self._sum, np.zeros((grow, self.model.channels), np.float32)])
             self._norm = np.concatenate([self._norm, np.zeros(grow, np.float32)])
+            squared = self.window ** 2
             for k, frame in enumerate(np.transpose(frames.numpy()[0], (1, 2, 0))):  # [n_fft, channels]
-                start = (first + k) * hop
+                start = (first + k) * hop - self._ready
                 self._sum[start:start + n_fft] += frame
-                self._norm[start:start + n_fft] += self.window ** 2
+                self._norm[start:start + n_fft] += squared
             self._frames = available
-        end = len(self._norm) if final else self._frames * hop
-        begin = max(self._ready, self.pad)  # the start padding is never output
-        out = self._sum[begin:end] / np.where(self._norm[begin:end] > 1e-6, self._norm[begin:end], 1.0)[:, None]
-        self._ready = max(self._ready, end)
-        return out
+            self._input = self._input[available * hop - self._base:]
+            self._base = available * hop
+        end = self._ready + len(self._norm) if final else self._frames * hop
+        count = end - self._ready
+        out = self._sum[:count] / np.where(self._norm[:count] > 1e-6, self._norm[:count], 1.0)[:, None]
+        self._sum, self._norm = self._sum[count:], self._norm[count:]
+        skip = max(0, self.pad - self._ready)  # the start padding is never output
+        self._ready = end
+        return out[skip:]
 
     def _separate_frames(self, chunk, states):
         """Windowed estimate frames [1, channels, frames, n_fft] of a padded chunk
