@@ -92,7 +92,8 @@ def test_streaming_equals_offline_separation(channels):
     np.testing.assert_allclose(np.concatenate(pieces), offline, atol=1e-4)
 
 
-def test_separate_stream_command_equals_the_restored_model(tmp_path):
+@pytest.mark.parametrize("stereo", [False, True], ids=["mono_stream", "stereo_offline"])
+def test_separate_command_equals_the_restored_model(tmp_path, stereo):
     import subprocess
     import sys
 
@@ -105,17 +106,23 @@ def test_separate_stream_command_equals_the_restored_model(tmp_path):
     data = audio_files.mixtures(str(tmp_path / "mixtures"))
     config.parse([os.path.join(config.REPO_GIN_DIR, "openunmix_8khz.gin")], [
         f"data_dir = '{data}'", "batch_size = 2", "train_steps = 2", "eval_every = 2", "Trainer.steps_per_loop = 1",
-        "OpenUnmix.hidden_size = 16", "OpenUnmix.unidirectional = True"], finalize=False)
+        "OpenUnmix.hidden_size = 16", f"OpenUnmix.unidirectional = {not stereo}",
+        f"OpenUnmix.channels = {2 if stereo else 1}", f"SeparationData.channels = {2 if stereo else 1}"],
+        finalize=False)
     run = str(tmp_path / "run")
     training.train(run, tracker="none")
     mixture = os.path.join(data, "valid", "t0", "mixture.wav")
+    wave, rate = sf.read(mixture, dtype="float32")
+    how = (["--stream", "--block_samples=700"] if not stereo else  # one chunk as long as the file
+           ["--overlap=0", f"--chunk_seconds={len(wave) / rate}"])
     out = subprocess.run([sys.executable, "-m", "tfaudio.separate", f"--model_dir={run}", f"--input={mixture}",
-                          f"--output_dir={tmp_path / 'out'}", "--stream", "--block_samples=700"],
-                         capture_output=True, text=True, timeout=300)
+                          f"--output_dir={tmp_path / 'out'}", *how], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "real-time factor" in out.stdout
-    streamed, _ = sf.read(str(tmp_path / "out" / "mixture_speech.wav"), dtype="float32")
+    assert ("real-time factor" in out.stdout) != stereo
+    separated, _ = sf.read(str(tmp_path / "out" / "mixture_speech.wav"), dtype="float32")
     gin.clear_config()
     model, _ = restore_for_inference(run)
-    wave, _ = sf.read(mixture, dtype="float32")
-    np.testing.assert_allclose(streamed, model(wave[None]).numpy()[0], atol=1e-4)
+    if stereo:
+        wave = np.stack([wave, wave], axis=-1)
+    assert separated.shape == wave.shape
+    np.testing.assert_allclose(separated, model(wave[None]).numpy()[0], atol=1e-4)

@@ -52,6 +52,7 @@ def main(argv):
     from tfaudio import config
     from tfaudio.audio.io import AudioReadError, audio_info, read_audio, write_wav
     from tfaudio.experiment import restore_for_inference
+    from tfaudio.models.openunmix import OpenUnmix
 
     try:
         model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="separate")
@@ -59,13 +60,15 @@ def main(argv):
         sys.exit(f"error: {exc}")
     target, residual = _source_names()
     rate = task.sample_rate
+    channels = model.channels if isinstance(model, OpenUnmix) else 1
     for path in FLAGS.input:
         try:
             file_rate = audio_info(path).samplerate
             if file_rate != rate and not FLAGS.resample:
                 sys.exit(f"error: {path} is {file_rate} Hz but the model was trained at {rate} Hz; "
                          "pass --resample to convert it")
-            mixture = read_audio(path, rate)[:, 0]
+            mixture = read_audio(path, rate, channels)
+            mixture = mixture[:, 0] if channels == 1 else mixture
         except (AudioReadError, RuntimeError) as exc:
             sys.exit(f"error: {exc}")
         if FLAGS.stream:

@@ -108,7 +108,8 @@ class SeparationTask(Task):
         model(tf.zeros([1, self.sample_rate]))
 
     def separate(self, model, mixture: np.ndarray, chunk_seconds: float = 4.0, overlap: float = 0.5):
-        """Target estimate for a mono mixture of any length by chunked overlap-add (Hann).
+        """Target estimate for a mixture ([samples] or [samples, channels]) of any length
+        by chunked overlap-add (Hann).
         The mixture is padded by chunk - hop on both sides, so every sample, the first and
         last included, gets the full weight of the overlapping windows; with overlap 0 a
         mixture no longer than one chunk is one forward pass, as in evaluation."""
@@ -118,8 +119,10 @@ class SeparationTask(Task):
         lead = chunk - hop
         total = max(n + 2 * lead, chunk)
         total += (-(total - chunk)) % hop
-        padded = np.pad(mixture, (lead, total - n - lead))
+        channels = [(0, 0)] * (mixture.ndim - 1)
+        padded = np.pad(mixture, [(lead, total - n - lead)] + channels)
         window = np.hanning(chunk + 2)[1:-1].astype(np.float32) if overlap > 0 else np.ones(chunk, np.float32)
+        window = window.reshape((chunk,) + (1,) * (mixture.ndim - 1))
         out = np.zeros_like(padded)
         weight = np.zeros_like(padded)
         starts = list(range(0, len(padded) - chunk + 1, hop))
