@@ -83,6 +83,11 @@ MISTAKES = [  # (gin file, binding or flag, what the line must name)
     ("tacotron_8khz.gin", "Tacotron.encoder = 'rnn'", "Tacotron.encoder"),
     ("tacotron_8khz.gin", "TacotronTask.spectrum_loss = 'l3'", "TacotronTask.spectrum_loss"),
     ("tacotron_8khz.gin", "vocabulary.unknown = 'keep'", "vocabulary.unknown"),
+    ("tacotron_8khz.gin", "vocabulary.kind = 'graphemes'", "vocabulary.kind"),
+    ("openunmix_8khz.gin", "OpenUnmix.hidden_size = 7", "OpenUnmix.hidden_size"),
+    ("openunmix_8khz.gin", "SeparationData.channels = 3", "SeparationData.channels"),
+    ("openunmix_8khz.gin", "SeparationData.augment_gain = (1.5, 0.5)", "SeparationData.augment_gain"),
+    ("openunmix_8khz.gin", "audio_geometry.hop_length = 1024", "audio_geometry.hop_length"),
     ("no_such_experiment.gin", "batch_size = 2", "no_such_experiment.gin"),
 ]
 
