@@ -60,9 +60,9 @@ def main(argv):
         fail(f"config error: {exc}")
     name = experiment_name(FLAGS.gin_file)
     model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.run_name + name)
-    if unwritable_parent(model_dir):
-        fail(f"error: --model_dir={model_dir}: {unwritable_parent(model_dir)} is not a writable folder; "
-             "choose another")
+    blocked = unwritable_parent(model_dir)
+    if blocked:
+        fail(f"error: --model_dir={model_dir}: {blocked} is not a writable folder; choose another")
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)

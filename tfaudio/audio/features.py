@@ -39,6 +39,13 @@ def stft(wave: tf.Tensor, geometry: AudioGeometry, pad_mode: str = "REFLECT") ->
                           fft_length=geometry.n_fft, window_fn=_window_fn(geometry), pad_end=False)
 
 
+def channel_stft(wave: tf.Tensor, geometry: AudioGeometry) -> tf.Tensor:
+    """Complex STFT [batch, channels, frames, bins] of [batch, samples] (one channel) or
+    [batch, samples, channels]."""
+    wave = tf.convert_to_tensor(wave, tf.float32)
+    return stft(wave[:, None] if len(wave.shape) == 2 else tf.transpose(wave, [0, 2, 1]), geometry)
+
+
 def istft(spec: tf.Tensor, geometry: AudioGeometry, length: int | tf.Tensor | None = None) -> tf.Tensor:
     """Inverse of `stft`: windowed overlap-add divided by the overlap-added squared window,
     which is exact at the edges too. Trims the centre padding and, when `length` is

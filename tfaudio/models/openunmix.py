@@ -81,15 +81,6 @@ class OpenUnmix(keras.Model):
         self.input_mean.assign(-np.asarray(mean, np.float32)[:self.max_bin])
         self.input_scale.assign(1.0 / np.maximum(np.asarray(std, np.float32)[:self.max_bin], 1e-2))
 
-    def _channels_last(self, mixture):
-        """[B, samples, channels] float32 from a mono [B, samples] or a multichannel input."""
-        mixture = tf.cast(mixture, tf.float32)
-        return mixture[..., None] if len(mixture.shape) == 2 else mixture
-
-    def spectrogram(self, mixture):
-        """Complex STFT [B, channels, frames, bins] of the mixture."""
-        return features.stft(tf.transpose(self._channels_last(mixture), [0, 2, 1]), self.geometry)
-
     def mask(self, magnitude, training=False):
         """Target magnitude [B, channels, frames, bins] for a mixture magnitude of that shape."""
         x = self._encode(magnitude, training)
@@ -137,12 +128,11 @@ class OpenUnmix(keras.Model):
         return tf.transpose(tf.nn.relu(x), [0, 2, 1, 3]) * magnitude
 
     def target_magnitude(self, mixture, training=False):
-        """(estimated, mixture) magnitudes [B, channels, frames, bins]."""
-        magnitude = tf.abs(self.spectrogram(mixture))
-        return self.mask(magnitude, training), magnitude
+        """The estimated target magnitude [B, channels, frames, bins]."""
+        return self.mask(tf.abs(features.channel_stft(mixture, self.geometry)), training)
 
     def call(self, mixture, training=False):
-        spec = self.spectrogram(mixture)
+        spec = features.channel_stft(mixture, self.geometry)
         magnitude = tf.abs(spec)
         estimate = self.mask(magnitude, training)
         phase = tf.math.divide_no_nan(spec, tf.cast(magnitude, tf.complex64))

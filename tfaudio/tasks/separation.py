@@ -153,16 +153,10 @@ class MaskSeparationTask(SeparationTask):
         self.stats_examples = stats_examples
         self.state = FeatureNormalization(self.geometry.n_fft // 2 + 1, name="magnitude")
 
-    def _magnitude(self, wave):
-        """|STFT| [B, channels, frames, bins] of [B, samples] or [B, samples, channels]."""
-        wave = tf.cast(wave, tf.float32)
-        wave = wave[:, None] if len(wave.shape) == 2 else tf.transpose(wave, [0, 2, 1])
-        return tf.abs(features.stft(wave, self.geometry))
-
     def initialize(self, data, model_dir: str):
         batches = []
         for batch in data.train(16, seed=0).take(max(1, math.ceil(self.stats_examples / 16))):
-            mag = self._magnitude(batch["mixture"]).numpy()
+            mag = tf.abs(features.channel_stft(batch["mixture"], self.geometry)).numpy()
             mag = mag.reshape(-1, mag.shape[-2], mag.shape[-1])
             batches.append((mag, np.ones(mag.shape[:2], bool)))
         self.state.assign(*feature_stats(batches))
@@ -177,8 +171,9 @@ class MaskSeparationTask(SeparationTask):
         model.set_input_statistics(self.state.mean.numpy(), self.state.std.numpy())
 
     def loss(self, model, batch, training):
-        estimate, _ = model.target_magnitude(batch["mixture"], training=training)
-        mse = tf.reduce_mean(tf.square(estimate - self._magnitude(batch["target"])), axis=[1, 2, 3])
+        estimate = model.target_magnitude(batch["mixture"], training=training)
+        reference = tf.abs(features.channel_stft(batch["target"], self.geometry))
+        mse = tf.reduce_mean(tf.square(estimate - reference), axis=[1, 2, 3])
         return mse, {"magnitude_mse": mse}
 
     def metrics(self, model, batch):

@@ -220,10 +220,10 @@ class TrainStep:
         return tf.constant(True)
 
     def _skip(self, overflow):
-        key = tf.where(overflow, 0, 1)
-        self.skipped.assign_add(tf.cast(key, tf.int64))
-        self._stats["skipped"].assign_add(tf.cast(key, tf.float64))
-        self._stats["overflows"].assign_add(tf.cast(1 - key, tf.float64))
+        non_finite = tf.where(overflow, 0, 1)  # an overflow is counted apart
+        self.skipped.assign_add(tf.cast(non_finite, tf.int64))
+        self._stats["skipped"].assign_add(tf.cast(non_finite, tf.float64))
+        self._stats["overflows"].assign_add(tf.cast(1 - non_finite, tf.float64))
         return tf.constant(False)
 
     def _update_loss_scale(self, finite):

@@ -264,10 +264,10 @@ class Trainer:
             raise
         self.inner.loss_scale.assign(loss_scale)
         restored = self.global_step
-        self.data_skipped.assign(position - restored * self.inner.effective_batch)
+        skipped = position - self.data_position()
+        self.data_skipped.assign_add(skipped)
         self.trackers.log({"step": step, "event": "rollback", "to_step": restored, "lr_scale": scale,
-                           "rollbacks": int(self.guard.rollbacks.numpy()),
-                           "skipped_examples": (step - restored) * self.inner.effective_batch})
+                           "rollbacks": int(self.guard.rollbacks.numpy()), "skipped_examples": skipped})
         logging.warning("divergence at step %d: rolled back to step %d, learning rate x%g", step, restored, scale)
         self._make_datasets()
         bar.restart(restored)
