@@ -13,7 +13,13 @@ import tensorflow as tf
 from tfaudio.audio import features
 from tfaudio.audio.geometry import AudioGeometry
 from tfaudio.models.unet import AudioUNet
-from tfaudio.tasks.separation import MAX_SI_SDR_DB, SILENT_REFERENCE_DB, multi_resolution_stft_loss, si_sdr
+from tfaudio.tasks.separation import (
+    MAX_SI_SDR_DB,
+    SILENT_REFERENCE_DB,
+    SeparationTask,
+    multi_resolution_stft_loss,
+    si_sdr,
+)
 
 import audio_files
 
@@ -159,3 +165,18 @@ def test_launch_report_table_and_plot(unet_run, tmp_path):
     assert "val_ema_si_sdr" in table.splitlines()[0] and "| run |" in table
     assert os.path.getsize(tmp_path / "report.png") > 1000
     assert "![validation curve](report.png)" in open(tmp_path / "report.md").read()
+
+
+def test_separate_pads_chunks_with_the_mixture_not_silence():
+    seen = []
+
+    def recorder(frames, training):
+        seen.append(frames.numpy())
+        return frames
+
+    task = SeparationTask()
+    mixture = np.random.default_rng(0).uniform(0.1, 1.0, size=11000).astype(np.float32)
+    for overlap in (0.0, 0.5):
+        out = task.separate(recorder, mixture, chunk_seconds=1.0, overlap=overlap)
+        np.testing.assert_allclose(out, mixture, atol=1e-6)
+    assert all(np.abs(chunk).min() >= 0.1 for chunk in seen)

@@ -115,6 +115,15 @@ def test_keep_best_and_early_stopping(tmp_path):
     assert any(r.get("event") == "early_stop" for r in read_metrics(str(tmp_path)))
 
 
+def test_max_minutes_ends_the_run_evaluated_and_saved(tmp_path):
+    t = train(tmp_path, 100000, "Trainer.batch_size = 8", "ToyData.delay = 0.05", "Trainer.max_minutes = 0.02")
+    rows = read_metrics(str(tmp_path))
+    assert 0 < t.global_step < 100  # 1.2 s of 0.05 s batches: tens of steps, not 100000
+    assert [r["step"] for r in rows if r.get("event") == "time_budget"] == [t.global_step]
+    assert rows[-1]["step"] == t.global_step and rows[-1]["split"] == "val"
+    assert os.path.exists(tmp_path / "checkpoints" / f"ckpt-{t.global_step}.index")
+
+
 def values(schedule, steps):
     return [float(schedule(tf.constant(s))) for s in steps]
 

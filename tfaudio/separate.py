@@ -5,7 +5,8 @@ run kept them) and writes, for each input file of any length, the estimated
 target source and the residual (mixture minus estimate) as WAVs, computed by
 chunked overlap-add, or with --stream block by block as a live input would arrive
 (a unidirectional OpenUnmix: running STFT, LSTM state carried, overlap-add), printing
-the real-time factor. An input at another sample rate is rejected unless --resample
+the real-time factor; Open-Unmix runs optionally through the Wiener post-filter
+(--wiener_iterations). An input at another sample rate is rejected unless --resample
 is given.
 """
 
@@ -26,6 +27,8 @@ flags.DEFINE_float("chunk_seconds", 4.0, "Length of the overlap-added chunks.")
 flags.DEFINE_float("overlap", 0.5, "Overlap of consecutive chunks (Hann windows); 0: rectangular chunks.")
 flags.DEFINE_bool("stream", False, "Separate block by block (unidirectional OpenUnmix runs).")
 flags.DEFINE_integer("block_samples", 1024, "Samples per block with --stream.")
+flags.DEFINE_integer("wiener_iterations", None, "OpenUnmix runs: EM iterations of the multichannel Wiener "
+                     "post-filter (0: off; default: the run's OpenUnmix.wiener_iterations). Offline only.")
 FLAGS = flags.FLAGS
 
 
@@ -61,6 +64,11 @@ def main(argv):
     target, residual = _source_names()
     rate = task.sample_rate
     channels = model.channels if isinstance(model, OpenUnmix) else 1
+    if FLAGS.wiener_iterations is not None:
+        if not isinstance(model, OpenUnmix) or FLAGS.wiener_iterations < 0 or FLAGS.stream:
+            sys.exit(f"error: --wiener_iterations={FLAGS.wiener_iterations} needs an OpenUnmix run, a count >= 0 "
+                     "and offline separation (not --stream)")
+        model.wiener_iterations = FLAGS.wiener_iterations
     for path in FLAGS.input:
         try:
             file_rate = audio_info(path).samplerate

@@ -9,7 +9,9 @@ mixture [B, samples] (mono) or [B, samples, channels]
   -> concatenate the LSTM stack's input and output (skip connection)
   -> dense + BatchNorm + ReLU, dense + BatchNorm back to channels x all bins
   -> x * output_scale + output_mean, ReLU: a mask times the mixture magnitude
-  -> inverse STFT with the mixture's phase -> target estimate, shaped like the mixture.
+  -> inverse STFT with the mixture's phase -> target estimate, shaped like the mixture;
+     at inference optionally after `wiener_iterations` of the multichannel Wiener
+     post-filter over the target and the residual (tfaudio.audio.wiener).
 
 `target_magnitude` gives the masked magnitude the MSE loss compares
 (tfaudio.tasks.separation.MaskSeparationTask); the STFT framing is `audio_geometry`.
@@ -25,6 +27,7 @@ import tensorflow as tf
 
 from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
+from tfaudio.audio.wiener import wiener
 from tfaudio.errors import ConfigError
 
 
@@ -43,11 +46,18 @@ class OpenUnmix(keras.Model):
         hidden_size / 2 per direction.
       bandwidth: Hz kept at the input (the output always covers every bin).
       dropout: between LSTM layers (when nb_layers > 1).
+      wiener_iterations: EM iterations of the Wiener post-filter at inference (0: the
+        mask with the mixture's phase). Offline only: it estimates spatial covariances
+        over the whole input, so streaming ignores it.
     """
 
     def __init__(self, channels: int = 1, hidden_size: int = 512, nb_layers: int = 3,
-                 unidirectional: bool = False, bandwidth: float = 16000.0, dropout: float = 0.4, **kwargs):
+                 unidirectional: bool = False, bandwidth: float = 16000.0, dropout: float = 0.4,
+                 wiener_iterations: int = 0, **kwargs):
         super().__init__(**kwargs)
+        if wiener_iterations < 0:
+            raise ConfigError(f"OpenUnmix.wiener_iterations={wiener_iterations} must be 0 (off) or more")
+        self.wiener_iterations = wiener_iterations
         if hidden_size < 2 or hidden_size % 2:
             raise ConfigError(f"OpenUnmix.hidden_size={hidden_size} must be a positive even number")
         if nb_layers < 1 or channels < 1:
@@ -135,8 +145,10 @@ class OpenUnmix(keras.Model):
         spec = features.channel_stft(mixture, self.geometry)
         magnitude = tf.abs(spec)
         estimate = self.mask(magnitude, training)
-        phase = tf.math.divide_no_nan(spec, tf.cast(magnitude, tf.complex64))
-        wave = features.istft(tf.cast(estimate, tf.complex64) * phase, self.geometry, tf.shape(mixture)[1])
+        iterations = 0 if training else self.wiener_iterations
+        sources = tf.stack([estimate, tf.nn.relu(magnitude - estimate)], 1) if iterations else estimate[:, None]
+        target = wiener(sources, spec, iterations)[:, 0]
+        wave = features.istft(target, self.geometry, tf.shape(mixture)[1])
         wave = tf.transpose(wave, [0, 2, 1])
         return wave[..., 0] if len(mixture.shape) == 2 else wave
 

@@ -51,6 +51,8 @@ class Trainer:
       checkpoint: a CheckpointConfig (how often, how many, keep-best, warm start).
       early_stopping, plateau: an EarlyStopping / ReduceOnPlateau hook, or None.
       guard: roll back to the last good checkpoint on divergence (DivergenceGuard.*).
+      max_minutes: end the run (evaluated and saved) after this many minutes of training
+        in this process, or at train_steps, whichever comes first; None: no limit.
     """
 
     def __init__(self, model_dir: str, strategy, trackers, model, task, optimizer, schedule,
@@ -59,7 +61,10 @@ class Trainer:
                  match_examples: bool = True, steps_per_loop: int = 10, eval_every: int = 500,
                  eval_batches: int | None = None, checkpoint: CheckpointConfig | None = None,
                  early_stopping: EarlyStopping | None = None, plateau: ReduceOnPlateau | None = None,
-                 guard: bool = True):
+                 guard: bool = True, max_minutes: float | None = None):
+        if max_minutes is not None and max_minutes <= 0:
+            raise ConfigError(f"Trainer.max_minutes={max_minutes} must be positive (or None: no limit)")
+        self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
         for name, value in (("batch_size", batch_size), ("train_steps", train_steps),
                             ("accumulate_n", accumulate_n), ("batch_multiplier", batch_multiplier),
                             ("steps_per_loop", steps_per_loop), ("eval_every", eval_every)):
@@ -195,7 +200,10 @@ class Trainer:
                 if "rollback" in actions:
                     step = last_saved = self._roll_back(step, bar)
                     continue
-                if self._reached(step, self.eval_every) or step == self.total_steps:
+                out_of_time = self.max_seconds is not None and time.time() - start >= self.max_seconds
+                if out_of_time:
+                    self.trackers.log({"step": step, "event": "time_budget", "minutes": self.max_seconds / 60})
+                if self._reached(step, self.eval_every) or step == self.total_steps or out_of_time:
                     results = self.evaluate()
                     for split, metrics in results.items():
                         self.trackers.log({"step": step, "split": split, "examples_seen": row["examples_seen"],
@@ -203,11 +211,11 @@ class Trainer:
                     if self.val_dataset is not None and self.trackers.wants_media:
                         self.task.summaries(self.model, self.sample_batch, self.trackers, step)
                     actions = self._run_hooks("eval", step, {"train": row, **results})
-                if (self._reached(step, self.checkpoint_every) or step == self.total_steps or "stop" in actions) \
-                        and self._may_save():
+                if (self._reached(step, self.checkpoint_every) or step == self.total_steps or "stop" in actions
+                        or out_of_time) and self._may_save():
                     self.save()
                     last_saved = step
-                if "stop" in actions:
+                if "stop" in actions or out_of_time:
                     break
         bar.close()
         if last_saved != step and not stopped and self._may_save():
