@@ -21,6 +21,7 @@ def summarize(run_dir: str) -> dict:
     return {"run": os.path.basename(os.path.normpath(run_dir)),
             "val_loss": pick("val", "loss"), "val_ema_loss": pick("val_ema", "loss"),
             "val_si_sdr": pick("val", "si_sdr"), "val_ema_si_sdr": pick("val_ema", "si_sdr"),
+            "val_si_sdr_i": pick("val", "si_sdr_i"), "val_ema_si_sdr_i": pick("val_ema", "si_sdr_i"),
             "examples_seen": train[-1]["examples_seen"] if train else None,
             "wall_min": train[-1]["wall_s"] / 60 if train else None,
             "examples_per_sec": _mean_rate(train)}
@@ -32,8 +33,8 @@ def _mean_rate(train: list[dict]) -> float | None:
     return sum(r["examples_per_sec"] for r in rows) / len(rows) if rows else None
 
 
-COLUMNS = ("run", "val_loss", "val_ema_loss", "val_si_sdr", "val_ema_si_sdr", "examples_seen", "wall_min",
-           "examples_per_sec")
+COLUMNS = ("run", "val_loss", "val_ema_loss", "val_si_sdr", "val_ema_si_sdr", "val_si_sdr_i", "val_ema_si_sdr_i",
+           "examples_seen", "wall_min", "examples_per_sec")
 
 
 def _cell(value) -> str:

@@ -88,6 +88,10 @@ def _tiny_params(gin_file, tmp_path):
     if os.path.basename(gin_file).startswith("tacotron"):
         data = audio_files.char_speech(str(tmp_path / "speech"), n=12)
         params += ["AudioData.val_fraction = 0.3", "TacotronTask.max_decoder_steps = 20"]
+    elif os.path.basename(gin_file).startswith("ctc"):
+        data = audio_files.char_speech(str(tmp_path / "speech"), n=12)
+        params += ["AudioData.val_fraction = 0.3", "DilatedCTC.channels = 8", "DilatedCTC.skip_channels = 8",
+                   "max_dilation = 4", "num_stacks = 1"]
     else:
         data = audio_files.mixtures(str(tmp_path / "mixtures"))
     if os.path.basename(gin_file).startswith("openunmix"):  # the tiny corpus' stems, small sizes

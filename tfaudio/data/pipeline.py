@@ -225,7 +225,8 @@ class AudioData:
     """Single-audio examples (speech, classes) with text or label, for any reader.
 
     Args:
-      data_dir: corpus root (the `data_dir` macro), or a manifest file.
+      data_dir: corpus root (the `data_dir` macro), or a manifest file; a list of them
+        (one layout) reads their union, e.g. espeak and asterisk speech together.
       layout: "ljspeech", "class_folders" or "manifest".
       feature: "wave" (samples), "mel" or "log_mel" (LogCompression of the mel).
       fixed_seconds: crop (random in training) or pad every example to this length;
@@ -245,7 +246,7 @@ class AudioData:
         skipped and counted like an unreadable one; the default allows 50 tokens/s.
     """
 
-    def __init__(self, data_dir: str = gin.REQUIRED, layout: str = "ljspeech", feature: str = "wave",
+    def __init__(self, data_dir: str | list = gin.REQUIRED, layout: str = "ljspeech", feature: str = "wave",
                  fixed_seconds: float | None = None, pad_method: str = "zeros",
                  max_seconds: float | None = None, val_fraction: float = 0.05,
                  train_split: str | None = None, val_split: str | None = None,
@@ -260,6 +261,9 @@ class AudioData:
             raise ConfigError(f"AudioData.feature={feature!r}: use wave, mel or log_mel")
         if pad_method not in PAD_METHODS:
             raise ConfigError(f"AudioData.pad_method={pad_method!r}: use {', '.join(PAD_METHODS)}")
+        if not isinstance(data_dir, str) and layout == "class_folders":
+            raise ConfigError("AudioData.data_dir: a list of folders needs layout 'ljspeech' or 'manifest' "
+                              "(class folders name their labels per folder)")
         if layout == "class_folders" and (train_split or val_split):
             train = readers.read_class_folders(data_dir, train_split)
             val = readers.read_class_folders(data_dir, val_split) if val_split else None
@@ -268,7 +272,7 @@ class AudioData:
                       "manifest": readers.read_manifest}.get(layout)
             if reader is None:
                 raise ConfigError(f"AudioData.layout={layout!r}: use ljspeech, class_folders or manifest")
-            train, val = reader(data_dir), None
+            train, val = readers.union([reader(d) for d in ([data_dir] if isinstance(data_dir, str) else data_dir)]), None
         self.labels = train.labels
         if val is None:
             train_ex, val_ex = split_examples(train.examples, val_fraction)

@@ -61,6 +61,14 @@ class Corpus:
         return self
 
 
+def union(corpora: list[Corpus]) -> Corpus:
+    """One corpus of the examples (and skipped entries) of several."""
+    if len(corpora) == 1:
+        return corpora[0]
+    return Corpus(" + ".join(c.root for c in corpora), [e for c in corpora for e in c.examples],
+                  [s for c in corpora for s in c.skipped], corpora[0].labels)
+
+
 def _need_dir(root: str, what: str):
     if not os.path.isdir(root):
         raise CorpusError(f"{root}: no such folder ({what}); run `python -m tfaudio.prepare` or "

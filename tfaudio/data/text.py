@@ -208,19 +208,40 @@ class PhonemeVocabulary(CharVocabulary):
         return self._cache[text]
 
 
+class TranscriptVocabulary(CharVocabulary):
+    """What a recogniser writes: id 0 is the CTC blank, then space, apostrophe and the
+    letters. The normalised text's other punctuation becomes a word break; spaces are
+    collapsed; no end token."""
+
+    def __init__(self):
+        super().__init__(True, "drop")
+        self.symbols = [PAD, " ", "'"] + list(LETTERS)
+        self._ids = {s: i for i, s in enumerate(self.symbols)}
+
+    def encode(self, text: str, source: str = "text") -> list[int]:
+        clean = re.sub(r"[^a-z']+", " ", normalize(text)).strip()
+        return [self._ids[c] for c in clean]
+
+    def decode(self, ids) -> str:
+        return "".join(self.symbols[int(i)] for i in ids if int(i) > 0)
+
+
 @gin.configurable
 def vocabulary(normalize_text: bool = True, unknown: str = "drop", kind: str = "characters") -> CharVocabulary:
     """The experiment's vocabulary: the one place its settings are bound, read by the data
     (AudioData.text_encoder), the task and, through `vocabulary_size`, the model.
-    kind: "characters" or "phonemes" (espeak-ng's IPA; normalize_text always applies)."""
+    kind: "characters", "phonemes" (espeak-ng's IPA; normalize_text always applies) or
+    "transcript" (a recogniser's letters, space and apostrophe after a CTC blank)."""
     if kind == "phonemes":
         return PhonemeVocabulary(unknown)
+    if kind == "transcript":
+        return TranscriptVocabulary()
     if kind != "characters":
-        raise ConfigError(f"vocabulary.kind={kind!r}: use 'characters' or 'phonemes'")
+        raise ConfigError(f"vocabulary.kind={kind!r}: use 'characters', 'phonemes' or 'transcript'")
     return CharVocabulary(normalize_text, unknown)
 
 
 @gin.configurable
 def vocabulary_size() -> int:
-    """Symbols in `vocabulary()` (Tacotron.vocab_size)."""
+    """Symbols in `vocabulary()` (Tacotron.vocab_size, DilatedCTC.num_classes)."""
     return len(vocabulary())

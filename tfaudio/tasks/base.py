@@ -33,6 +33,11 @@ class Task:
         """{metric name: per-example value [B]} on a validation batch; traced. Include "loss"."""
         raise NotImplementedError
 
+    def corpus_metrics(self, means: dict) -> dict:
+        """Metrics of a whole split from the means of `metrics` over its examples (e.g. an
+        error rate as summed edits over summed reference lengths); the means by default."""
+        return means
+
     def build_for_inference(self, model) -> None:
         """Calls `model` once on a minimal input so every variable exists before a restore."""
         raise NotImplementedError

@@ -122,7 +122,8 @@ class TrainStep:
         return {k: float(v) for k, v in self._loop(iterator, tf.constant(num_steps)).items()}
 
     def evaluate(self, dataset, max_batches: int | None) -> dict:
-        """{metric: mean over examples} of task.metrics on a distributed dataset."""
+        """{metric: mean over examples} of task.metrics on a distributed dataset, completed
+        by task.corpus_metrics."""
         totals: dict[str, float] = {}
         for i, batch in enumerate(dataset):
             if max_batches is not None and i >= max_batches:
@@ -130,7 +131,7 @@ class TrainStep:
             for k, v in self._eval(batch).items():
                 totals[k] = totals.get(k, 0.0) + float(v)
         count = max(totals.pop("count", 0.0), 1.0)
-        return {k: v / count for k, v in totals.items()}
+        return self.task.corpus_metrics({k: v / count for k, v in totals.items()})
 
     # ------------------------------------------------------------------ traced
 

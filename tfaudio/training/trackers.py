@@ -73,6 +73,10 @@ class TensorBoardTracker:
         with self._writer.as_default(step=step):
             tf.summary.audio(name, np.asarray(wave, np.float32).reshape(1, -1, 1), sample_rate)
 
+    def text(self, step: int, name: str, text: str):
+        with self._writer.as_default(step=step):
+            tf.summary.text(name, text)
+
     def close(self):
         self._writer.flush()
 
@@ -98,6 +102,9 @@ class WandbTracker:
     def audio(self, step: int, name: str, wave: np.ndarray, sample_rate: int):
         self._run.log({name: self._wandb.Audio(np.asarray(wave).reshape(-1), sample_rate=sample_rate)},
                       step=step)
+
+    def text(self, step: int, name: str, text: str):
+        self._run.log({name: self._wandb.Html(f"<pre>{text}</pre>")}, step=step)
 
     def close(self):
         self._run.finish()
@@ -140,6 +147,10 @@ class Trackers:
     def audio(self, step: int, name: str, wave: np.ndarray, sample_rate: int):
         for sink in self._sinks:
             sink.audio(step, name, wave, sample_rate)
+
+    def text(self, step: int, name: str, text: str):
+        for sink in self._sinks:
+            sink.text(step, name, text)
 
     def close(self):
         self.metrics.close()

@@ -1,0 +1,86 @@
+"""`python -m tfaudio.transcribe --model_dir=runs/x --input=a.wav [--input=more.wav | folder | manifest]`
+
+Restores a CTC recogniser run (operative config and checkpoint, EMA weights when the
+run kept them) and prints one line per audio file: its path, a tab, its transcript.
+An --input may be a file, a folder (its audio files, sorted) or a manifest (.csv with
+a `path` column, or .jsonl). A file at another sample rate is rejected with one line
+unless --resample is given; an unreadable file is named and skipped; the command
+goes on with the rest and exits 1 when it skipped any.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("model_dir", None, "Run directory of a trained recogniser.", required=True)
+flags.DEFINE_multi_string("input", [], "Audio file, folder or manifest (repeatable).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's latest).")
+flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
+flags.DEFINE_integer("beam_width", None, "1: greedy decoding; more: beam search (default: the run's).")
+flags.DEFINE_bool("resample", False, "Resample inputs at another sample rate instead of rejecting them.")
+FLAGS = flags.FLAGS
+
+
+def audio_paths(inputs: list[str]) -> list[str]:
+    """The audio files named by files, folders and manifests."""
+    from tfaudio.data import readers
+
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            paths += sorted(os.path.join(item, f) for f in os.listdir(item)
+                            if f.lower().endswith(readers.AUDIO_EXTENSIONS))
+        elif item.endswith((".csv", ".jsonl")):
+            corpus = readers.read_manifest(item)
+            for where, reason in corpus.skipped:
+                print(f"skipped {where}: {reason}", file=sys.stderr)
+            paths += [e["path"] for e in corpus.examples]
+        else:
+            paths.append(item)
+    return paths
+
+
+def main(argv):
+    del argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not FLAGS.input:
+        sys.exit("error: give at least one --input (a file, a folder or a manifest)")
+    from tfaudio import config
+    from tfaudio.audio.io import AudioReadError, audio_info, read_audio
+    from tfaudio.experiment import restore_for_inference
+
+    params = [] if FLAGS.beam_width is None else [f"CTCTask.beam_width = {FLAGS.beam_width}"]
+    try:
+        model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="transcribe",
+                                            gin_params=params)
+        paths = audio_paths(FLAGS.input)
+    except config.ConfigError as exc:
+        sys.exit(f"error: {exc}")
+    rate, skipped = task.sample_rate, 0
+    for path in paths:
+        try:
+            file_rate = audio_info(path).samplerate
+            if file_rate != rate and not FLAGS.resample:
+                raise AudioReadError(f"{path} is {file_rate} Hz but the model was trained at {rate} Hz; "
+                                     "pass --resample to convert it")
+            wave = read_audio(path, rate)[:, 0]
+        except (AudioReadError, RuntimeError) as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            skipped += 1
+            continue
+        print(f"{path}\t{task.transcribe(model, wave)}", flush=True)
+    if skipped:
+        print(f"{skipped} of {len(paths)} files skipped", file=sys.stderr)
+        sys.exit(1)
+
+
+def run():
+    """Console-script entry point `tfaudio-transcribe`."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
