@@ -1,11 +1,12 @@
 """A study along one axis: the same experiment with one gin binding set to each of a list
 of values, each in its own run directory named `<name>-<value>_<experiment>`; then the
-comparison table and plot. The Open-Unmix log's studies:
+comparison table and plot. The Open-Unmix log's studies, each with
+`python -m launch.axis_study --gin_file=gin/openunmix_8khz.gin` and
 
-    python -m launch.axis_study --gin_file=gin/openunmix_8khz.gin --binding=OpenUnmix.hidden_size --values=128,256,512
-    python -m launch.axis_study --gin_file=gin/openunmix_8khz.gin --binding=OpenUnmix.unidirectional --values=False,True
-    python -m launch.axis_study --gin_file=gin/openunmix_8khz.gin --binding=SeparationData.samples_per_track --values=1,4,16
-    python -m launch.axis_study --gin_file=gin/openunmix_8khz.gin --binding=batch_size --values=8,16,32
+    --binding=OpenUnmix.hidden_size --values=128,256,512
+    --binding=OpenUnmix.unidirectional --values=False,True
+    --binding=SeparationData.samples_per_track --values=1,4,16
+    --binding=batch_size --values=8,16,32
 
 --minutes gives every run the same wall-clock budget (Trainer.max_minutes); --train_steps
 the same number of updates. `batch_size` is a true batch (BatchNorm sees it), unlike the
