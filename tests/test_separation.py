@@ -20,6 +20,7 @@ from tfaudio.tasks.separation import (
     multi_resolution_stft_loss,
     si_sdr,
 )
+from tfaudio.training.trackers import read_metrics
 
 import audio_files
 
@@ -163,8 +164,20 @@ def test_launch_report_table_and_plot(unet_run, tmp_path):
 
     table = report([unet_run[0]], str(tmp_path / "report"))
     assert "val_ema_si_sdr" in table.splitlines()[0] and "| run |" in table
+    header = table.splitlines()[0].split(" | ")
+    improvement = table.splitlines()[2].split(" | ")[header.index("val_si_sdr_i")]
+    assert float(improvement) == pytest.approx(
+        [r for r in read_metrics(unet_run[0]) if r.get("split") == "val"][-1]["si_sdr_i"], rel=1e-3)
     assert os.path.getsize(tmp_path / "report.png") > 1000
     assert "![validation curve](report.png)" in open(tmp_path / "report.md").read()
+
+
+def test_axis_study_names_each_run_by_its_value():
+    from launch.axis_study import variants
+
+    assert variants("OpenUnmix.hidden_size", ["128", "512"]) == [
+        ("hidden_size-128_", ["OpenUnmix.hidden_size = 128"]), ("hidden_size-512_", ["OpenUnmix.hidden_size = 512"])]
+    assert variants("batch_size", ["8"], name="batch")[0][0] == "batch-8_"
 
 
 def test_separate_pads_chunks_with_the_mixture_not_silence():
