@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng fluidsynth timgm6mb-soundfont
+DEB_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-en espeak-ng fluidsynth timgm6mb-soundfont \
+  asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup test lint demo deb prepare clean

@@ -56,3 +56,14 @@ def char_speech(root, n=64, rate=8000, char_seconds=0.05, seed=0):
     with open(os.path.join(root, "metadata.csv"), "w") as f:
         f.write("\n".join(rows) + "\n")
     return root
+
+
+def class_folders(root, classes=3, per_class=4, rate=8000, seconds=0.6, splits=("train", "valid")):
+    """<root>/<split>/c<k>/*.wav: class k is a tone of amplitude 0.1 (k + 1) at its own
+    pitch, so a crop's amplitude tells which file (class) it came from."""
+    for split in splits:
+        for k in range(classes):
+            for i in range(per_class):
+                wave = tone(seconds * (1 + i / per_class), rate, 200 + 150 * k, 0.1 * (k + 1))
+                write(os.path.join(root, split, f"c{k}", f"{split}{i}.wav"), wave, rate)
+    return root

@@ -101,6 +101,7 @@ def test_pad_methods():
     x = tf.constant([1.0, 2.0, 3.0])
     assert pad_to(x, 8, "zeros").numpy().tolist() == [1, 2, 3, 0, 0, 0, 0, 0]
     assert pad_to(x, 8, "wrap").numpy().tolist() == [1, 2, 3, 1, 2, 3, 1, 2]
+    assert pad_to(x, 8, "edge").numpy().tolist() == [1, 2, 3, 3, 3, 3, 3, 3]
     assert pad_to(x, 8, "reflect").numpy().tolist() == [1, 2, 3, 2, 1, 2, 3, 2]
     assert pad_to(x, 8, "mirror").numpy().tolist() == [1, 2, 3, 3, 2, 1, 1, 2]
     crop = random_crop(tf.range(100.0), 10, tf.constant([1, 2]))

@@ -88,6 +88,10 @@ def _tiny_params(gin_file, tmp_path):
     if os.path.basename(gin_file).startswith("tacotron"):
         data = audio_files.char_speech(str(tmp_path / "speech"), n=12)
         params += ["AudioData.val_fraction = 0.3", "TacotronTask.max_decoder_steps = 20"]
+    elif os.path.basename(gin_file).startswith("classifier"):
+        data = audio_files.class_folders(str(tmp_path / "classes"))
+        params += ["num_classes = 3", "crop_seconds = 0.5", "Classifier.head_units = 8",
+                   "ClassificationTask.stats_examples = 8"]
     elif os.path.basename(gin_file).startswith("ctc"):
         data = audio_files.char_speech(str(tmp_path / "speech"), n=12)
         params += ["AudioData.val_fraction = 0.3", "DilatedCTC.channels = 8", "DilatedCTC.skip_channels = 8",

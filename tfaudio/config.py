@@ -170,6 +170,11 @@ def _check_types(gin_files, gin_params, search_paths, skip_unknown: bool = False
                                   f"{type(value).__name__}; expected {expected}.")
 
 
+def query(binding: str):
+    """The value bound to `binding` (e.g. "AudioData.fixed_seconds"), macros followed."""
+    return _resolve_macros(gin.query_parameter(binding))
+
+
 def _resolve_macros(value):
     """Follows `%macro` references to their bound value (other references stay)."""
     seen = set()

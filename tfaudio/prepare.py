@@ -1,6 +1,6 @@
 """`python -m tfaudio.prepare NAME [--out DIR]`: build a real corpus from Debian packages.
 
-NAME is asterisk, espeak, mixtures or digits; --out defaults to data/NAME, where
+NAME is asterisk, espeak, mixtures, digits or langid; --out defaults to data/NAME, where
 the shipped gin files look through their `data_dir` macro.
 """
 
@@ -12,12 +12,12 @@ import sys
 from absl import app, flags
 
 flags.DEFINE_string("out", None, "Output folder (default data/NAME).")
-flags.DEFINE_integer("sample_rate", 8000, "Sample rate of espeak, digits and mixtures corpora.")
+flags.DEFINE_integer("sample_rate", 8000, "Sample rate of espeak, digits, langid and mixtures corpora.")
 flags.DEFINE_integer("num_sentences", 600, "Sentences for the espeak corpus.")
 flags.DEFINE_string("speech", "asterisk", "Speech corpus mixed into `mixtures` (asterisk or espeak).")
 flags.DEFINE_integer("seed", 0, "Seed for sentences, voices, music and SNRs.")
 FLAGS = flags.FLAGS
-CORPORA = ("asterisk", "espeak", "mixtures", "digits")
+CORPORA = ("asterisk", "espeak", "mixtures", "digits", "langid")
 
 
 def prepare(name: str, out: str) -> str:
@@ -29,6 +29,8 @@ def prepare(name: str, out: str) -> str:
         return corpora.build_espeak(out, FLAGS.num_sentences, FLAGS.sample_rate, FLAGS.seed)
     if name == "digits":
         return corpora.build_digits(out, FLAGS.sample_rate, seed=FLAGS.seed)
+    if name == "langid":
+        return corpora.build_langid(out, FLAGS.sample_rate)
     speech_dir = os.path.join(os.path.dirname(out) or ".", FLAGS.speech)
     if not os.path.exists(os.path.join(speech_dir, "metadata.csv")):
         print(prepare(FLAGS.speech, speech_dir))

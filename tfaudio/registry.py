@@ -11,8 +11,8 @@ import gin
 
 from tfaudio.audio import compression, geometry  # noqa: F401
 from tfaudio.data import pipeline, text  # noqa: F401
-from tfaudio.models import dilated_ctc, openunmix, tacotron, unet
-from tfaudio.tasks import ctc, separation, tts  # noqa: F401
+from tfaudio.models import classifier, dilated_ctc, openunmix, tacotron, unet
+from tfaudio.tasks import classification, ctc, separation, tts  # noqa: F401
 
 gin.register(compression.LogCompression, module="tfaudio")
 gin.register(unet.AudioUNet, module="tfaudio")
@@ -20,3 +20,4 @@ gin.register(unet.HybridUNet, module="tfaudio")
 gin.register(tacotron.Tacotron, module="tfaudio")
 gin.register(openunmix.OpenUnmix, module="tfaudio")
 gin.register(dilated_ctc.DilatedCTC, module="tfaudio")
+gin.register(classifier.Classifier, module="tfaudio")

@@ -75,7 +75,7 @@ def main(argv):
         fail(f"error: {exc}", code=1)
     print(f"run directory: {model_dir}")
     for split, metrics in results.items():
-        print(split, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        print(split, " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
 
 
 def run():

@@ -24,25 +24,6 @@ flags.DEFINE_bool("resample", False, "Resample inputs at another sample rate ins
 FLAGS = flags.FLAGS
 
 
-def audio_paths(inputs: list[str]) -> list[str]:
-    """The audio files named by files, folders and manifests."""
-    from tfaudio.data import readers
-
-    paths = []
-    for item in inputs:
-        if os.path.isdir(item):
-            paths += sorted(os.path.join(item, f) for f in os.listdir(item)
-                            if f.lower().endswith(readers.AUDIO_EXTENSIONS))
-        elif item.endswith((".csv", ".jsonl")):
-            corpus = readers.read_manifest(item)
-            for where, reason in corpus.skipped:
-                print(f"skipped {where}: {reason}", file=sys.stderr)
-            paths += [e["path"] for e in corpus.examples]
-        else:
-            paths.append(item)
-    return paths
-
-
 def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,13 +31,14 @@ def main(argv):
         sys.exit("error: give at least one --input (a file, a folder or a manifest)")
     from tfaudio import config
     from tfaudio.audio.io import AudioReadError, audio_info, read_audio
+    from tfaudio.data.readers import expand_inputs
     from tfaudio.experiment import restore_for_inference
 
     params = [] if FLAGS.beam_width is None else [f"CTCTask.beam_width = {FLAGS.beam_width}"]
     try:
         model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="transcribe",
                                             gin_params=params)
-        paths = audio_paths(FLAGS.input)
+        paths = expand_inputs(FLAGS.input)
     except config.ConfigError as exc:
         sys.exit(f"error: {exc}")
     rate, skipped = task.sample_rate, 0

@@ -97,6 +97,13 @@ def mel_spectrogram(wave: tf.Tensor, geometry: AudioGeometry, spectrum_power: fl
     return mel_from_spectrum(spec, geometry)
 
 
+def mfcc(log_mel: tf.Tensor) -> tf.Tensor:
+    """MFCCs [..., frames, n_mels] (every coefficient) of log-mel bands [..., frames, n_mels]:
+    the DCT-II scaled by sqrt(2 / n_mels) for every coefficient (HTK's convention, as
+    tf.signal computes it; scipy's orthonormal DCT differs only in c0, by sqrt(2))."""
+    return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)
+
+
 def preemphasis(wave: tf.Tensor, coefficient: float = 0.97) -> tf.Tensor:
     """y[t] = x[t] - c * x[t-1] along the last axis."""
     return tf.concat([wave[..., :1], wave[..., 1:] - coefficient * wave[..., :-1]], axis=-1)

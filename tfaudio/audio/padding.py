@@ -3,6 +3,8 @@
 Pad methods, for a signal x0 x1 ... x(n-1):
   zeros:   x, then zeros.
   wrap:    x repeated: x0 .. x(n-1) x0 .. x(n-1) ...
+  edge:    x, then its last sample repeated: x0 .. x(n-1) x(n-1) x(n-1) ... (what the
+           classifier log's later notebooks called "wrap")
   reflect: reflection about the edge samples, which are not repeated
            (numpy "reflect"): x0 x1 x2 x1 x0 x1 x2 ...
   mirror:  x followed by its time reversal, edges repeated (numpy
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-PAD_METHODS = ("zeros", "wrap", "reflect", "mirror")
+PAD_METHODS = ("zeros", "wrap", "edge", "reflect", "mirror")
 
 
 def pad_to(audio: tf.Tensor, length: int, method: str = "zeros") -> tf.Tensor:
@@ -29,6 +31,8 @@ def pad_to(audio: tf.Tensor, length: int, method: str = "zeros") -> tf.Tensor:
     i = tf.range(target)
     if method == "wrap":
         idx = i % n
+    elif method == "edge":
+        idx = tf.minimum(i, n - 1)
     elif method == "mirror":
         j = i % (2 * n)
         idx = tf.where(j < n, j, 2 * n - 1 - j)

@@ -8,6 +8,9 @@
   MIDI, mixed at random SNRs, MUSDB18-HQ-like train/ and valid/ splits.
 - digits: folder-per-class spoken digits; espeak voices for train and valid, the real
   asterisk digit recordings as test.
+- langid: spoken-language identification, folder per language (en, es, fr, it, ru),
+  from the real asterisk prompts of each language's package; train/ valid/ test/ split
+  by prompt name, so a prompt is in one split in every language.
 
 Every builder marks its folder as building (readers.BUILDING) until its manifest is
 written, last, so a half-built corpus is refused by the readers; a rebuild after an
@@ -36,7 +39,10 @@ from tfaudio.data.readers import BUILDING, read_ljspeech
 ASTERISK_SOUNDS = "/usr/share/asterisk/sounds/en_US_f_Allison"
 ASTERISK_TEXT = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
-PACKAGES = {"asterisk": ["asterisk-core-sounds-en-wav", "asterisk-core-sounds-en"],
+LANGUAGES = {"en": "en_US_f_Allison", "es": "es_MX_f_Allison", "fr": "fr_CA_f_June", "it": "it_IT_m_Carlo",
+             "ru": "ru_RU_f_IvrvoiceRU"}
+PACKAGES = {"langid": [f"asterisk-core-sounds-{lang}-wav" for lang in LANGUAGES],
+            "asterisk": ["asterisk-core-sounds-en-wav", "asterisk-core-sounds-en"],
             "espeak": ["espeak-ng"], "digits": ["espeak-ng", "asterisk-core-sounds-en-wav"],
             "mixtures": ["espeak-ng", "fluidsynth", "timgm6mb-soundfont",
                          "asterisk-core-sounds-en-wav", "asterisk-core-sounds-en"]}
@@ -213,6 +219,44 @@ def build_digits(out: str, sample_rate: int = 8000, repeats: int = 4, seed: int 
         count += 1
     _write_manifest_last(os.path.join(out, "classes.txt"), [str(d) for d in range(10)])
     return f"{out}: {count} files in train/ valid/ test/ (folder per class)"
+
+
+# ------------------------------------------------------------------ langid
+
+
+def prompt_split(prompt: str, valid: float = 0.15, test: float = 0.15) -> str:
+    """train, valid or test for a prompt name, by a stable hash of the name."""
+    import zlib
+
+    bucket = (zlib.crc32(prompt.encode("utf-8")) % 10000) / 10000.0
+    return "test" if bucket < test else "valid" if bucket < test + valid else "train"
+
+
+def build_langid(out: str, sample_rate: int = 8000, min_seconds: float = 0.5) -> str:
+    """Folder per language under train/, valid/ and test/ from the asterisk prompts of
+    each language; clips shorter than min_seconds (beeps, single syllables) are left out."""
+    roots = {lang: os.path.join("/usr/share/asterisk/sounds", voice) for lang, voice in LANGUAGES.items()}
+    require(list(roots.values()), "langid")
+    _start(out)
+    counts = {}
+    for lang, root in roots.items():
+        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".wav"))
+        for path in tqdm(files, desc=f"langid/{lang}", unit="file"):
+            prompt = os.path.relpath(path, root)[:-4].replace("/", "_")
+            audio, rate = sf.read(path, dtype="float32", always_2d=True)
+            audio = audio.mean(axis=1)
+            if len(audio) < min_seconds * rate or np.abs(audio).max() < 1e-3:
+                continue
+            if rate != sample_rate:
+                audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
+            split = prompt_split(prompt)
+            folder = os.path.join(out, split, lang)
+            os.makedirs(folder, exist_ok=True)
+            _save(os.path.join(folder, prompt + ".wav"), audio, sample_rate)
+            counts[split] = counts.get(split, 0) + 1
+    _write_manifest_last(os.path.join(out, "classes.txt"), list(LANGUAGES))
+    return f"{out}: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "valid", "test")) + \
+        f" clips of {len(LANGUAGES)} languages (folder per class)"
 
 
 # ------------------------------------------------------------------ mixtures

@@ -219,6 +219,9 @@ class SeparationData:
         ds = drop_failed(ds.map(load, num_parallel_calls=AUTOTUNE))
         return ds.batch(batch_size).prefetch(AUTOTUNE)
 
+    def train_subset(self, batch_size) -> None:
+        return None
+
 
 @gin.configurable
 class AudioData:
@@ -244,6 +247,13 @@ class AudioData:
       min_seconds_per_token: with a text_encoder, a clip shorter than this per token of
         its transcript cannot say it (a truncated file, a wrong transcript) and is
         skipped and counted like an unreadable one; the default allows 50 tokens/s.
+      crops_per_file: with fixed_seconds, crops taken from each file (random offsets in
+        training, evenly spaced in evaluation).
+      crop_mode: "examples": each crop is an example of its own, carrying its file's
+        label; "average": one example holds the file's crops [crops, samples] and the
+        model averages its predictions over them.
+      validate_train_pct: a fraction of the training files (by hash) also evaluated as
+        the "train_subset" split, to watch the gap between training and validation.
     """
 
     def __init__(self, data_dir: str | list = gin.REQUIRED, layout: str = "ljspeech", feature: str = "wave",
@@ -252,7 +262,8 @@ class AudioData:
                  train_split: str | None = None, val_split: str | None = None,
                  bucket_boundaries=(), data_percentage: float = 1.0, max_bad_fraction: float = 0.1,
                  cache_dir: str | None = None, log_compression=None, text_encoder=None,
-                 min_seconds_per_token: float = 0.02):
+                 min_seconds_per_token: float = 0.02, crops_per_file: int = 1, crop_mode: str = "examples",
+                 validate_train_pct: float = 0.0):
         self.geometry = audio_geometry()
         self.feature, self.fixed_seconds, self.pad_method = feature, fixed_seconds, pad_method
         self.bucket_boundaries, self.cache_dir = list(bucket_boundaries), cache_dir
@@ -261,6 +272,14 @@ class AudioData:
             raise ConfigError(f"AudioData.feature={feature!r}: use wave, mel or log_mel")
         if pad_method not in PAD_METHODS:
             raise ConfigError(f"AudioData.pad_method={pad_method!r}: use {', '.join(PAD_METHODS)}")
+        if crops_per_file < 1 or (crops_per_file > 1 and fixed_seconds is None):
+            raise ConfigError(f"AudioData.crops_per_file={crops_per_file} must be 1, or more with "
+                              "AudioData.fixed_seconds set")
+        if crop_mode not in ("examples", "average"):
+            raise ConfigError(f"AudioData.crop_mode={crop_mode!r}: use 'examples' or 'average'")
+        if not 0 <= validate_train_pct < 1:
+            raise ConfigError(f"AudioData.validate_train_pct={validate_train_pct} must lie in [0, 1)")
+        self.crops_per_file, self.crop_mode = crops_per_file, crop_mode
         if not isinstance(data_dir, str) and layout == "class_folders":
             raise ConfigError("AudioData.data_dir: a list of folders needs layout 'ljspeech' or 'manifest' "
                               "(class folders name their labels per folder)")
@@ -285,6 +304,8 @@ class AudioData:
             for corpus in (self.train_corpus, self.val_corpus):
                 self._encode_texts(corpus, text_encoder, min_seconds_per_token)
         self.train_corpus.check(max_bad_fraction)
+        self.subset_examples = [e for e in self.train_corpus.examples
+                                if _bucket("train_subset:" + e["id"]) < validate_train_pct]
         if self.val_corpus.examples or self.val_corpus.skipped:  # a split that exists must be usable
             self.val_corpus.check(max_bad_fraction)
         else:
@@ -325,17 +346,42 @@ class AudioData:
         def fn(i, seed=None):
             wave, ok = tf.numpy_function(load, [i], [tf.float32, tf.bool], stateful=False)
             wave.set_shape([None])
-            if self.fixed_seconds is not None:
+            if self.fixed_seconds is not None and self.crops_per_file > 1:
+                wave = self._crops(wave, seed)
+            elif self.fixed_seconds is not None:
                 n = self.geometry.samples(self.fixed_seconds)
                 wave = (random_crop(wave, n, seed, self.pad_method) if seed is not None
                         else pad_to(wave, n, self.pad_method)[:n])
-            out = {"audio": self._features(wave), "length": tf.shape(wave)[0],
+            out = {"audio": self._features(wave), "length": tf.shape(wave)[-1],
                    "text": tf.gather(texts, i), "label": tf.gather(labels, i), "ok": ok}
             if self.text_encoder is not None:
                 out["text_ids"] = text_ids[i]
                 out["text_length"] = tf.shape(out["text_ids"])[0]
             return out
         return fn
+
+    def _crops(self, wave, seed=None):
+        """crops_per_file crops [crops, samples] of one padded file: at random offsets
+        (stateless `seed`) or, without a seed, evenly spaced from start to end."""
+        n, count = self.geometry.samples(self.fixed_seconds), self.crops_per_file
+        wave = pad_to(wave, n, self.pad_method)
+        last = tf.shape(wave)[0] - n
+        if seed is not None:
+            offsets = tf.random.stateless_uniform([count], seed, 0, last + 1, dtype=tf.int32)
+        else:
+            offsets = tf.cast(tf.round(tf.linspace(0.0, tf.cast(last, tf.float32), count)), tf.int32)
+        return tf.gather(wave, offsets[:, None] + tf.range(n)[None])
+
+    def _per_crop(self, ds):
+        """With crop_mode 'examples', each crop an example of its own (its file's fields)."""
+        if self.crops_per_file == 1 or self.crop_mode != "examples":
+            return ds
+        count = self.crops_per_file
+
+        def split(element):
+            return tf.data.Dataset.from_tensor_slices(
+                {k: v if k == "audio" else tf.stack([v] * count) for k, v in element.items()})
+        return ds.flat_map(split)
 
     def _features(self, wave):
         if self.feature == "wave":
@@ -368,19 +414,29 @@ class AudioData:
         if bucketed:
             ds = bucketed_stream([e["duration"] for e in examples], self.bucket_boundaries, batch_size, seed,
                                  start, input_context)
-        else:
-            ds = index_stream(len(examples), seed, start, input_context=input_context)
+        else:  # crops of one file as separate examples: the stream counts files, then crops
+            per_file = self.crops_per_file if self.crop_mode == "examples" else 1
+            ds = index_stream(len(examples), seed, start // per_file, input_context=input_context)
         ds = ds.map(lambda e: decode(e["index"], tf.cast(e["seed"], tf.int32)),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
+        if self.crops_per_file > 1 and self.crop_mode == "examples":
+            ds = self._per_crop(ds).skip(start % self.crops_per_file)
         return self._finish(ds, batch_size, drop_remainder=True, bucketed=bucketed)
 
     def validation(self, batch_size) -> tf.data.Dataset | None:
-        examples = self.val_corpus.examples
+        return self._evaluation(self.val_corpus.examples, batch_size, "validation")
+
+    def train_subset(self, batch_size) -> tf.data.Dataset | None:
+        """The validate_train_pct subset of the training files, cropped as validation is."""
+        return self._evaluation(self.subset_examples, batch_size, "train_subset")
+
+    def _evaluation(self, examples, batch_size, name):
         if not examples:
             return None
         ds = tf.data.Dataset.range(len(examples)).map(self._decode(examples), num_parallel_calls=AUTOTUNE)
+        ds = self._per_crop(ds)
         if self.cache_dir:
             tf.io.gfile.makedirs(self.cache_dir)
-            ds = ds.cache(f"{self.cache_dir}/validation")
+            ds = ds.cache(f"{self.cache_dir}/{name}")
         return self._finish(ds, batch_size, drop_remainder=False)
 

@@ -206,3 +206,21 @@ def read_manifest(path: str) -> Corpus:
             ex["label"] = labels.index(str(ex["label"]))
     corpus.labels = labels
     return corpus
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """The audio files named by files, folders (their audio files, sorted) and manifests
+    (.csv with a `path` column, or .jsonl) on an inference command line; a manifest's
+    unusable rows are logged and left out."""
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            paths += sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(AUDIO_EXTENSIONS))
+        elif item.endswith((".csv", ".jsonl")):
+            corpus = read_manifest(item)
+            for where, reason in corpus.skipped:
+                logging.warning("skipped %s: %s", where, reason)
+            paths += [e["path"] for e in corpus.examples]
+        else:
+            paths.append(item)
+    return paths

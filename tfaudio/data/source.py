@@ -24,3 +24,7 @@ class DataSource(Protocol):
 
     def validation(self, batch_size: int) -> tf.data.Dataset | None:
         """The finite validation split in batches (the last may be smaller), or None."""
+
+    def train_subset(self, batch_size: int) -> tf.data.Dataset | None:
+        """A held subset of the training files, evaluated like the validation split as
+        "train_subset" (AudioData.validate_train_pct), or None."""

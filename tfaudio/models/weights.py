@@ -7,7 +7,8 @@ checkpoints Keras objects: it names every variable by the attribute path that
 reaches it from the model (`encoder/convs/0/norm/moving_mean`), checks that the
 names cover `model.variables` exactly, and saves a tree of those names.
 
-The same names work for `tf.Module`s (task state) and for optimizer variables
+The layers of a functional model (keras.applications, Sequential) are named by their
+position, `network/layers/12/kernel`. The same names work for `tf.Module`s (task state) and for optimizer variables
 (by position). A checkpoint key is `<prefix>/<name>/.ATTRIBUTES/VARIABLE_VALUE`.
 """
 
@@ -17,6 +18,7 @@ import re
 
 import keras
 import tensorflow as tf
+from keras.src.models.functional import Functional
 
 from tfaudio.errors import ConfigError
 
@@ -59,6 +61,9 @@ def named_variables(root) -> dict:
             if id(obj) in seen:
                 return
             seen.add(id(obj))
+            if isinstance(obj, Functional):  # keras.applications, Sequential: layers by position
+                for i, layer in enumerate(obj.layers):
+                    visit(layer, f"{path}/layers/{i}" if path else f"layers/{i}")
             for attr in sorted(vars(obj)):
                 value = vars(obj)[attr]
                 if attr in _KERAS_ALIASES or (attr.startswith("_") and isinstance(value, (list, dict, set))):

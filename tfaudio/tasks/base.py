@@ -30,7 +30,8 @@ class Task:
         raise NotImplementedError
 
     def metrics(self, model, batch: dict) -> dict:
-        """{metric name: per-example value [B]} on a validation batch; traced. Include "loss"."""
+        """{metric name: per-example value [B] (or [B, n])} on a validation batch; traced.
+        Include "loss"."""
         raise NotImplementedError
 
     def corpus_metrics(self, means: dict) -> dict:
@@ -48,6 +49,9 @@ class Task:
     def initialize_model(self, model) -> None:
         """Sets model weights that start from `state` (e.g. a learned input normalisation);
         called once the model is built, on a fresh run only."""
+
+    def split_summaries(self, split: str, metrics: dict, trackers, step: int) -> None:
+        """Sends pictures of one split's evaluation (e.g. a confusion matrix) to `trackers`."""
 
     def summaries(self, model, batch: dict, trackers, step: int) -> None:
         """Sends images and audio for one validation batch to `trackers` (after evaluation)."""

@@ -14,6 +14,7 @@ update sees over all replicas (micro_batch x micro_steps x replicas).
 from __future__ import annotations
 
 import gin
+import numpy as np
 import tensorflow as tf
 
 from tfaudio.errors import ConfigError
@@ -122,16 +123,18 @@ class TrainStep:
         return {k: float(v) for k, v in self._loop(iterator, tf.constant(num_steps)).items()}
 
     def evaluate(self, dataset, max_batches: int | None) -> dict:
-        """{metric: mean over examples} of task.metrics on a distributed dataset, completed
-        by task.corpus_metrics."""
-        totals: dict[str, float] = {}
+        """{metric: mean over examples} of task.metrics on a distributed dataset (a metric
+        may be a vector per example, e.g. a one-hot confusion cell) and "examples", the
+        count, completed by task.corpus_metrics."""
+        totals: dict[str, np.ndarray] = {}
         for i, batch in enumerate(dataset):
             if max_batches is not None and i >= max_batches:
                 break
             for k, v in self._eval(batch).items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-        count = max(totals.pop("count", 0.0), 1.0)
-        return self.task.corpus_metrics({k: v / count for k, v in totals.items()})
+                totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+        count = max(float(totals.pop("count", 0.0)), 1.0)
+        means = {k: float(v) / count if v.ndim == 0 else v / count for k, v in totals.items()}
+        return self.task.corpus_metrics({**means, "examples": count})
 
     # ------------------------------------------------------------------ traced
 
@@ -237,7 +240,7 @@ class TrainStep:
     def _eval_fn(self, batch):
         def metrics(b):
             values = self.task.metrics(self.model, b)
-            out = {k: tf.reduce_sum(tf.cast(v, tf.float32)) for k, v in values.items()}
+            out = {k: tf.reduce_sum(tf.cast(v, tf.float32), axis=0) for k, v in values.items()}
             out["count"] = tf.cast(tf.shape(next(iter(values.values())))[0], tf.float32)
             return out
         return self._all_reduced(metrics, batch)

@@ -107,7 +107,8 @@ class Trainer:
     # ---------------------------------------------------------------- data and state
 
     def _make_datasets(self):
-        """Training stream from the restored position; the validation split."""
+        """Training stream from the restored position; the validation split; the held
+        subset of training files evaluated as its own split, when the data has one."""
         replica_step_batch = self.micro_batch * self.inner.micro_steps
         seed, start = int(self.data_seed.numpy()), self.data_position()
 
@@ -117,6 +118,8 @@ class Trainer:
         self.train_iterator = iter(self.strategy.distribute_datasets_from_function(train_fn))
         val = self.data.validation(self.inner.global_micro_batch)
         self.val_dataset = self.strategy.experimental_distribute_dataset(val) if val is not None else None
+        subset = self.data.train_subset(self.inner.global_micro_batch)
+        self.subset_dataset = self.strategy.experimental_distribute_dataset(subset) if subset is not None else None
 
     def data_position(self) -> int:
         """Global examples consumed so far: updates made plus what rollbacks skipped."""
@@ -150,7 +153,8 @@ class Trainer:
         self.checkpoints.save_best()
 
     def evaluate(self) -> dict:
-        """{split: {metric: mean}} for the raw weights ("val") and the EMA ("val_ema")."""
+        """{split: {metric: mean}} for the raw weights ("val"), the EMA ("val_ema") and the
+        held training subset ("train_subset", raw weights)."""
         if self.val_dataset is None:
             return {}
         results = {"val": self.inner.evaluate(self.val_dataset, self.eval_batches)}
@@ -160,6 +164,8 @@ class Trainer:
                 results["val_ema"] = self.inner.evaluate(self.val_dataset, self.eval_batches)
             finally:
                 self.inner.ema.swap()
+        if self.subset_dataset is not None:
+            results["train_subset"] = self.inner.evaluate(self.subset_dataset, self.eval_batches)
         return results
 
     # ---------------------------------------------------------------- the run
@@ -210,6 +216,8 @@ class Trainer:
                                            **metrics})
                     if self.val_dataset is not None and self.trackers.wants_media:
                         self.task.summaries(self.model, self.sample_batch, self.trackers, step)
+                        for split, metrics in results.items():
+                            self.task.split_summaries(split, metrics, self.trackers, step)
                     actions = self._run_hooks("eval", step, {"train": row, **results})
                 if (self._reached(step, self.checkpoint_every) or step == self.total_steps or "stop" in actions
                         or out_of_time) and self._may_save():

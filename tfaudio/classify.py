@@ -1,0 +1,75 @@
+"""`python -m tfaudio.classify --model_dir=runs/x --input=a.wav [--input=more.wav | folder | manifest]`
+
+Restores a classifier run (operative config and checkpoint, EMA weights when the run
+kept them) and prints one line per audio file: its path, then the --top_k labels with
+their probabilities. A file longer than the run's crop is cut into consecutive crops
+whose predictions are averaged; a shorter one is padded as in training. A file at
+another sample rate is rejected with one line unless --resample is given; an
+unreadable file is named and skipped; the command goes on and exits 1 when it skipped any.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("model_dir", None, "Run directory of a trained classifier.", required=True)
+flags.DEFINE_multi_string("input", [], "Audio file, folder or manifest (repeatable).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's latest).")
+flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
+flags.DEFINE_integer("top_k", 1, "Labels printed per file, most probable first.")
+flags.DEFINE_bool("resample", False, "Resample inputs at another sample rate instead of rejecting them.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not FLAGS.input:
+        sys.exit("error: give at least one --input (a file, a folder or a manifest)")
+    import numpy as np
+
+    from tfaudio import config
+    from tfaudio.audio.io import AudioReadError, audio_info, read_audio
+    from tfaudio.data.readers import expand_inputs
+    from tfaudio.experiment import restore_for_inference
+    from tfaudio.tasks.classification import LABELS_FILE
+
+    try:
+        model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="classify")
+        paths = expand_inputs(FLAGS.input)
+    except config.ConfigError as exc:
+        sys.exit(f"error: {exc}")
+    with open(os.path.join(FLAGS.model_dir, LABELS_FILE)) as f:
+        labels = json.load(f)
+    crop_seconds, pad_method = config.query("AudioData.fixed_seconds"), config.query("AudioData.pad_method")
+    rate, skipped = task.sample_rate, 0
+    for path in paths:
+        try:
+            file_rate = audio_info(path).samplerate
+            if file_rate != rate and not FLAGS.resample:
+                raise AudioReadError(f"{path} is {file_rate} Hz but the model was trained at {rate} Hz; "
+                                     "pass --resample to convert it")
+            wave = read_audio(path, rate)[:, 0]
+        except (AudioReadError, RuntimeError) as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            skipped += 1
+            continue
+        probs = task.classify(model, wave, crop_seconds, pad_method)
+        best = np.argsort(-probs)[:FLAGS.top_k]
+        print(path + "\t" + "\t".join(f"{labels[i]} {probs[i]:.3f}" for i in best), flush=True)
+    if skipped:
+        print(f"{skipped} of {len(paths)} files skipped", file=sys.stderr)
+        sys.exit(1)
+
+
+def run():
+    """Console-script entry point `tfaudio-classify`."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
