@@ -1,0 +1,87 @@
+"""Do the classifiers classify real recordings they never heard? Trains each backbone on a
+classification corpus for the same wall-clock budget, restores the run in this process
+and classifies every file of the corpus' test split (real recordings: asterisk prompts
+of five languages for langid, the ten asterisk digits for digits), whole files cut into
+the run's crops with their predictions averaged; prints one table of accuracy, macro F1
+and the in-training validation accuracy per backbone.
+
+    python benchmarks/classifier_quality.py [--task langid|digits] [--backbones cnn,rnn,resnet18,...]
+        [--minutes 15] [--out runs/bench_classifier] [--evaluate_only]
+
+Prepares the corpus when missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="langid", choices=["langid", "digits"])
+    parser.add_argument("--backbones", default="cnn,rnn,resnet18,regnety800mf,resnet50,efficientnetv2s")
+    parser.add_argument("--minutes", type=float, default=15.0, help="training budget per backbone")
+    parser.add_argument("--out", default="runs/bench_classifier")
+    parser.add_argument("--evaluate_only", action="store_true", help="score the existing runs in --out")
+    args = parser.parse_args()
+    if not os.path.exists(f"data/{args.task}/classes.txt"):
+        subprocess.run([sys.executable, "-m", "tfaudio.prepare", args.task], check=True)
+    table = ["| backbone | parameters | steps | minutes | val accuracy | test accuracy | test macro F1 |",
+             "|---|---|---|---|---|---|---|"]
+    for backbone in args.backbones.split(","):
+        run_dir = os.path.join(args.out, f"{args.task}_{backbone}")
+        start = time.time()
+        if not args.evaluate_only:
+            subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file=gin/classifier_{args.task}.gin",
+                            f"--model_dir={run_dir}", "--tracker=none", f"--gin_param=backbone = '{backbone}'",
+                            f"--gin_param=Trainer.max_minutes = {args.minutes}"], check=True)
+        minutes = (time.time() - start) / 60
+        line = evaluate(run_dir, args.task, backbone, minutes)
+        print(line, flush=True)
+        table.append(line)
+    print("\n".join(table))
+
+
+def evaluate(run_dir: str, task_name: str, backbone: str, minutes: float) -> str:
+    """One table row: the test split classified from the restored run, in a fresh subprocess
+    so every run's graph and gin configuration stay apart."""
+    code = f"""
+import json, os
+import numpy as np
+from tfaudio import config
+from tfaudio.audio.io import read_audio
+from tfaudio.data import readers
+from tfaudio.experiment import restore_for_inference
+from tfaudio.models.backbones import parameter_count
+from tfaudio.tasks.classification import LABELS_FILE, macro_f1
+from tfaudio.training.trackers import read_metrics
+model, task = restore_for_inference({run_dir!r})
+labels = json.load(open(os.path.join({run_dir!r}, LABELS_FILE)))
+test = readers.read_class_folders('data/{task_name}', 'test')
+crop, pad = config.query('AudioData.fixed_seconds'), config.query('AudioData.pad_method')
+confusion = np.zeros((len(labels), len(labels)), int)
+for e in test.examples:
+    probs = task.classify(model, read_audio(e['path'], task.sample_rate)[:, 0], crop, pad)
+    confusion[labels.index(test.labels[e['label']]), int(np.argmax(probs))] += 1
+rows = read_metrics({run_dir!r})
+val = [r for r in rows if r.get('split') == 'val'][-1]
+print(json.dumps(dict(params=parameter_count(model), steps=val['step'], val=val['accuracy'],
+                      test=float(np.trace(confusion) / confusion.sum()), f1=macro_f1(confusion), n=int(confusion.sum()))))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    import json
+
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    return (f"| {backbone} | {r['params']:,} | {r['steps']} | {minutes:.1f} | {r['val']:.3f} | "
+            f"{r['test']:.3f} ({r['n']} files) | {r['f1']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
