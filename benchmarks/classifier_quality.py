@@ -14,6 +14,7 @@ Prepares the corpus when missing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,11 @@ def main():
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget per backbone")
     parser.add_argument("--out", default="runs/bench_classifier")
     parser.add_argument("--evaluate_only", action="store_true", help="score the existing runs in --out")
+    parser.add_argument("--score", default=None, help=argparse.SUPPRESS)  # one run, in a child process
     args = parser.parse_args()
+    if args.score:
+        print(json.dumps(score(args.score, args.task)))
+        return
     if not os.path.exists(f"data/{args.task}/classes.txt"):
         subprocess.run([sys.executable, "-m", "tfaudio.prepare", args.task], check=True)
     table = ["| backbone | parameters | steps | minutes | val accuracy | test accuracy | test macro F1 |",
@@ -46,36 +51,34 @@ def main():
     print("\n".join(table))
 
 
-def evaluate(run_dir: str, task_name: str, backbone: str, minutes: float) -> str:
-    """One table row: the test split classified from the restored run, in a fresh subprocess
-    so every run's graph and gin configuration stay apart."""
-    code = f"""
-import json, os
-import numpy as np
-from tfaudio import config
-from tfaudio.audio.io import read_audio
-from tfaudio.data import readers
-from tfaudio.experiment import restore_for_inference
-from tfaudio.models.backbones import parameter_count
-from tfaudio.tasks.classification import LABELS_FILE, macro_f1
-from tfaudio.training.trackers import read_metrics
-model, task = restore_for_inference({run_dir!r})
-labels = json.load(open(os.path.join({run_dir!r}, LABELS_FILE)))
-test = readers.read_class_folders('data/{task_name}', 'test')
-crop, pad = config.query('AudioData.fixed_seconds'), config.query('AudioData.pad_method')
-confusion = np.zeros((len(labels), len(labels)), int)
-for e in test.examples:
-    probs = task.classify(model, read_audio(e['path'], task.sample_rate)[:, 0], crop, pad)
-    confusion[labels.index(test.labels[e['label']]), int(np.argmax(probs))] += 1
-rows = read_metrics({run_dir!r})
-val = [r for r in rows if r.get('split') == 'val'][-1]
-print(json.dumps(dict(params=parameter_count(model), steps=val['step'], val=val['accuracy'],
-                      test=float(np.trace(confusion) / confusion.sum()), f1=macro_f1(confusion), n=int(confusion.sum()))))
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    import json
+def score(run_dir: str, task_name: str) -> dict:
+    """The test split classified by the restored run: parameters, steps, accuracies, F1."""
+    from tfaudio import config
+    from tfaudio.audio.io import read_audio
+    from tfaudio.data import readers
+    from tfaudio.experiment import restore_for_inference
+    from tfaudio.models.backbones import parameter_count
+    from tfaudio.tasks.classification import LABELS_FILE, macro_f1
+    from tfaudio.training.trackers import read_metrics
 
+    model, task = restore_for_inference(run_dir)
+    with open(os.path.join(run_dir, LABELS_FILE)) as f:
+        labels = json.load(f)
+    test = readers.read_class_folders(f"data/{task_name}", "test")
+    crop, pad = config.query("AudioData.fixed_seconds"), config.query("AudioData.pad_method")
+    confusion = np.zeros((len(labels), len(labels)), int)
+    for e in test.examples:
+        probs = task.classify(model, read_audio(e["path"], task.sample_rate)[:, 0], crop, pad)
+        confusion[labels.index(test.labels[e["label"]]), int(np.argmax(probs))] += 1
+    val = [r for r in read_metrics(run_dir) if r.get("split") == "val"][-1]
+    return dict(params=parameter_count(model), steps=val["step"], val=val["accuracy"],
+                test=float(np.trace(confusion) / confusion.sum()), f1=macro_f1(confusion), n=int(confusion.sum()))
+
+
+def evaluate(run_dir: str, task_name: str, backbone: str, minutes: float) -> str:
+    """One table row, scored in a fresh process so runs' graphs and configurations stay apart."""
+    proc = subprocess.run([sys.executable, __file__, f"--score={run_dir}", f"--task={task_name}"],
+                          capture_output=True, text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     return (f"| {backbone} | {r['params']:,} | {r['steps']} | {minutes:.1f} | {r['val']:.3f} | "
             f"{r['test']:.3f} ({r['n']} files) | {r['f1']:.3f} |")
