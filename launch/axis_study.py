@@ -19,9 +19,10 @@ from launch.study import run_study
 
 
 def variants(binding: str, values: list[str], name: str | None = None) -> list[tuple[str, list[str]]]:
-    """(run-name prefix, bindings) per value: `hidden_size-128_` for OpenUnmix.hidden_size = 128."""
+    """(run-name prefix, bindings) per value: `hidden_size-128_` for OpenUnmix.hidden_size = 128,
+    `backbone-cnn_` for backbone = 'cnn'."""
     label = name or binding.rsplit(".", 1)[-1]
-    return [(f"{label}-{value}_", [f"{binding} = {value}"]) for value in values]
+    return [(f"{label}-{value.strip(chr(39) + chr(34))}_", [f"{binding} = {value}"]) for value in values]
 
 
 def main():

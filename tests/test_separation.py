@@ -178,6 +178,7 @@ def test_axis_study_names_each_run_by_its_value():
     assert variants("OpenUnmix.hidden_size", ["128", "512"]) == [
         ("hidden_size-128_", ["OpenUnmix.hidden_size = 128"]), ("hidden_size-512_", ["OpenUnmix.hidden_size = 512"])]
     assert variants("batch_size", ["8"], name="batch")[0][0] == "batch-8_"
+    assert variants("backbone", ["'cnn'"]) == [("backbone-cnn_", ["backbone = 'cnn'"])]
 
 
 def test_separate_pads_chunks_with_the_mixture_not_silence():
