@@ -83,7 +83,7 @@ def test_restore_names_missing_variables(tmp_path):
         weights.restore_weights(path, named)
 
 
-def _tiny_params(gin_file, tmp_path):
+def tiny_params(gin_file, tmp_path):
     params = ["batch_size = 2", "train_steps = 2", "eval_every = 2", "Trainer.steps_per_loop = 1"]
     if os.path.basename(gin_file).startswith("tacotron"):
         data = audio_files.char_speech(str(tmp_path / "speech"), n=12)
@@ -122,7 +122,7 @@ def _arrays(trainer) -> dict:
 @pytest.mark.parametrize("gin_file", GIN_FILES, ids=os.path.basename)
 def test_shipped_gin_file_trains_and_restores_whole_in_a_fresh_process(tmp_path, gin_file):
     run = str(tmp_path / "run")
-    trainer = _train(run, [gin_file], _tiny_params(gin_file, tmp_path))
+    trainer = _train(run, [gin_file], tiny_params(gin_file, tmp_path))
     rows = read_metrics(run)
     assert rows[-1]["step"] == 2 and any(r.get("split") == "val" for r in rows)
     latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
@@ -151,7 +151,7 @@ RESUME = {
 def test_resume_equals_uninterrupted_on_the_real_model(tmp_path, gin_file):
     path = os.path.join(config.REPO_GIN_DIR, gin_file)
     # One schedule for both halves: a decay's horizon is otherwise the run's train_steps.
-    params = _tiny_params(path, tmp_path) + RESUME[gin_file] + ["eval_every = 3", "CheckpointConfig.keep = 5",
+    params = tiny_params(path, tmp_path) + RESUME[gin_file] + ["eval_every = 3", "CheckpointConfig.keep = 5",
                                                                 "ExponentialDecay.decay_steps = 6"]
     full = _arrays(_train(str(tmp_path / "full"), [path], params + ["train_steps = 6"]))
     _train(str(tmp_path / "resumed"), [path], params + ["train_steps = 3"])

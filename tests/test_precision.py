@@ -5,7 +5,7 @@ import os
 
 import keras
 import pytest
-from test_checkpoints import RESUME, _tiny_params, _train
+from test_checkpoints import RESUME, _train, tiny_params
 
 from tfaudio import config
 from tfaudio.training.trackers import read_metrics
@@ -14,7 +14,7 @@ from tfaudio.training.trackers import read_metrics
 @pytest.mark.parametrize("gin_file", sorted(RESUME))
 def test_float16_trains_a_real_model_at_one_step_per_loop_without_rollbacks(tmp_path, gin_file):
     path = os.path.join(config.REPO_GIN_DIR, gin_file)
-    params = _tiny_params(path, tmp_path) + RESUME[gin_file] + [
+    params = tiny_params(path, tmp_path) + RESUME[gin_file] + [
         "train_steps = 50", "eval_every = 50", "Trainer.steps_per_loop = 1", "StepOptions.precision = 'mixed_float16'",
         "StepOptions.initial_loss_scale = 16777216.0"]  # overflows at once, as larger models do at 2^15
     run = str(tmp_path / "run")

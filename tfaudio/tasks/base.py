@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfaudio.errors import ConfigError
+
 
 class Task:
     """Losses, metrics and inference for one model family.
@@ -52,6 +54,16 @@ class Task:
 
     def split_summaries(self, split: str, metrics: dict, trackers, step: int) -> None:
         """Sends pictures of one split's evaluation (e.g. a confusion matrix) to `trackers`."""
+
+    def export_endpoints(self, model) -> dict:
+        """{signature name: (function, [tf.TensorSpec ...])} for `python -m tfaudio.export`:
+        functions of audio or text (the features computed inside) returning dicts of tensors."""
+        raise ConfigError(f"{type(self).__name__} cannot be exported")
+
+    def export_assets(self, model, run_dir: str, out_dir: str) -> list[str]:
+        """Writes files the exported signatures need beside them (a vocabulary, label
+        names) from the task or the run directory; returns their names."""
+        return []
 
     def summaries(self, model, batch: dict, trackers, step: int) -> None:
         """Sends images and audio for one validation batch to `trackers` (after evaluation)."""

@@ -158,6 +158,19 @@ class ClassificationTask(Task):
         crops = tf.reshape(wave, [1, count, n])
         return self.probabilities(model, crops).numpy()[0]
 
+    def export_endpoints(self, model) -> dict:
+        def classify(audio):
+            return {"probabilities": tf.nn.softmax(tf.cast(model(audio, training=False), tf.float32))}
+        return {"classify": (classify, [tf.TensorSpec([None, None], tf.float32, name="audio")])}
+
+    def export_assets(self, model, run_dir: str, out_dir: str) -> list[str]:
+        """labels.txt: the class names, one per line in output order (the run's labels.json)."""
+        with open(os.path.join(run_dir, LABELS_FILE)) as f:
+            labels = json.load(f)
+        with open(os.path.join(out_dir, "labels.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(labels) + "\n")
+        return ["labels.txt"]
+
     def build_for_inference(self, model):
         model(tf.zeros([1, self.sample_rate]))
 

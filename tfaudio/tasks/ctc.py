@@ -12,6 +12,8 @@ distances over its summed reference lengths, not means of per-example ratios.
 
 from __future__ import annotations
 
+import os
+
 import gin
 import numpy as np
 import tensorflow as tf
@@ -130,6 +132,19 @@ class CTCTask(Task):
         logits = model(tf.constant(wave[None], tf.float32), length, training=False)
         paths = decode(logits, model.frames(length), self.beam_width)
         return self.vocab.decode(tf.sparse.to_dense(paths)[0].numpy())
+
+    def export_endpoints(self, model) -> dict:
+        def transcribe(audio, length):
+            logits = model(audio, length, training=False)
+            frames = model.frames(length)
+            return {"logits": logits, "frames": frames, "text": self._strings(decode(logits, frames))}
+        return {"transcribe": (transcribe, [tf.TensorSpec([None, None], tf.float32, name="audio"),
+                                            tf.TensorSpec([None], tf.int32, name="length")])}
+
+    def export_assets(self, model, run_dir: str, out_dir: str) -> list[str]:
+        with open(os.path.join(out_dir, "vocabulary.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(self.vocab.symbols) + "\n")
+        return ["vocabulary.txt"]
 
     def summaries(self, model, batch, trackers, step):
         n = self.shown_examples

@@ -107,6 +107,15 @@ class SeparationTask(Task):
     def build_for_inference(self, model):
         model(tf.zeros([1, self.sample_rate]))
 
+    def export_endpoints(self, model) -> dict:
+        channels = getattr(model, "channels", 1)
+        shape = [None, None] if channels == 1 else [None, None, channels]
+
+        def separate(audio):
+            target = model(audio, training=False)
+            return {"target": target, "residual": audio - target}
+        return {"separate": (separate, [tf.TensorSpec(shape, tf.float32, name="audio")])}
+
     def separate(self, model, mixture: np.ndarray, chunk_seconds: float = 4.0, overlap: float = 0.5):
         """Target estimate for a mixture ([samples] or [samples, channels]) of any length
         by chunked overlap-add (Hann).

@@ -54,14 +54,14 @@ def _masked_mean(x, mask):
                                                      1.0)
 
 
-def _level(wave: np.ndarray, mag: np.ndarray, power: float, peak: float = 0.95) -> np.ndarray:
+def _level(wave, mag, power: float, peak: float = 0.95):
     """Griffin-Lim inverts mag ** power; scale its output back to the level of `mag` (the
     least-squares gain between mag ** power and mag), and down to `peak` if it would clip."""
-    sharpened = np.power(mag, power)
-    gain = float(np.sum(sharpened * mag) / max(float(np.sum(sharpened * sharpened)), 1e-12))
+    sharpened = tf.pow(mag, power)
+    gain = tf.reduce_sum(sharpened * mag) / tf.maximum(tf.reduce_sum(sharpened * sharpened), 1e-12)
     wave = wave * gain
-    top = float(np.max(np.abs(wave))) if wave.size else 0.0
-    return wave * (peak / top) if top > peak else wave
+    top = tf.reduce_max(tf.abs(wave)) if wave.shape[0] != 0 else tf.constant(0.0)
+    return wave * tf.where(top > peak, peak / tf.maximum(top, 1e-12), 1.0)
 
 
 def _batch_mcd(free_mel, free_frames, real_mel, real_frames):
@@ -277,22 +277,49 @@ class TacotronTask(Task):
     def to_audio(self, out: dict, index: int, frames: int) -> np.ndarray:
         """Waveform of example `index` (its first `frames` frames) by Griffin-Lim: from the
         linear prediction when the model has one, else from the mel by least squares."""
-        if "linear" in out:
-            linear = out["linear"][index, :frames]
-            linear = self.state.linear.inverse(linear) if self.normalize_stats else linear
-            mag = self.compression.inverse(linear)
+        linear = "linear" in out
+        return self.spectrum_to_audio(out["linear" if linear else "mel_post"][index, :frames], linear).numpy()
+
+    def spectrum_to_audio(self, spectrum, linear: bool):
+        """Griffin-Lim waveform of one predicted spectrum [frames, bins or mels] (model
+        units), brought back to the predicted level and kept below clipping."""
+        if linear:
+            mag = self.compression.inverse(self.state.linear.inverse(spectrum) if self.normalize_stats else spectrum)
         else:
-            mel = out["mel_post"][index, :frames]
-            mel = self.state.mel.inverse(mel) if self.normalize_stats else mel
-            mel_mag = self.compression.inverse(mel)
-            mag = tf.nn.relu(tf.matmul(mel_mag, self._mel_inverse))
-        wave = features.griffin_lim(mag, self.geometry, self.gl_iterations, self.gl_power).numpy()
-        return _level(wave, mag.numpy(), self.gl_power)
+            mel = self.state.mel.inverse(spectrum) if self.normalize_stats else spectrum
+            mag = tf.nn.relu(tf.matmul(self.compression.inverse(mel), self._mel_inverse))
+        wave = features.griffin_lim(mag, self.geometry, self.gl_iterations, self.gl_power)
+        return _level(wave, mag, self.gl_power)
+
+    def export_endpoints(self, model) -> dict:
+        linear = model.linear_cbhg is not None
+
+        def synthesize(text_ids, text_length):
+            out = model.infer(text_ids, text_length, self.go_frame, tf.constant(self.max_decoder_steps),
+                              self.stop_threshold, self.end_margin(model), self.window)
+            return {"spectrum": out["linear" if linear else "mel_post"], "alignment": out["alignments"],
+                    "frames": out["steps"] * model.reduction}
+
+        def to_audio(spectrum):
+            return {"audio": self.spectrum_to_audio(spectrum, linear)}
+        bins = self.geometry.n_bins if linear else self.geometry.n_mels
+        return {"synthesize": (synthesize, [tf.TensorSpec([None, None], tf.int32, name="text_ids"),
+                                            tf.TensorSpec([None], tf.int32, name="text_length")]),
+                "to_audio": (to_audio, [tf.TensorSpec([None, bins], tf.float32, name="spectrum")])}
+
+    def export_assets(self, model, run_dir: str, out_dir: str) -> list[str]:
+        """vocabulary.txt: one symbol per line, its line number its id (the end id is
+        the second line; the text is normalised first, see tfaudio.data.text)."""
+        with open(os.path.join(out_dir, "vocabulary.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(self.vocabulary.symbols) + "\n")
+        return ["vocabulary.txt"]
 
     @functools.cached_property
     def _mel_inverse(self):
-        """Least-squares inverse [n_mels, bins] of the mel filterbank, computed once."""
-        return tf.linalg.pinv(features.mel_matrix(self.geometry))
+        """Least-squares inverse [n_mels, bins] of the mel filterbank, computed once, as a
+        constant (also when first needed while tracing an export)."""
+        with tf.init_scope():
+            return tf.constant(np.linalg.pinv(features.mel_matrix(self.geometry).numpy()))
 
     def synthesize(self, model, texts: list[str], max_steps: int | None = None):
         """[(wave, alignment [steps, chars], ended_by)] for each text, decoded free-running;

@@ -1,0 +1,67 @@
+"""Runs an export in a process that never imports tfaudio and compares its outputs with
+what tfaudio's own inference produced:
+python tests/export_check.py EXPORT_DIR CASES.npz [--tflite]
+CASES holds, per signature S, "S/in/<input>" and "S/out/<output>" arrays (strings as
+bytes). SavedModel outputs must match to 1e-4, TFLite ones to 1e-3 (absolute, relative
+to each output's peak); prints one line per mismatch and exits 1 when there is any."""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def cases(npz):
+    by_signature = {}
+    for key in npz.files:
+        signature, kind, name = key.split("/")
+        by_signature.setdefault(signature, {"in": {}, "out": {}})[kind][name] = npz[key]
+    return by_signature
+
+
+def run_saved_model(export_dir, signature, inputs):
+    loaded = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
+    out = getattr(loaded, signature)(*[tf.constant(v) for v in inputs.values()])
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def run_tflite(export_dir, signature, inputs):
+    interpreter = tf.lite.Interpreter(model_path=os.path.join(export_dir, f"{signature}.tflite"))
+    runner = interpreter.get_signature_runner(signature)
+    return runner(**inputs)
+
+
+def main():
+    export_dir, cases_path = sys.argv[1], sys.argv[2]
+    tflite = "--tflite" in sys.argv
+    with open(os.path.join(export_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    errors = []
+    for signature, case in cases(np.load(cases_path)).items():
+        if tflite and "file" not in manifest["tflite"].get(signature, {}):
+            errors.append(f"{signature}: no TFLite file ({manifest['tflite'].get(signature)})")
+            continue
+        out = (run_tflite if tflite else run_saved_model)(export_dir, signature, case["in"])
+        tolerance = 1e-3 if tflite else 1e-4
+        for name, expected in case["out"].items():
+            got = np.asarray(out[name])
+            if expected.dtype.kind in "SUO":
+                if got.astype(str).tolist() != expected.astype(str).tolist():
+                    errors.append(f"{signature}/{name}: {got.astype(str).tolist()} != {expected.astype(str).tolist()}")
+            elif got.shape != expected.shape:
+                errors.append(f"{signature}/{name}: shape {got.shape} != {expected.shape}")
+            else:
+                worst = float(np.max(np.abs(got - expected))) / max(1.0, float(np.max(np.abs(expected))))
+                if worst > tolerance:
+                    errors.append(f"{signature}/{name}: off by {worst:.2e} (tolerance {tolerance})")
+    assert not any(m == "tfaudio" or m.startswith("tfaudio.") for m in sys.modules), "tfaudio was imported"
+    print("\n".join(errors) or "ok")
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
