@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_checkpoints import _train, tiny_params
 
 from tfaudio.experiment import restore_for_inference
-from test_checkpoints import _train, tiny_params
 
 CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "export_check.py")
 
