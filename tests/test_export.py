@@ -45,17 +45,20 @@ def expected_cases(run: str) -> dict:
     return {"classify/in/audio": audio, "classify/out/probabilities": task.probabilities(model, audio).numpy()}
 
 
-FAMILIES = ["tacotron_8khz.gin", "audio_unet.gin", "openunmix_8khz.gin", "ctc_dilated_small.gin",
-            "classifier_digits.gin"]
+# (gin file, format): TFLite is converted (and checked, where it needs no TensorFlow ops)
+# for the families whose conversion takes seconds; the others' is measured by
+# benchmarks/export_speed.py.
+FAMILIES = [("tacotron_8khz.gin", "saved_model"), ("audio_unet.gin", "saved_model"),
+            ("openunmix_8khz.gin", "saved_model"), ("ctc_dilated_small.gin", "both"), ("classifier_digits.gin", "both")]
 
 
-@pytest.mark.parametrize("gin_file", FAMILIES)
-def test_export_runs_without_tfaudio_and_matches_its_inference(tmp_path, gin_file):
+@pytest.mark.parametrize("gin_file,fmt", FAMILIES, ids=[f for f, _ in FAMILIES])
+def test_export_runs_without_tfaudio_and_matches_its_inference(tmp_path, gin_file, fmt):
     run = str(tmp_path / "run")
     _train(run, [os.path.join("gin", gin_file)], tiny_params(gin_file, tmp_path))
     out = tmp_path / "export"
     proc = subprocess.run([sys.executable, "-m", "tfaudio.export", f"--model_dir={run}", f"--output={out}",
-                           "--format=both"], capture_output=True, text=True, timeout=600)
+                           f"--format={fmt}"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["sample_rate"] == 8000 and manifest["signatures"]
@@ -66,6 +69,7 @@ def test_export_runs_without_tfaudio_and_matches_its_inference(tmp_path, gin_fil
     assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
     # tf.lite.Interpreter in tensorflow-cpu has no Flex delegate: check the builtin-only files
     converted = [s for s, r in manifest["tflite"].items() if "file" in r and not r["tensorflow_ops"]]
+    assert fmt == "saved_model" or all("file" in r for r in manifest["tflite"].values())
     if converted:
         lite = {k: v for k, v in cases.items() if k.split("/")[0] in converted and v.dtype.kind not in "SUO"}
         np.savez(tmp_path / "lite.npz", **lite)
