@@ -194,3 +194,13 @@ def test_separate_pads_chunks_with_the_mixture_not_silence():
         out = task.separate(recorder, mixture, chunk_seconds=1.0, overlap=overlap)
         np.testing.assert_allclose(out, mixture, atol=1e-6)
     assert all(np.abs(chunk).min() >= 0.1 for chunk in seen)
+
+
+def test_stereo_si_sdr_is_the_mean_over_channels_per_example():
+    from tfaudio.tasks.separation import channel_si_sdr
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(2, 800, 2)).astype(np.float32)
+    estimate = reference + rng.normal(size=(2, 800, 2)).astype(np.float32) * np.array([0.1, 0.5], np.float32)
+    per_channel = [si_sdr(reference[..., c], estimate[..., c]).numpy() for c in range(2)]
+    np.testing.assert_allclose(channel_si_sdr(reference, estimate).numpy(), np.mean(per_channel, axis=0), rtol=1e-5)
