@@ -157,6 +157,8 @@ def test_evaluation_rows_carry_accuracy_f1_and_the_confusion_matrix(classifier_r
     confusion = np.array(val["confusion"])
     assert confusion.shape == (3, 3) and confusion.sum() == val["examples"] == 12
     assert val["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    model = [r for r in read_metrics(run) if r.get("event") == "model"][0]
+    assert 0 < model["backbone_parameters"] < model["parameters"]
 
 
 def test_classify_prints_labels_for_files_and_skips_bad_ones(classifier_run, tmp_path):

@@ -223,4 +223,7 @@ def test_validation_rows_carry_corpus_error_rates(ctc_run):
 
     val = [r for r in read_metrics(run) if r.get("split") == "val"][-1]
     assert val["cer"] == pytest.approx(val["char_edits"] / val["chars"])
+    model = [r for r in read_metrics(run) if r.get("event") == "model"][0]
+    assert model["receptive_field_frames"] == 1 + 2 * (1 + 2 + 4) and model["frame_rate_hz"] == 100
+    assert model["receptive_field_seconds"] == pytest.approx(0.15)
     assert 0 <= val["wer"] and "label_too_long" in val

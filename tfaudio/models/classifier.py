@@ -112,8 +112,9 @@ class Classifier(keras.Model):
                               "raise the budget")
         self.built = True
 
-    def parameter_counts(self) -> dict:
-        return {"backbone": parameter_count(self.backbone), "total": parameter_count(self)}
+    def describe(self) -> dict:
+        """The backbone's trainable parameters, for the run record."""
+        return {"backbone_parameters": parameter_count(self.backbone)}
 
     def _logits(self, wave, training):
         x = self.backbone(self.features(wave), training=training)

@@ -114,6 +114,12 @@ class DilatedCTC(keras.Model):
         """Frames of input one output frame depends on."""
         return 1 + sum((self.kernel_size - 1) * d for d in self.dilations)
 
+    def describe(self) -> dict:
+        """Frame rate and receptive field, for the run record."""
+        rate = self.geometry.sample_rate / self.hop
+        return {"frame_rate_hz": rate, "receptive_field_frames": self.receptive_field(),
+                "receptive_field_seconds": self.receptive_field() / rate}
+
     def call(self, wave, lengths, training=False):
         """Logits [B, frames, classes] of samples [B, samples] with `lengths` valid samples
         each; zero on the frames past each example's `frames(length)`."""

@@ -73,6 +73,10 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
         run_record.write_provenance(model_dir, argv)
     trainer.trackers = Trackers(own_dir, tracker if chief else "none", name=name, group=group,
                                 config={"gin": gin.config_str(), "seed": seed})
+    description = run_record.describe_model(trainer.model)
+    trainer.trackers.log({"step": trainer.global_step, "event": "model", **description})
+    logging.getLogger("absl").info("model: %s", ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:.4g}"
+                                        for k, v in description.items()))
     try:
         return trainer, trainer.train()
     finally:

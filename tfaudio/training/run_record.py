@@ -60,3 +60,15 @@ def _git_commit():
 
 def _quote(arg: str) -> str:
     return arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
+
+
+def describe_model(model) -> dict:
+    """What a run record keeps of a model: its trainable and other parameter counts, plus
+    what the model itself reports through an optional `describe()` (e.g. a recogniser's
+    frame rate and receptive field, a classifier's backbone size)."""
+    import math
+
+    counts = {"parameters": int(sum(math.prod(v.shape) for v in model.trainable_weights)),
+              "non_trainable_parameters": int(sum(math.prod(v.shape) for v in model.non_trainable_weights))}
+    describe = getattr(model, "describe", None)
+    return {**counts, **(describe() if describe else {})}
