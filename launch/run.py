@@ -1,0 +1,183 @@
+"""Runs a study spec stage by stage and writes its report.
+
+    python -m launch.run launch/specs/ctc_sequential.py [--out runs/studies/ctc_sequential]
+        [--backend local|ray] [--parallel 2] [--ray_address auto] [--dry_run]
+
+Each run is `python -m tfaudio.train` in `<out>/<stage>/<variant>_<experiment>`, with the
+base bindings, the earlier stages' winning bindings and its variant's. A stage waits for
+its runs, picks its winner from their metrics.jsonl and hands its bindings to the next
+stage. Re-running the same command skips finished runs (a `study_run.json` with exit
+code 0) and continues interrupted ones from their checkpoints; a failed run is reported
+and left out of the choice. `<out>/study.json` holds the study's state; at the end
+`python -m tfaudio.report <out>` writes `<out>/report.md` with its plots.
+
+Backends: `local` runs N at a time (--parallel), splitting the CPU threads between them;
+`ray` submits each run as a Ray task to a running cluster (`--ray_address`, default a
+local instance), on shared storage (every run writes its own directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from launch import spec as specs
+from tfaudio.training.trackers import read_metrics
+
+DONE = "study_run.json"  # in a run directory once its training process exited
+
+
+def metric_value(run_dir: str, metric: str, mode: str, at: str) -> float | None:
+    """The run's `metric` ("split/name") at its final evaluation, or its best one."""
+    split, name = metric.split("/", 1)
+    values = [r[name] for r in read_metrics(run_dir) if r.get("split") == split and name in r]
+    if not values:
+        return None
+    return values[-1] if at == "final" else (min(values) if mode == "min" else max(values))
+
+
+def train_command(gin_files: list[str], run_dir: str, prefix: str, study: str, bindings: list[str]) -> list[str]:
+    return ([sys.executable, "-m", "tfaudio.train"] + [f"--gin_file={g}" for g in gin_files] +
+            [f"--model_dir={run_dir}", f"--run_name={prefix}", f"--study={study}", "--tracker=tensorboard"] +
+            [f"--gin_param={b}" for b in bindings])
+
+
+def execute(command: list[str], run_dir: str, threads: int | None, cwd: str | None = None) -> dict:
+    """Runs one training command (in `cwd`, the study's folder, wherever it runs);
+    writes and returns its DONE record."""
+    if cwd:
+        os.chdir(cwd)
+    env = dict(os.environ)
+    if threads:
+        env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS=str(threads))
+    os.makedirs(run_dir, exist_ok=True)
+    start = time.time()
+    with open(os.path.join(run_dir, "study_stdout.log"), "a") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    record = {"returncode": code, "wall_s": time.time() - start, "command": command}
+    with open(os.path.join(run_dir, DONE), "w") as f:
+        json.dump(record, f)
+    return record
+
+
+class LocalBackend:
+    """Runs up to `parallel` commands at once, each with its share of the CPU threads."""
+
+    def __init__(self, parallel: int = 1):
+        self.parallel = max(1, parallel)
+        self.threads = max(1, (os.cpu_count() or 1) // self.parallel) if self.parallel > 1 else None
+
+    def run(self, jobs: list[tuple[list[str], str]]) -> list[dict]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.parallel) as pool:
+            return list(pool.map(lambda job: execute(job[0], job[1], self.threads), jobs))
+
+
+class RayBackend:
+    """Submits each command as a Ray task (one CPU each) to the cluster at `address`."""
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=num_cpus if address is None else None, log_to_driver=False,
+                     include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+        self.ray = ray
+        self.remote = ray.remote(num_cpus=1)(execute)
+
+    def run(self, jobs: list[tuple[list[str], str]]) -> list[dict]:
+        return self.ray.get([self.remote.remote(command, run_dir, None, os.getcwd()) for command, run_dir in jobs])
+
+
+def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=print) -> dict:
+    """Runs every stage; returns the study state (also written to <out>/study.json)."""
+    experiment = os.path.splitext(os.path.basename(study.gin_files[-1]))[0]
+    state = {"name": study.name, "question": study.question, "gin_files": study.gin_files,
+             "bindings": study.bindings, "stages": []}
+    winners: list[list[str]] = []
+    for index, stage in enumerate(study.stages):
+        metric, mode, at = study.rule(stage)
+        opt = specs.Opt(study, winners)
+        variants = specs.variants_of(stage, opt)
+        stage_dir = os.path.join(out, f"{index + 1}-{stage.name}")
+        runs, jobs = {}, []
+        for variant, bindings in variants.items():
+            run_dir = os.path.join(stage_dir, f"{variant}_{experiment}")
+            command = train_command(study.gin_files, run_dir, f"{variant}_", study.name,
+                                    list(study.bindings) + [b for w in winners for b in w] + bindings)
+            runs[variant] = {"run_dir": run_dir, "bindings": bindings}
+            log("$ " + " ".join(shlex.quote(c) for c in command))
+            if not _finished(run_dir):
+                jobs.append((command, run_dir))
+            else:
+                log(f"  finished before: {run_dir}")
+        if dry_run:
+            winners.append(next(iter(variants.values())))
+            continue
+        for (command, run_dir), record in zip(jobs, backend.run(jobs)):
+            if record["returncode"] != 0:
+                log(f"  failed (exit {record['returncode']}): {run_dir}; see {run_dir}/study_stdout.log")
+        scored = {}
+        for variant, run in runs.items():
+            run["failed"] = not _finished(run["run_dir"])
+            run["value"] = None if run["failed"] else metric_value(run["run_dir"], metric, mode, at)
+            if run["value"] is not None:
+                scored[variant] = run["value"]
+        if not scored:
+            raise SystemExit(f"stage {stage.name!r}: no run finished with {metric}; see the study_stdout.log files")
+        winner = (min if mode == "min" else max)(scored, key=scored.get)
+        winners.append(variants[winner])
+        state["stages"].append({"name": stage.name, "metric": metric, "mode": mode, "at": at, "winner": winner,
+                                "runs": runs, "opt": specs.Opt(study, winners).as_bindings()})
+        log(f"stage {stage.name}: {winner} wins with {metric} = {scored[winner]:.4g} ({at}, {mode})")
+        _write_state(out, state)
+    if not dry_run:
+        state["opt"] = specs.Opt(study, winners).as_bindings()
+        _write_state(out, state)
+    return state
+
+
+def _finished(run_dir: str) -> bool:
+    try:
+        with open(os.path.join(run_dir, DONE)) as f:
+            return json.load(f)["returncode"] == 0
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _write_state(out: str, state: dict):
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, "study.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(state, f, indent=1)
+    os.replace(tmp, os.path.join(out, "study.json"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("spec")
+    parser.add_argument("--out", default=None, help="default: runs/studies/<study name>")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local")
+    parser.add_argument("--parallel", type=int, default=1, help="local: runs at a time")
+    parser.add_argument("--ray_address", default=None, help="ray: a cluster address (default: a local instance)")
+    parser.add_argument("--dry_run", action="store_true", help="print the first variant path's commands")
+    args = parser.parse_args()
+    study = specs.load(args.spec)
+    out = args.out or os.path.join("runs", "studies", study.name)
+    backend = None if args.dry_run else (
+        RayBackend(args.ray_address) if args.backend == "ray" else LocalBackend(args.parallel))
+    run_study(study, out, backend, args.dry_run)
+    if not args.dry_run:
+        from tfaudio.report import write_report
+
+        print(f"wrote {write_report(out)}")
+
+
+if __name__ == "__main__":
+    main()

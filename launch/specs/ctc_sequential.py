@@ -1,0 +1,45 @@
+"""The dilated-CTC hyperparameter search of the log (../shared/seeds/003*), stage by stage,
+each stage carrying the earlier winners forward (<OPT>), sized for one 2-core CPU
+(3 minutes a run, 25 runs: about 80 minutes, or half with --parallel 2):
+
+    python -m launch.run launch/specs/ctc_sequential.py [--parallel 2] [--backend ray]
+
+padding off/on -> BatchNorm off/on -> optimizer x learning rate (Adam, Adamax, Adagrad,
+each from its default down) -> batch size with the learning rate scaled by the square
+root of the batch ratio, and 0.5x / 2x of that -> maximum dilation -> number of stacks.
+The log compared validation loss; here the winner is the lowest validation CER.
+"""
+
+from launch.spec import Stage, Study, grid
+
+BUDGET = ["Trainer.max_minutes = 3", "train_steps = 100000", "eval_every = 200"]
+
+
+def batch_sizes(opt):
+    """Batch 4, 8, 16 with lr x sqrt(batch / the winning batch), and 0.5x and 2x of it."""
+    variants = {}
+    for batch in (4, 8, 16):
+        for factor in (0.5, 1, 2):
+            lr = opt.learning_rate * (batch / opt.batch_size) ** 0.5 * factor
+            variants[f"batch{batch}-lr{factor:g}x"] = [f"batch_size = {batch}", f"learning_rate = {lr:.3g}"]
+    return variants
+
+
+STUDY = Study(
+    name="ctc_sequential",
+    question="Which padding, BatchNorm, optimizer and learning rate, batch size, maximum dilation and number of "
+             "stacks train the dilated CTC recogniser to the lowest validation CER on the CPU budget?",
+    gin_files=["gin/ctc_dilated_small.gin"],
+    bindings=BUDGET + ["batch_size = 8", "learning_rate = 5e-4", "optimizer = 'adamax'", "max_dilation = 16",
+                       "num_stacks = 2"],
+    metric="val/cer", mode="min", at="final",
+    stages=[
+        Stage("padding", {"padding-off": ["padding = False"], "padding-on": ["padding = True"]}),
+        Stage("bn", {"bn-off": ["batch_norm = False"], "bn-on": ["batch_norm = True"]}),
+        Stage("optimizer", grid(opt={"adam": ["optimizer = 'adam'"], "adamax": ["optimizer = 'adamax'"],
+                                     "adagrad": ["optimizer = 'adagrad'"]},
+                                lr={"2e-3": ["learning_rate = 2e-3"], "5e-4": ["learning_rate = 5e-4"]})),
+        Stage("batch", batch_sizes),
+        Stage("dilation", {f"maxdil{d}": [f"max_dilation = {d}"] for d in (8, 16, 32)}),
+        Stage("stacks", {f"stacks{n}": [f"num_stacks = {n}"] for n in (1, 2, 3)}),
+    ])

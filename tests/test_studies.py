@@ -1,0 +1,137 @@
+"""Studies: a sequential spec picks each stage's winner, carries it forward and scales the
+learning rate from it; an interrupted study resumes without redoing finished runs; a
+failed run is left out; the report holds every run's numbers; the Ray backend runs a
+stage of real training runs on a local Ray instance."""
+
+import json
+import os
+
+import pytest
+
+from launch.run import DONE, LocalBackend, RayBackend, run_study
+from launch.spec import Stage, Study, binding_value
+from tfaudio.report import write_report
+
+import audio_files
+
+
+def planted_cer(bindings: dict) -> float:
+    """The metric a run 'reaches': best with padding on, BatchNorm off, batch 16 at the
+    square-root-scaled learning rate (lr 2e-3 * sqrt(16 / 8))."""
+    cer = 0.5
+    cer -= 0.1 if bindings.get("padding") else 0.0
+    cer -= 0.1 if bindings.get("batch_norm") is False else 0.0
+    cer -= 0.05 * (bindings.get("batch_size") == 16)
+    cer += abs(bindings.get("learning_rate", 2e-3) - 2e-3 * 2 ** 0.5) * 10
+    return cer
+
+
+class PlantedBackend:
+    """Writes each run's metrics.jsonl from planted_cer instead of training; `fail` names
+    variants whose process 'exits 1'; `stop_after` interrupts the study after that many runs."""
+
+    def __init__(self, fail=(), stop_after=None):
+        self.submitted, self.fail, self.stop_after = [], set(fail), stop_after
+
+    def run(self, jobs):
+        records = []
+        for command, run_dir in jobs:
+            if self.stop_after is not None and len(self.submitted) == self.stop_after:
+                raise KeyboardInterrupt
+            self.submitted.append(os.path.basename(run_dir))
+            bindings = dict(binding_value(c.split("=", 1)[1]) for c in command if c.startswith("--gin_param="))
+            os.makedirs(run_dir, exist_ok=True)
+            cer = planted_cer(bindings)
+            rows = [{"step": 0, "event": "model", "parameters": 1234},
+                    {"step": 10, "loss": 1.0, "examples_seen": 80, "wall_s": 2.0, "examples_per_sec": 40.0},
+                    {"step": 10, "split": "val", "examples_seen": 80, "cer": cer + 0.2},
+                    {"step": 20, "loss": 0.5, "examples_seen": 160, "wall_s": 4.0, "examples_per_sec": 40.0},
+                    {"step": 20, "split": "val", "examples_seen": 160, "cer": cer}]
+            with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+                f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+            code = 1 if any(os.path.basename(run_dir).startswith(v + "_") for v in self.fail) else 0
+            record = {"returncode": code, "wall_s": 4.0, "command": command}
+            with open(os.path.join(run_dir, DONE), "w") as f:
+                json.dump(record, f)
+            records.append(record)
+        return records
+
+
+def batch_stage(opt):
+    return {f"batch{b}-lr{m:g}x": [f"batch_size = {b}", f"learning_rate = {opt.learning_rate * (b / 8) ** 0.5 * m}"]
+            for b in (4, 16) for m in (0.5, 1, 2)}
+
+
+def study():
+    return Study(name="tiny", question="Which settings?", gin_files=["gin/ctc_dilated_small.gin"],
+                 bindings=["batch_size = 8"], metric="val/cer", mode="min",
+                 stages=[Stage("padding", {"padding-off": ["padding = False"], "padding-on": ["padding = True"]}),
+                         Stage("bn", {"bn-on": ["batch_norm = True"], "bn-off": ["batch_norm = False"]}),
+                         Stage("batch", batch_stage)])
+
+
+def test_sequential_stages_pick_winners_and_carry_them_forward(tmp_path):
+    backend = PlantedBackend()
+    state = run_study(study(), str(tmp_path), backend, log=lambda line: None)
+    assert [s["winner"] for s in state["stages"]] == ["padding-on", "bn-off", "batch16-lr1x"]
+    # opt.learning_rate came from the gin file (2e-3), scaled by sqrt(16 / 8)
+    assert state["stages"][2]["runs"]["batch16-lr1x"]["bindings"][1] == f"learning_rate = {2e-3 * 2 ** 0.5}"
+    assert "padding = True" in state["opt"] and "batch_norm = False" in state["opt"]
+    # every later run carries the earlier winners
+    command = json.loads((tmp_path / "3-batch" / "batch4-lr1x_ctc_dilated_small" / DONE).read_text())["command"]
+    assert "--gin_param=padding = True" in command and "--gin_param=batch_norm = False" in command
+    assert len(backend.submitted) == 2 + 2 + 6
+
+
+def test_an_interrupted_study_resumes_without_redoing_finished_runs(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study(), str(tmp_path), PlantedBackend(stop_after=3), log=lambda line: None)
+    resumed = PlantedBackend()
+    state = run_study(study(), str(tmp_path), resumed, log=lambda line: None)
+    assert len(resumed.submitted) == 10 - 3 and "padding-off_ctc_dilated_small" not in resumed.submitted
+    assert state["stages"][-1]["winner"] == "batch16-lr1x"
+
+
+def test_a_failed_run_is_reported_and_left_out(tmp_path):
+    lines = []
+    state = run_study(study(), str(tmp_path), PlantedBackend(fail={"padding-on"}), log=lines.append)
+    assert state["stages"][0]["winner"] == "padding-off" and state["stages"][0]["runs"]["padding-on"]["failed"]
+    assert any("failed (exit 1)" in line and "padding-on" in line for line in lines)
+
+
+def test_the_report_holds_every_run_and_the_winning_configuration(tmp_path):
+    run_study(study(), str(tmp_path), PlantedBackend(), log=lambda line: None)
+    report = open(write_report(str(tmp_path))).read()
+    for variant in ("padding-off", "padding-on", "bn-on", "bn-off", "batch4-lr0.5x", "batch16-lr2x"):
+        assert variant in report
+    cer = planted_cer({"padding": True, "batch_norm": False, "batch_size": 4,
+                       "learning_rate": 2e-3 * (4 / 8) ** 0.5 * 0.5})
+    row = next(line for line in report.splitlines() if line.startswith("| batch4-lr0.5x"))
+    assert f"| {cer:.4g} |" in row and "| 160 |" in row and "| 1,234 |" in row  # metric, examples, parameters
+    assert "## Winning configuration" in report and "padding = True" in report.split("## Winning")[1]
+    assert os.path.getsize(tmp_path / "stage3_batch_examples.png") > 1000
+    assert os.path.getsize(tmp_path / "stage1_padding_wall.png") > 1000
+
+
+def test_ray_backend_runs_a_stage_of_real_runs_like_the_local_backend(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
+    data = audio_files.class_folders(str(tmp_path / "classes"))
+    tiny = Study(name="ray", question="Does dropout matter?", gin_files=["gin/classifier_digits.gin"],
+                 bindings=[f"data_dir = '{data}'", "num_classes = 3", "crop_seconds = 0.5", "batch_size = 4",
+                           "train_steps = 3", "eval_every = 3", "Classifier.head_units = 8",
+                           "ClassificationTask.stats_examples = 8"],
+                 metric="val/loss", mode="min",
+                 stages=[Stage("dropout", {"dropout-0": ["dropout = 0.0"], "dropout-0.5": ["dropout = 0.5"]})])
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        ray_state = run_study(tiny, str(tmp_path / "ray"), RayBackend(num_cpus=2), log=lambda line: None)
+    finally:
+        ray.shutdown()
+    local_state = run_study(tiny, str(tmp_path / "local"), LocalBackend(parallel=2), log=lambda line: None)
+    for state in (ray_state, local_state):
+        for run in state["stages"][0]["runs"].values():
+            assert not run["failed"] and os.listdir(os.path.join(run["run_dir"], "checkpoints"))
+    names = [sorted(os.path.basename(r["run_dir"]) for r in s["stages"][0]["runs"].values())
+             for s in (ray_state, local_state)]
+    assert names[0] == names[1]
+    assert "dropout-0.5" in open(write_report(str(tmp_path / "ray"))).read()

@@ -1,0 +1,129 @@
+"""`python -m tfaudio.report STUDY_DIR`: the experiment log of a study, written from its
+runs' files (`study.json` from `python -m launch.run`, each run's metrics.jsonl and
+study_run.json): the question, the base settings, one section per stage with a table of
+its variants (the varied bindings; final and best validation metric for raw and EMA
+weights; examples seen, wall time, examples/s, parameters), the stage's winner and the
+settings carried forward, plots of the validation metric against examples seen and wall
+clock (one line per variant, PNGs beside the report), and the winning configuration as
+gin bindings. Writes STUDY_DIR/report.md and returns its path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from tfaudio.training.trackers import read_metrics
+
+
+def _cell(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def run_summary(run_dir: str, metric: str, mode: str) -> dict:
+    """The table columns of one run, from its files (None where a file has no value)."""
+    split, name = metric.split("/", 1)
+    rows = read_metrics(run_dir) if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
+    train = [r for r in rows if "split" not in r and "event" not in r]
+    model = next((r for r in rows if r.get("event") == "model"), {})
+    pick = min if mode == "min" else max
+    out = {}
+    for which in (split, f"{split}_ema" if not split.endswith("_ema") else split):
+        values = [r[name] for r in rows if r.get("split") == which and name in r]
+        out[f"{which}/{name} final"] = values[-1] if values else None
+        out[f"{which}/{name} best"] = pick(values) if values else None
+    try:
+        with open(os.path.join(run_dir, "study_run.json")) as f:
+            wall = json.load(f)["wall_s"] / 60
+    except (OSError, ValueError, KeyError):
+        wall = train[-1]["wall_s"] / 60 if train else None
+    rates = [r["examples_per_sec"] for r in train[1:] or train]
+    out.update({"examples seen": train[-1]["examples_seen"] if train else None, "wall min": wall,
+                "examples/s": sum(rates) / len(rates) if rates else None, "parameters": model.get("parameters")})
+    return out
+
+
+def plot_stage(stage: dict, path_prefix: str) -> list[str]:
+    """Validation metric against examples seen and against wall clock; the PNG names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    split, name = stage["metric"].split("/", 1)
+    names = []
+    for x_key, label in (("examples_seen", "examples seen"), ("wall_s", "wall clock (s)")):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for variant, run in stage["runs"].items():
+            if not os.path.exists(os.path.join(run["run_dir"], "metrics.jsonl")):
+                continue
+            rows = read_metrics(run["run_dir"])
+            evals = [r for r in rows if r.get("split") == split and name in r]
+            if x_key == "wall_s":  # the training row before each evaluation carries the wall time
+                walls = {r["step"]: r["wall_s"] for r in rows if "wall_s" in r and "split" not in r}
+                xs = [walls.get(r["step"]) for r in evals]
+            else:
+                xs = [r.get("examples_seen") for r in evals]
+            points = [(x, r[name]) for x, r in zip(xs, evals) if x is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=variant + (" (winner)" if variant == stage["winner"] else ""))
+        ax.set_xlabel(label)
+        ax.set_ylabel(stage["metric"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        png = f"{path_prefix}_{'examples' if x_key == 'examples_seen' else 'wall'}.png"
+        fig.savefig(png, dpi=110)
+        plt.close(fig)
+        names.append(os.path.basename(png))
+    return names
+
+
+def write_report(study_dir: str) -> str:
+    with open(os.path.join(study_dir, "study.json")) as f:
+        state = json.load(f)
+    lines = [f"# Study: {state['name']}", "", f"**Question.** {state['question']}", "",
+             "**Base settings.** " + ", ".join(f"`{g}`" for g in state["gin_files"]) +
+             ("; " + ", ".join(f"`{b}`" for b in state["bindings"]) if state["bindings"] else ""), ""]
+    for index, stage in enumerate(state["stages"]):
+        lines += [f"## Stage {index + 1}: {stage['name']}", "",
+                  f"Winner by `{stage['metric']}` ({stage['at']} evaluation, {stage['mode']}): "
+                  f"**{stage['winner']}**.", ""]
+        summaries = {v: run_summary(r["run_dir"], stage["metric"], stage["mode"]) for v, r in stage["runs"].items()}
+        columns = list(next(iter(summaries.values())))
+        lines += ["| variant | settings | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+        for variant, run in stage["runs"].items():
+            name = f"**{variant}**" if variant == stage["winner"] else variant
+            if run.get("failed"):
+                name += " (failed)"
+            settings = "<br>".join(f"`{b}`" for b in run["bindings"])
+            lines.append(f"| {name} | {settings} | " + " | ".join(_cell(summaries[variant][c]) for c in columns) + " |")
+        pngs = plot_stage(stage, os.path.join(study_dir, f"stage{index + 1}_{stage['name']}"))
+        lines += ["", "Carried forward: " + ", ".join(f"`{b}`" for b in stage["opt"]) + ".", ""]
+        lines += [f"![{stage['name']}: {png}]({png})" for png in pngs] + [""]
+    if "opt" in state:
+        lines += ["## Winning configuration", "", "The experiment files, then these bindings:", "", "```"]
+        lines += [f"# --gin_file={g}" for g in state["gin_files"]] + state["opt"] + ["```", ""]
+    path = os.path.join(study_dir, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tfaudio.report STUDY_DIR (a folder written by python -m launch.run)")
+    if not os.path.exists(os.path.join(sys.argv[1], "study.json")):
+        sys.exit(f"error: {sys.argv[1]} has no study.json; run the study with python -m launch.run first")
+    print(f"wrote {write_report(sys.argv[1])}")
+
+
+if __name__ == "__main__":
+    main()
