@@ -43,9 +43,11 @@ class PlantedBackend:
             os.makedirs(run_dir, exist_ok=True)
             cer = planted_cer(bindings)
             rows = [{"step": 0, "event": "model", "parameters": 1234},
-                    {"step": 10, "loss": 1.0, "examples_seen": 80, "wall_s": 2.0, "examples_per_sec": 40.0},
+                    {"step": 10, "loss": 1.0, "examples_seen": 80, "wall_s": 2.0, "examples_per_sec": 40.0,
+                     "effective_batch": 8, "micro_batch": 8, "batch_mode": "accumulate"},
                     {"step": 10, "split": "val", "examples_seen": 80, "cer": cer + 0.2},
-                    {"step": 20, "loss": 0.5, "examples_seen": 160, "wall_s": 4.0, "examples_per_sec": 40.0},
+                    {"step": 20, "loss": 0.5, "examples_seen": 160, "wall_s": 4.0, "examples_per_sec": 40.0,
+                     "effective_batch": 8, "micro_batch": 8, "batch_mode": "accumulate"},
                     {"step": 20, "split": "val", "examples_seen": 160, "cer": cer}]
             with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
                 f.write("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -108,6 +110,7 @@ def test_the_report_holds_every_run_and_the_winning_configuration(tmp_path):
                        "learning_rate": 2e-3 * (4 / 8) ** 0.5 * 0.5})
     row = next(line for line in report.splitlines() if line.startswith("| batch4-lr0.5x"))
     assert f"| {cer:.4g} |" in row and "| 160 |" in row and "| 1,234 |" in row  # metric, examples, parameters
+    assert "| 8 (accumulate, micro-batch 8) |" in row
     assert "## Winning configuration" in report and "padding = True" in report.split("## Winning")[1]
     assert os.path.getsize(tmp_path / "stage3_batch_examples.png") > 1000
     assert os.path.getsize(tmp_path / "stage1_padding_wall.png") > 1000

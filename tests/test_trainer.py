@@ -115,6 +115,22 @@ def test_keep_best_and_early_stopping(tmp_path):
     assert any(r.get("event") == "early_stop" for r in read_metrics(str(tmp_path)))
 
 
+def test_a_true_large_batch_equals_that_batch_and_accumulation_does_not_with_batchnorm(tmp_path):
+    weights = {}
+    for name, params in {"batch32": ["Trainer.batch_size = 32"],
+                         "true4x": ["Trainer.batch_size = 8", "Trainer.batch_multiplier = 4",
+                                    "Trainer.batch_mode = 'true'"],
+                         "accumulate4x": ["Trainer.batch_size = 8", "Trainer.batch_multiplier = 4"]}.items():
+        steps = 10 if name == "batch32" else 40  # baseline steps: k x the updates
+        t = train(tmp_path / name, steps, "ToyModel.batch_norm = True", *params)
+        weights[name] = np.concatenate([w.ravel() for w in t.model.get_weights()])
+        row = [r for r in read_metrics(str(tmp_path / name)) if "loss" in r and "split" not in r][-1]
+        assert t.global_step == 10 and row["effective_batch"] == 32
+        assert row["micro_batch"] == (8 if name == "accumulate4x" else 32)
+    np.testing.assert_allclose(weights["true4x"], weights["batch32"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(weights["accumulate4x"], weights["batch32"], rtol=1e-4, atol=1e-5)
+
+
 def test_max_minutes_ends_the_run_evaluated_and_saved(tmp_path):
     t = train(tmp_path, 100000, "Trainer.batch_size = 8", "ToyData.delay = 0.05", "Trainer.max_minutes = 0.02")
     rows = read_metrics(str(tmp_path))

@@ -45,7 +45,10 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
     except (OSError, ValueError, KeyError):
         wall = train[-1]["wall_s"] / 60 if train else None
     rates = [r["examples_per_sec"] for r in train[1:] or train]
-    out.update({"examples seen": train[-1]["examples_seen"] if train else None, "wall min": wall,
+    last = train[-1] if train else {}
+    batch = (f"{last['effective_batch']} ({last.get('batch_mode', 'accumulate')}, micro-batch {last['micro_batch']})"
+             if "micro_batch" in last else last.get("effective_batch"))
+    out.update({"batch": batch, "examples seen": train[-1]["examples_seen"] if train else None, "wall min": wall,
                 "examples/s": sum(rates) / len(rates) if rates else None, "parameters": model.get("parameters")})
     return out
 

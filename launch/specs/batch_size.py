@@ -14,5 +14,4 @@ STUDY = Study(
     stages=[Stage("batch", {
         "baseline": [],
         **{f"accumulate{k}x": [f"Trainer.batch_multiplier = {k}"] for k in (2, 4)},
-        **{f"true{k}x": [f"batch_size = {16 * k}", f"train_steps = {4000 // k}", f"eval_every = {250 // k}"]
-           for k in (2, 4)}})])
+        **{f"true{k}x": [f"Trainer.batch_multiplier = {k}", "Trainer.batch_mode = 'true'"] for k in (2, 4)}})])

@@ -39,7 +39,10 @@ class Trainer:
       batch_size: the micro-batch, examples per replica per forward pass (the macro).
       train_steps: optimizer updates of the baseline run (the macro).
       accumulate_n: micro-batches whose gradients are averaged per update.
-      batch_multiplier: k multiplies the effective batch through accumulation; with
+      batch_mode: how batch_multiplier makes the batch k times larger: "accumulate"
+        (k micro-batches of batch_size, gradients averaged; BatchNorm sees one micro-batch)
+        or "true" (the pipeline delivers batches of k x batch_size).
+      batch_multiplier: k multiplies the effective batch (see batch_mode); with
         match_examples the run makes train_steps / k updates and counts the schedule,
         evaluations and checkpoints in baseline steps (k per update): it evaluates and
         saves at the first update that reaches each multiple of eval_every and
@@ -58,6 +61,7 @@ class Trainer:
     def __init__(self, model_dir: str, strategy, trackers, model, task, optimizer, schedule,
                  options: StepOptions, seed: int = 0, data=gin.REQUIRED, batch_size: int = gin.REQUIRED,
                  train_steps: int = gin.REQUIRED, accumulate_n: int = 1, batch_multiplier: int = 1,
+                 batch_mode: str = "accumulate",
                  match_examples: bool = True, steps_per_loop: int = 10, eval_every: int = 500,
                  eval_batches: int | None = None, checkpoint: CheckpointConfig | None = None,
                  early_stopping: EarlyStopping | None = None, plateau: ReduceOnPlateau | None = None,
@@ -70,6 +74,10 @@ class Trainer:
                             ("steps_per_loop", steps_per_loop), ("eval_every", eval_every)):
             if int(value) < 1:
                 raise ConfigError(f"Trainer.{name}={value} must be a positive integer")
+        if batch_mode not in ("accumulate", "true"):
+            raise ConfigError(f"Trainer.batch_mode={batch_mode!r}: use 'accumulate' or 'true'")
+        true_batch = batch_multiplier if batch_mode == "true" else 1
+        batch_size, self.batch_mode = batch_size * true_batch, batch_mode
         config = checkpoint or CheckpointConfig()
         clock = batch_multiplier if match_examples else 1
         self.total_steps = max(1, train_steps // clock)
@@ -89,7 +97,7 @@ class Trainer:
             self.sample_batch = next(iter(data.validation(batch_size) or data.train(batch_size, 0, 0, None)))
             factors = [h.scale for h in (plateau,) if h] + ([self.guard.lr_scale] if self.guard else [])
             self.inner = TrainStep(strategy, model, task, optimizer, schedule, options,
-                                   accumulate_n * batch_multiplier, batch_size, clock, factors)
+                                   accumulate_n * batch_multiplier // true_batch, batch_size, clock, factors)
             self.term_names = self.inner.build(self.sample_batch)
             if fresh:
                 task.initialize_model(model)
@@ -296,6 +304,7 @@ class Trainer:
                "wall_s": round(elapsed, 3), "loss": stats["loss"] / count, "lr": stats["lr"],
                "grad_norm": stats["grad_norm"], "steps_per_sec": n / wall, "examples_per_sec": n * batch / wall,
                "input_wait_frac": min(1.0, stats["input_wait"] / wall), "effective_batch": batch,
+               "micro_batch": self.micro_batch, "batch_mode": self.batch_mode,
                "skipped_updates": int(stats["skipped"]), "loop_steps": n}
         if self.inner.options.precision == "mixed_float16":
             row.update(loss_scale=float(self.inner.loss_scale.numpy()), overflows=int(stats["overflows"]))
