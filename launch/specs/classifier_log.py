@@ -1,7 +1,7 @@
 """The classifier log's other studies (../shared/seeds/004*) on spoken-language
 identification with the small CNN, each stage carrying the earlier winners: crop
 length, pad method, features and their normalisation, dropout, weight decay, then the
-batch size x learning rate grid. 5 minutes a run, 32 runs:
+batch size x learning rate grid. 5 minutes a run, 29 runs:
 
     python -m launch.run launch/specs/classifier_log.py [--parallel 2]
 """
