@@ -176,3 +176,36 @@ def test_classify_prints_labels_for_files_and_skips_bad_ones(classifier_run, tmp
     best = int(np.argmax(probs))
     assert ranked[0] == f"c{best} {probs[best]:.3f}"
     assert os.path.exists(os.path.join(run, "labels.json"))
+
+
+def test_multi_label_manifest_loss_and_macro_f1(tmp_path):
+    from tfaudio.tasks.classification import ClassificationTask
+
+    rows = ["path,label"]
+    for i, label in enumerate(["dog;rain", "rain", "car;dog", "car"]):
+        rows.append(f"{audio_files.write(str(tmp_path / f'{i}.wav'), audio_files.tone(0.3, 8000, 300 + 50 * i))},"
+                    f"\"{label}\"")
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    data = AudioData(data_dir=str(tmp_path / "list.csv"), layout="manifest", val_fraction=0.0, fixed_seconds=0.2)
+    assert data.labels == ["car", "dog", "rain"]
+    batch = next(iter(data.train(4, seed=0)))
+    by_label = {tuple(s) for s in batch["label_set"].numpy().astype(int).tolist()}
+    assert by_label == {(0, 1, 1), (0, 0, 1), (1, 1, 0), (1, 0, 0)}
+
+    class Fixed:  # logits: car yes, dog no, rain yes, for every clip
+        def __call__(self, audio, training=False):
+            return tf.constant([[2.0, -1.0, 0.5]] * int(audio.shape[0]))
+
+    task = ClassificationTask(multi_label=True)
+    loss, _ = task.loss(Fixed(), batch, training=False)
+    p = 1 / (1 + np.exp(-np.array([2.0, -1.0, 0.5])))
+    target = batch["label_set"].numpy()
+    expected = -(target * np.log(p) + (1 - target) * np.log(1 - p)).sum(axis=1)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
+    means = {k: np.asarray(v).mean(axis=0) for k, v in task.metrics(Fixed(), batch).items()}
+    metrics = task.corpus_metrics({**means, "examples": 4.0})
+    # predicted {car, rain} for all four: car TP 2 FP 2; dog FN 2; rain TP 2 FP 2
+    assert metrics["label_counts"] == {"true_positive": [2, 0, 2], "false_positive": [2, 0, 2],
+                                       "false_negative": [0, 2, 0]}
+    assert metrics["macro_f1"] == pytest.approx((2 * 2 / 6 + 0 + 2 * 2 / 6) / 3)
+    assert metrics["accuracy"] == 0.0

@@ -340,6 +340,12 @@ class AudioData:
 
         texts = tf.constant([e.get("text", "") for e in examples])
         labels = tf.constant([int(e.get("label", -1)) for e in examples], tf.int64)
+        multi_label = any("label_ids" in e for e in examples)
+        if multi_label:  # a multi-hot "label_set" [classes] beside the first class
+            label_sets = np.zeros([len(examples), len(self.labels)], np.float32)
+            for row, e in enumerate(examples):
+                label_sets[row, e.get("label_ids", [])] = 1.0
+            label_sets = tf.constant(label_sets)
         if self.text_encoder is not None:
             text_ids = tf.ragged.constant([e["text_ids"] for e in examples], tf.int32, row_splits_dtype=tf.int64)
 
@@ -354,6 +360,8 @@ class AudioData:
                         else pad_to(wave, n, self.pad_method)[:n])
             out = {"audio": self._features(wave), "length": tf.shape(wave)[-1],
                    "text": tf.gather(texts, i), "label": tf.gather(labels, i), "ok": ok}
+            if multi_label:
+                out["label_set"] = tf.gather(label_sets, i)
             if self.text_encoder is not None:
                 out["text_ids"] = text_ids[i]
                 out["text_length"] = tf.shape(out["text_ids"])[0]

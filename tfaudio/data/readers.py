@@ -171,7 +171,8 @@ def read_class_folders(root: str, split: str | None = None) -> Corpus:
 
 
 def read_manifest(path: str) -> Corpus:
-    """CSV (with header) or JSONL manifest of path[, text][, label][, speaker]."""
+    """CSV (with header) or JSONL manifest of path[, text][, label][, speaker]; a label of
+    several classes is written "a;b"."""
     if not os.path.isfile(path):
         raise CorpusError(f"{path}: manifest not found")
     root = os.path.dirname(os.path.abspath(path))
@@ -200,10 +201,18 @@ def read_manifest(path: str) -> Corpus:
         if row.get("label") not in (None, ""):
             ex["label"] = row["label"]
         corpus.examples.append(ex)
-    labels = sorted({str(e["label"]) for e in corpus.examples if "label" in e})
+    # "label" may name several classes separated by ";" (multi-label): each example then
+    # also gets "label_ids", and "label" is its first class.
+    parts = {id(e): [p.strip() for p in str(e["label"]).split(";") if p.strip()] for e in corpus.examples
+             if "label" in e}
+    labels = sorted({p for names in parts.values() for p in names})
+    multi = any(len(names) > 1 for names in parts.values())
     for ex in corpus.examples:
         if "label" in ex:
-            ex["label"] = labels.index(str(ex["label"]))
+            ids = [labels.index(p) for p in parts[id(ex)]]
+            ex["label"] = ids[0]
+            if multi:
+                ex["label_ids"] = ids
     corpus.labels = labels
     return corpus
 

@@ -1,9 +1,13 @@
 """Audio classification: batch["audio"] [B, samples] (or [B, crops, samples] whose
-predictions are averaged) with batch["label"] [B] int64.
+predictions are averaged) with batch["label"] [B] int64, or for multi-label corpora
+batch["label_set"] [B, classes] (multi-hot).
 
-Loss: softmax cross-entropy with label smoothing. Metrics per split: accuracy, top-k
-accuracy, macro F1 and the confusion matrix (rows: true class, columns: predicted;
-written to metrics.jsonl, drawn as an image in TensorBoard).
+Single-label: softmax cross-entropy with label smoothing; metrics per split: accuracy,
+top-k accuracy, macro F1 and the confusion matrix (rows: true class, columns:
+predicted; written to metrics.jsonl, drawn as an image in TensorBoard).
+Multi-label: sigmoid cross-entropy per class; metrics: accuracy (the predicted set,
+probabilities over 0.5, equals the true one), label accuracy (per class), macro F1
+over classes and per-class true/false positives and false negatives.
 """
 
 from __future__ import annotations
@@ -67,11 +71,14 @@ def confusion_image(confusion: np.ndarray, labels: list[str], title: str) -> np.
 class ClassificationTask(Task):
     """Args:
       label_smoothing: of the cross-entropy targets.
-      top_k: the k of the top-k accuracy metric.
+      top_k: the k of the top-k accuracy metric (single-label).
       stats_examples: training crops the feature statistics are computed over.
+      multi_label: sigmoid outputs, one decision per class (batch["label_set"]).
     """
 
-    def __init__(self, label_smoothing: float = 0.0, top_k: int = 3, stats_examples: int = 256):
+    def __init__(self, label_smoothing: float = 0.0, top_k: int = 3, stats_examples: int = 256,
+                 multi_label: bool = False):
+        self.multi_label = multi_label
         if not 0 <= label_smoothing < 1:
             raise ConfigError(f"ClassificationTask.label_smoothing={label_smoothing} must lie in [0, 1)")
         self.label_smoothing, self.top_k, self.stats_examples = label_smoothing, top_k, stats_examples
@@ -111,19 +118,37 @@ class ClassificationTask(Task):
                      front_end.normalization, np.round(mean, 2), np.round(std, 2))
 
     def probabilities(self, model, audio, training=False):
-        """Class probabilities [B, classes]; crops [B, crops, samples] averaged."""
+        """Class probabilities [B, classes] (softmax, or sigmoid per class when multi_label);
+        crops [B, crops, samples] averaged."""
         logits = tf.cast(model(audio, training=training), tf.float32)
-        probs = tf.nn.softmax(logits)
+        probs = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits)
         return tf.reduce_mean(probs, axis=1) if len(logits.shape) == 3 else probs
+
+    def _targets(self, batch, classes):
+        if not self.multi_label:
+            return tf.one_hot(batch["label"], classes)
+        if "label_set" not in batch:
+            raise ConfigError("ClassificationTask.multi_label = True needs a multi-label corpus: a manifest whose "
+                              "label column names several classes as 'a;b'")
+        return tf.cast(batch["label_set"], tf.float32)
 
     def loss(self, model, batch, training):
         probs = self.probabilities(model, batch["audio"], training)
         classes = probs.shape[-1]
-        target = tf.one_hot(batch["label"], classes) * (1 - self.label_smoothing) + self.label_smoothing / classes
-        loss = -tf.reduce_sum(target * tf.math.log(tf.maximum(probs, 1e-7)), axis=-1)
+        smooth = self.label_smoothing
+        target = self._targets(batch, classes)
+        if self.multi_label:
+            target = target * (1 - smooth) + smooth / 2
+            p = tf.clip_by_value(probs, 1e-7, 1 - 1e-7)
+            loss = -tf.reduce_sum(target * tf.math.log(p) + (1 - target) * tf.math.log(1 - p), axis=-1)
+        else:
+            target = target * (1 - smooth) + smooth / classes
+            loss = -tf.reduce_sum(target * tf.math.log(tf.maximum(probs, 1e-7)), axis=-1)
         return loss, {"cross_entropy": loss}
 
     def metrics(self, model, batch):
+        if self.multi_label:
+            return self._multi_label_metrics(model, batch)
         probs = self.probabilities(model, batch["audio"])
         loss, _ = self.loss(model, batch, training=False)
         labels = tf.cast(batch["label"], tf.int32)
@@ -134,8 +159,28 @@ class ClassificationTask(Task):
                 f"top{self.top_k}_accuracy": tf.cast(top_k, tf.float32),
                 "confusion": tf.one_hot(labels * classes + predicted, classes * classes)}
 
+    def _multi_label_metrics(self, model, batch):
+        probs = self.probabilities(model, batch["audio"])
+        loss, _ = self.loss(model, batch, training=False)
+        truth = self._targets(batch, probs.shape[-1]) > 0.5
+        predicted = probs > 0.5
+        counts = tf.concat([tf.cast(truth & predicted, tf.float32), tf.cast(~truth & predicted, tf.float32),
+                            tf.cast(truth & ~predicted, tf.float32)], axis=-1)
+        return {"loss": loss, "accuracy": tf.cast(tf.reduce_all(truth == predicted, axis=-1), tf.float32),
+                "label_accuracy": tf.reduce_mean(tf.cast(truth == predicted, tf.float32), axis=-1),
+                "label_counts": counts}
+
     def corpus_metrics(self, means: dict) -> dict:
         out = dict(means)
+        if "label_counts" in means:  # multi-label: per-class TP, FP, FN -> macro F1
+            tp, fp, fn = np.split(np.asarray(means["label_counts"]) * means["examples"], 3)
+            present = (tp + fp + fn) > 0
+            out["macro_f1"] = float(np.mean(2 * tp[present] / (2 * tp[present] + fp[present] + fn[present]))) \
+                if present.any() else 0.0
+            out["label_counts"] = {"true_positive": tp.round().astype(int).tolist(),
+                                   "false_positive": fp.round().astype(int).tolist(),
+                                   "false_negative": fn.round().astype(int).tolist()}
+            return out
         classes = int(round(math.sqrt(np.size(means["confusion"]))))
         confusion = np.asarray(means["confusion"]).reshape(classes, classes) * means["examples"]
         out["confusion"] = np.round(confusion).astype(int).tolist()
@@ -143,6 +188,8 @@ class ClassificationTask(Task):
         return out
 
     def split_summaries(self, split: str, metrics: dict, trackers, step: int):
+        if "confusion" not in metrics:
+            return
         labels = self.labels or [str(i) for i in range(len(metrics["confusion"]))]
         trackers.image(step, f"{split}/confusion", confusion_image(metrics["confusion"], labels,
                                                                     f"{split}, step {step}"))
@@ -160,7 +207,7 @@ class ClassificationTask(Task):
 
     def export_endpoints(self, model) -> dict:
         def classify(audio):
-            return {"probabilities": tf.nn.softmax(tf.cast(model(audio, training=False), tf.float32))}
+            return {"probabilities": self.probabilities(model, audio)}
         return {"classify": (classify, [tf.TensorSpec([None, None], tf.float32, name="audio")])}
 
     def export_assets(self, model, run_dir: str, out_dir: str) -> list[str]:
