@@ -57,9 +57,11 @@ def test_resume_equals_uninterrupted(tmp_path):
 def test_metrics_rows_and_the_operative_config_rebuild_the_model(tmp_path):
     trainer = train(tmp_path, 10, "Trainer.batch_size = 8", "StepOptions.ema_decay = 0.5")
     rows = read_metrics(str(tmp_path))
+    assert rows[0] == {"step": 0, "event": "model", "parameters": 4 * 8 + 8 + 8 + 1, "non_trainable_parameters": 0}
+    first = next(r for r in rows if "event" not in r)
     for key in ("step", "examples_seen", "wall_s", "loss", "loss_mse", "lr", "grad_norm",
-                "steps_per_sec", "examples_per_sec", "input_wait_frac"):
-        assert key in rows[0], key
+                "steps_per_sec", "examples_per_sec", "input_wait_frac", "effective_batch", "micro_batch"):
+        assert key in first, key
     assert {r["split"] for r in rows if "split" in r} == {"val", "val_ema"}
     model, _ = restore_for_inference(str(tmp_path), use_ema=False)
     for va, vb in zip(model.get_weights(), trainer.model.get_weights()):
@@ -129,6 +131,24 @@ def test_a_true_large_batch_equals_that_batch_and_accumulation_does_not_with_bat
         assert row["micro_batch"] == (8 if name == "accumulate4x" else 32)
     np.testing.assert_allclose(weights["true4x"], weights["batch32"], rtol=1e-5, atol=1e-6)
     assert not np.allclose(weights["accumulate4x"], weights["batch32"], rtol=1e-4, atol=1e-5)
+
+
+def test_batch_schedule_switches_continues_the_counts_and_resumes_on_either_side(tmp_path):
+    params = ["Trainer.batch_size = 16", "Trainer.batch_schedule = ((6, 4),)", "Trainer.steps_per_loop = 2",
+              "Trainer.eval_every = 5"]
+    full = train(tmp_path / "full", 10, *params)
+    rows = [r for r in read_metrics(str(tmp_path / "full")) if "loss" in r and "split" not in r]
+    assert [(r["step"], r["effective_batch"]) for r in rows] == [(2, 16), (4, 16), (5, 16), (6, 16), (8, 4),
+                                                                  (10, 4)]
+    assert rows[-1]["examples_seen"] == 6 * 16 + 4 * 4
+    assert full.data_position() == 6 * 16 + 4 * 4  # the data continues after the 96 examples already read
+    assert [r["step"] for r in read_metrics(str(tmp_path / "full")) if r.get("event") == "batch_switch"] == [6]
+    expected = np.concatenate([w.ravel() for w in full.model.get_weights()])
+    for stop in (4, 8):  # interrupted before and after the switch, then resumed
+        train(tmp_path / f"resumed{stop}", stop, *params)
+        resumed = train(tmp_path / f"resumed{stop}", 10, *params)
+        np.testing.assert_allclose(np.concatenate([w.ravel() for w in resumed.model.get_weights()]), expected,
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_max_minutes_ends_the_run_evaluated_and_saved(tmp_path):

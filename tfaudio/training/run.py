@@ -78,6 +78,11 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
     logging.getLogger("absl").info("model: %s", ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:.4g}"
                                         for k, v in description.items()))
     try:
-        return trainer, trainer.train()
+        results = trainer.train()
+        while trainer.switching:  # Trainer.batch_schedule: rebuilt at the next batch, resumed
+            trackers, trainer = trainer.trackers, make_trainer(own_dir, strategy, trackers=None, seed=seed)
+            trainer.trackers = trackers
+            results = trainer.train()
+        return trainer, results
     finally:
         trainer.trackers.close()

@@ -56,6 +56,10 @@ class Trainer:
       guard: roll back to the last good checkpoint on divergence (DivergenceGuard.*).
       max_minutes: end the run (evaluated and saved) after this many minutes of training
         in this process, or at train_steps, whichever comes first; None: no limit.
+      batch_schedule: ((update step, batch_size), ...): from each step on, train at that
+        batch (the learning rate follows through LearningRate's scaling rule). The trainer
+        saves at each switch and tfaudio.training.run rebuilds it at the new batch, as a
+        resume does; examples seen carry on, and the data continues where it was.
     """
 
     def __init__(self, model_dir: str, strategy, trackers, model, task, optimizer, schedule,
@@ -65,7 +69,7 @@ class Trainer:
                  match_examples: bool = True, steps_per_loop: int = 10, eval_every: int = 500,
                  eval_batches: int | None = None, checkpoint: CheckpointConfig | None = None,
                  early_stopping: EarlyStopping | None = None, plateau: ReduceOnPlateau | None = None,
-                 guard: bool = True, max_minutes: float | None = None):
+                 guard: bool = True, max_minutes: float | None = None, batch_schedule=()):
         if max_minutes is not None and max_minutes <= 0:
             raise ConfigError(f"Trainer.max_minutes={max_minutes} must be positive (or None: no limit)")
         self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
@@ -74,6 +78,9 @@ class Trainer:
                             ("steps_per_loop", steps_per_loop), ("eval_every", eval_every)):
             if int(value) < 1:
                 raise ConfigError(f"Trainer.{name}={value} must be a positive integer")
+        start = checkpoint_step(latest_checkpoint(model_dir))
+        batch_size, self.phase_end = _phase(batch_schedule, start, batch_size)
+        self.switching = False
         if batch_mode not in ("accumulate", "true"):
             raise ConfigError(f"Trainer.batch_mode={batch_mode!r}: use 'accumulate' or 'true'")
         true_batch = batch_multiplier if batch_mode == "true" else 1
@@ -130,8 +137,8 @@ class Trainer:
         self.subset_dataset = self.strategy.experimental_distribute_dataset(subset) if subset is not None else None
 
     def data_position(self) -> int:
-        """Global examples consumed so far: updates made plus what rollbacks skipped."""
-        return self.global_step * self.inner.effective_batch + int(self.data_skipped.numpy())
+        """Global examples consumed so far: examples seen plus what rollbacks skipped."""
+        return int(self.inner.examples_seen.numpy()) + int(self.data_skipped.numpy())
 
     @property
     def global_step(self) -> int:
@@ -195,8 +202,11 @@ class Trainer:
         self.inner.stop_request.assign(0)
         with StopSignals(self.inner.stop_request) as signals:
             while step < self.total_steps:
+                if self.phase_end is not None and step >= self.phase_end:
+                    self.switching = True
+                    break
                 n = min(self.steps_per_loop, self.total_steps - step, self._until(step, self.eval_every),
-                        self._until(step, self.checkpoint_every))
+                        self._until(step, self.checkpoint_every), (self.phase_end or self.total_steps) - step)
                 t0 = time.time()
                 stats = self.inner.loop(self.train_iterator, n)
                 row = self._train_row(time.time() - t0, stats, time.time() - start)
@@ -236,6 +246,8 @@ class Trainer:
         bar.close()
         if last_saved != step and not stopped and self._may_save():
             self.save()
+        if self.switching:
+            self.trackers.log({"step": step, "event": "batch_switch", "from_batch": self.micro_batch})
         # Freed now, not at interpreter exit: there, a prefetch thread inside a
         # numpy_function (file decoding) is stopped at the GIL and the iterator waits forever.
         self.train_iterator = None
@@ -311,3 +323,20 @@ class Trainer:
         for t in self.term_names:
             row[f"loss_{t}"] = stats[f"term_{t}"] / count
         return row
+
+
+def checkpoint_step(path: str | None) -> int:
+    """The step of a checkpoint path (".../ckpt-600"), 0 for None."""
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+
+def _phase(schedule, step: int, batch_size: int) -> tuple[int, int | None]:
+    """(batch size at `step`, the next switch step or None) of a batch schedule."""
+    phases = sorted((int(s), int(b)) for s, b in schedule)
+    if any(s < 0 or b < 1 for s, b in phases):
+        raise ConfigError(f"Trainer.batch_schedule={tuple(schedule)}: give ((step >= 0, batch >= 1), ...)")
+    for start, batch in phases:
+        if start <= step:
+            batch_size = batch
+    later = [s for s, _ in phases if s > step]
+    return batch_size, (later[0] if later else None)
