@@ -12,9 +12,26 @@ and divides by the global batch, so a loss is a mean over examples.
 
 from __future__ import annotations
 
+import weakref
+
+import keras
 import tensorflow as tf
 
 from tfaudio.errors import ConfigError
+
+_TRACED = weakref.WeakKeyDictionary()  # model -> its traced inference
+
+
+def inference(model):
+    """`model(*inputs, training=False)`, traced once per Keras model (eagerly, recurrent
+    layers run step by step: Open-Unmix separated about 20x slower); other callables as
+    they are."""
+    if not isinstance(model, keras.Model):
+        return lambda *inputs: model(*inputs, training=False)
+    traced = _TRACED.get(model)
+    if traced is None:
+        traced = _TRACED[model] = tf.function(lambda *inputs: model(*inputs, training=False), reduce_retracing=True)
+    return traced
 
 
 class Task:

@@ -24,7 +24,7 @@ from absl import logging
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.normalization import FeatureNormalization, save_stats
 from tfaudio.errors import ConfigError
-from tfaudio.tasks.base import Task
+from tfaudio.tasks.base import Task, inference
 
 LABELS_FILE = "labels.json"  # the class names of a run, in label order
 
@@ -119,8 +119,9 @@ class ClassificationTask(Task):
 
     def probabilities(self, model, audio, training=False):
         """Class probabilities [B, classes] (softmax, or sigmoid per class when multi_label);
-        crops [B, crops, samples] averaged."""
-        logits = tf.cast(model(audio, training=training), tf.float32)
+        crops [B, crops, samples] averaged. At inference outside a trace, the model runs traced."""
+        eager = not training and tf.executing_eagerly()
+        logits = tf.cast(inference(model)(audio) if eager else model(audio, training=training), tf.float32)
         probs = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits)
         return tf.reduce_mean(probs, axis=1) if len(logits.shape) == 3 else probs
 

@@ -22,7 +22,7 @@ from absl import logging
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.data.text import vocabulary
 from tfaudio.errors import ConfigError
-from tfaudio.tasks.base import Task
+from tfaudio.tasks.base import Task, inference
 
 
 def decode(logits, frames, beam_width: int = 1):
@@ -129,7 +129,7 @@ class CTCTask(Task):
     def transcribe(self, model, wave: np.ndarray) -> str:
         """The transcript of one mono waveform at the task's sample rate."""
         length = tf.constant([len(wave)])
-        logits = model(tf.constant(wave[None], tf.float32), length, training=False)
+        logits = inference(model)(tf.constant(wave[None], tf.float32), length)
         paths = decode(logits, model.frames(length), self.beam_width)
         return self.vocab.decode(tf.sparse.to_dense(paths)[0].numpy())
 

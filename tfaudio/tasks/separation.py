@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-import weakref
 
 import gin
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -22,7 +20,7 @@ from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
 from tfaudio.errors import ConfigError
-from tfaudio.tasks.base import Task
+from tfaudio.tasks.base import Task, inference
 
 MAX_SI_SDR_DB = 100.0
 SILENT_REFERENCE_DB = 0.0
@@ -75,9 +73,6 @@ LOSSES = {
 }
 
 
-_TRACED = weakref.WeakKeyDictionary()  # model -> its traced inference
-
-
 @gin.configurable
 class SeparationTask(Task):
     """Estimates batch["target"] from batch["mixture"].
@@ -120,16 +115,6 @@ class SeparationTask(Task):
     def build_for_inference(self, model):
         model(tf.zeros([1, self.sample_rate]))
 
-    def _forward(self, model):
-        """`model` at inference, traced once per Keras model (eager LSTMs run step by step:
-        Open-Unmix separates about 20x slower untraced); other callables as they are."""
-        if not isinstance(model, keras.Model):
-            return lambda x: model(x, training=False)
-        traced = _TRACED.get(model)
-        if traced is None:
-            traced = _TRACED[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return traced
-
     def export_endpoints(self, model) -> dict:
         channels = getattr(model, "channels", 1)
         shape = [None, None] if channels == 1 else [None, None, channels]
@@ -162,7 +147,7 @@ class SeparationTask(Task):
         weight = np.zeros_like(padded)
         starts = list(range(0, len(padded) - chunk + 1, hop))
         frames = np.stack([padded[s:s + chunk] for s in starts])
-        estimates = self._forward(model)(tf.constant(frames)).numpy()
+        estimates = inference(model)(tf.constant(frames)).numpy()
         for s, est in zip(starts, estimates):
             out[s:s + chunk] += est * window
             weight[s:s + chunk] += window
