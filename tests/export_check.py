@@ -2,7 +2,7 @@
 what tfaudio's own inference produced:
 python tests/export_check.py EXPORT_DIR CASES.npz [--tflite]
 CASES holds, per signature S, "S/in/<input>" and "S/out/<output>" arrays (strings as
-bytes). SavedModel outputs must match to 1e-4, TFLite ones to 1e-3 (absolute, relative
+bytes); "stream_step/in/audio" is a whole signal, streamed hop by hop. SavedModel outputs must match to 1e-4, TFLite ones to 1e-3 (absolute, relative
 to each output's peak); prints one line per mismatch and exits 1 when there is any."""
 
 import json
@@ -29,6 +29,23 @@ def run_saved_model(export_dir, signature, inputs):
     return {k: v.numpy() for k, v in out.items()}
 
 
+def run_stream(export_dir, inputs, manifest):
+    """Feeds "audio" (the reflect-padded signal) hop by hop through stream_step from
+    stream_state(); returns the output without its delay and the padded head."""
+    loaded = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
+    state = dict(loaded.stream_state())
+    names = list(manifest["signatures"]["stream_step"]["inputs"])[1:]  # the state, in argument order
+    geometry = manifest["geometry"]
+    audio, hop = inputs["audio"], geometry["hop_length"]
+    pieces = []
+    for start in range(0, len(audio) - hop + 1, hop):
+        out = loaded.stream_step(tf.constant(audio[start:start + hop]), *[state[k] for k in names])
+        pieces.append(out["audio"].numpy())
+        state = {k: out[k] for k in names}
+    skip = geometry["n_fft"] - hop + geometry["n_fft"] // 2
+    return {"audio": np.concatenate(pieces)[skip:]}
+
+
 def run_tflite(export_dir, signature, inputs):
     interpreter = tf.lite.Interpreter(model_path=os.path.join(export_dir, f"{signature}.tflite"))
     runner = interpreter.get_signature_runner(signature)
@@ -45,7 +62,10 @@ def main():
         if tflite and "file" not in manifest["tflite"].get(signature, {}):
             errors.append(f"{signature}: no TFLite file ({manifest['tflite'].get(signature)})")
             continue
-        out = (run_tflite if tflite else run_saved_model)(export_dir, signature, case["in"])
+        if signature == "stream_step":
+            out = run_stream(export_dir, case["in"], manifest)
+        else:
+            out = (run_tflite if tflite else run_saved_model)(export_dir, signature, case["in"])
         tolerance = 1e-3 if tflite else 1e-4
         for name, expected in case["out"].items():
             got = np.asarray(out[name])

@@ -161,3 +161,24 @@ def test_separate_command_equals_the_restored_model(tmp_path, stereo):
         wave = np.stack([wave, wave], axis=-1)
     assert separated.shape == wave.shape
     np.testing.assert_allclose(separated, model(wave[None]).numpy()[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_stream_step_reproduces_offline_separation_hop_by_hop(channels):
+    gin.parse_config(["audio_geometry.sample_rate = 8000", "audio_geometry.n_fft = 256",
+                      "audio_geometry.win_length = 256", "audio_geometry.hop_length = 64"])
+    keras.utils.set_random_seed(0)
+    model = OpenUnmix(channels=channels, hidden_size=16, nb_layers=2, unidirectional=True, bandwidth=4000.0)
+    x = np.random.default_rng(0).normal(0, 0.3, (3000, channels)).astype(np.float32)
+    offline = model(x[None] if channels == 2 else x[None, :, 0]).numpy()[0].reshape(3000, channels)
+    n_fft, hop, pad = 256, 64, 128
+    padded = np.concatenate([x[1:pad + 1][::-1], x, x[-pad - 1:-1][::-1]])
+    state, step, pieces = model.stream_state(), tf.function(model.stream_step), []
+    for start in range(0, len(padded) - hop + 1, hop):
+        out, state = step(tf.constant(padded[start:start + hop]), state)
+        pieces.append(out.numpy())
+    streamed = np.concatenate(pieces)
+    assert not streamed[:n_fft - hop].any()  # the frame is still filling
+    streamed = streamed[n_fft - hop + pad:]
+    np.testing.assert_allclose(streamed, offline[:len(streamed)], atol=1e-5)
+    assert len(streamed) > 2800

@@ -33,7 +33,7 @@ def main(argv):
     import numpy as np
 
     from tfaudio import config
-    from tfaudio.audio.io import AudioReadError, audio_info, read_audio
+    from tfaudio.audio.io import InferenceInputs
     from tfaudio.data.readers import expand_inputs
     from tfaudio.experiment import restore_for_inference
     from tfaudio.tasks.classification import LABELS_FILE
@@ -46,24 +46,12 @@ def main(argv):
     with open(os.path.join(FLAGS.model_dir, LABELS_FILE)) as f:
         labels = json.load(f)
     crop_seconds, pad_method = config.query("AudioData.fixed_seconds"), config.query("AudioData.pad_method")
-    rate, skipped = task.sample_rate, 0
-    for path in paths:
-        try:
-            file_rate = audio_info(path).samplerate
-            if file_rate != rate and not FLAGS.resample:
-                raise AudioReadError(f"{path} is {file_rate} Hz but the model was trained at {rate} Hz; "
-                                     "pass --resample to convert it")
-            wave = read_audio(path, rate)[:, 0]
-        except (AudioReadError, RuntimeError) as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
-            skipped += 1
-            continue
+    inputs = InferenceInputs(paths, task.sample_rate, FLAGS.resample)
+    for path, wave in inputs:
         probs = task.classify(model, wave, crop_seconds, pad_method)
         best = np.argsort(-probs)[:FLAGS.top_k]
         print(path + "\t" + "\t".join(f"{labels[i]} {probs[i]:.3f}" for i in best), flush=True)
-    if skipped:
-        print(f"{skipped} of {len(paths)} files skipped", file=sys.stderr)
-        sys.exit(1)
+    sys.exit(inputs.report())
 
 
 def run():

@@ -30,7 +30,7 @@ def main(argv):
     if not FLAGS.input:
         sys.exit("error: give at least one --input (a file, a folder or a manifest)")
     from tfaudio import config
-    from tfaudio.audio.io import AudioReadError, audio_info, read_audio
+    from tfaudio.audio.io import InferenceInputs
     from tfaudio.data.readers import expand_inputs
     from tfaudio.experiment import restore_for_inference
 
@@ -41,22 +41,10 @@ def main(argv):
         paths = expand_inputs(FLAGS.input)
     except config.ConfigError as exc:
         sys.exit(f"error: {exc}")
-    rate, skipped = task.sample_rate, 0
-    for path in paths:
-        try:
-            file_rate = audio_info(path).samplerate
-            if file_rate != rate and not FLAGS.resample:
-                raise AudioReadError(f"{path} is {file_rate} Hz but the model was trained at {rate} Hz; "
-                                     "pass --resample to convert it")
-            wave = read_audio(path, rate)[:, 0]
-        except (AudioReadError, RuntimeError) as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
-            skipped += 1
-            continue
+    inputs = InferenceInputs(paths, task.sample_rate, FLAGS.resample)
+    for path, wave in inputs:
         print(f"{path}\t{task.transcribe(model, wave)}", flush=True)
-    if skipped:
-        print(f"{skipped} of {len(paths)} files skipped", file=sys.stderr)
-        sys.exit(1)
+    sys.exit(inputs.report())
 
 
 def run():

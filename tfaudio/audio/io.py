@@ -7,6 +7,7 @@ libsndfile; inside tf.data this runs in `tf.numpy_function` (see data/pipeline).
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import soundfile as sf
@@ -115,3 +116,32 @@ def write_wav(path: str, audio, sample_rate: int, subtype: str = "PCM_16") -> st
 
 def _short(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+
+
+class InferenceInputs:
+    """The mono waveforms of an inference command's files at `rate`: a file at another rate
+    is rejected (unless `resample`) and an unreadable one skipped, each with one line on
+    stderr; iterate for (path, wave), then `report()` says what was skipped."""
+
+    def __init__(self, paths: list[str], rate: int, resample: bool = False):
+        self.paths, self.rate, self.resample, self.skipped = paths, rate, resample, 0
+
+    def __iter__(self):
+        for path in self.paths:
+            try:
+                file_rate = audio_info(path).samplerate
+                if file_rate != self.rate and not self.resample:
+                    raise AudioReadError(f"{path} is {file_rate} Hz but the model was trained at {self.rate} Hz; "
+                                         "pass --resample to convert it")
+                wave = read_audio(path, self.rate)[:, 0]
+            except (AudioReadError, RuntimeError) as exc:
+                print(f"skipped: {exc}", file=sys.stderr)
+                self.skipped += 1
+                continue
+            yield path, wave
+
+    def report(self) -> int:
+        """Prints how many files were skipped; the exit code (1 when any was)."""
+        if self.skipped:
+            print(f"{self.skipped} of {len(self.paths)} files skipped", file=sys.stderr)
+        return 1 if self.skipped else 0

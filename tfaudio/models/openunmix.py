@@ -122,6 +122,47 @@ class OpenUnmix(keras.Model):
         units = self.lstms[0].cell.units
         return [[tf.zeros([batch, units]), tf.zeros([batch, units])] for _ in self.lstms]
 
+    def stream_state(self) -> dict:
+        """The zero state of `stream_step` (unidirectional models only)."""
+        states = self.initial_states()
+        keep = self.geometry.n_fft - self.geometry.hop_length
+        return {"input": tf.zeros([keep, self.channels]), "output": tf.zeros([keep, self.channels]),
+                "norm": tf.zeros([keep]), "filled": tf.constant(0, tf.int32),
+                "h": tf.stack([h for h, _ in states]), "c": tf.stack([c for _, c in states])}
+
+    def stream_step(self, block, state: dict):
+        """One hop of live input [hop_length, channels] -> (one hop of output, new state):
+        a frame of the last n_fft samples, masked with the LSTM state carried, overlap-added.
+        The first n_fft / hop_length - 1 calls only fill the frame and return zeros; then
+        the output is the input's estimate delayed by n_fft - hop_length samples, framed as
+        the offline STFT frames a signal (feed the reflection of its first n_fft / 2 samples
+        first to reproduce offline separation exactly). Needs n_fft % hop_length == 0."""
+        n_fft, hop = self.geometry.n_fft, self.geometry.hop_length
+        keep = n_fft - hop
+        frame = tf.concat([state["input"], block], 0)  # [n_fft, channels]
+        window = features._window_fn(self.geometry)(n_fft)
+
+        def warm_up():
+            return (tf.zeros([hop, self.channels]), state["output"], state["norm"], state["h"], state["c"])
+
+        def separate():
+            spec = tf.signal.rfft(tf.transpose(frame) * window)[None, :, None, :]  # [1, channels, 1, bins]
+            magnitude = tf.abs(spec)
+            states = [[state["h"][i], state["c"][i]] for i in range(len(self.lstms))]
+            estimate, states = self.mask_continued(magnitude, states)
+            phase = tf.math.divide_no_nan(spec, tf.cast(magnitude, tf.complex64))
+            out = tf.transpose(tf.signal.irfft(tf.cast(estimate, tf.complex64) * phase, [n_fft])[0, :, 0]) * \
+                window[:, None]
+            total = tf.concat([state["output"], tf.zeros([hop, self.channels])], 0) + out
+            norm = tf.concat([state["norm"], tf.zeros([hop])], 0) + tf.square(window)
+            ready = total[:hop] / tf.where(norm[:hop] > 1e-6, norm[:hop], 1.0)[:, None]
+            return (ready, total[hop:], norm[hop:], tf.stack([h for h, _ in states]),
+                    tf.stack([c for _, c in states]))
+
+        out, output, norm, h, c = tf.cond(state["filled"] < keep, warm_up, separate)
+        return out, {"input": frame[hop:], "output": output, "norm": norm,
+                     "filled": tf.minimum(state["filled"] + hop, keep), "h": h, "c": c}
+
     def _encode(self, magnitude, training):
         batch, frames = tf.shape(magnitude)[0], tf.shape(magnitude)[2]
         x = tf.transpose(magnitude, [0, 2, 1, 3])  # [B, T, C, F]

@@ -187,6 +187,26 @@ class MaskSeparationTask(SeparationTask):
     def build_for_inference(self, model):
         model(tf.zeros([1, self.sample_rate] + ([model.channels] if model.channels > 1 else [])))
 
+    def export_endpoints(self, model) -> dict:
+        """separate, and for a unidirectional model the streaming pair: stream_state() -> the
+        zero state; stream_step(audio [hop, channels], *state) -> audio (one hop, delayed by
+        n_fft - hop samples) and the new state (OpenUnmix.stream_step)."""
+        endpoints = super().export_endpoints(model)
+        if not model.unidirectional:
+            return endpoints
+        state = model.stream_state()
+        names = list(state)
+
+        def stream_state():
+            return model.stream_state()
+
+        def stream_step(audio, *values):
+            out, new = model.stream_step(audio, dict(zip(names, values)))
+            return {"audio": out, **new}
+        specs = [tf.TensorSpec([model.geometry.hop_length, model.channels], tf.float32, name="audio")]
+        specs += [tf.TensorSpec(v.shape, v.dtype, name=k) for k, v in state.items()]
+        return {**endpoints, "stream_state": (stream_state, []), "stream_step": (stream_step, specs)}
+
     def initialize_model(self, model):
         model.set_input_statistics(self.state.mean.numpy(), self.state.std.numpy())
 
