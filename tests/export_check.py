@@ -2,8 +2,9 @@
 what tfaudio's own inference produced:
 python tests/export_check.py EXPORT_DIR CASES.npz [--tflite]
 CASES holds, per signature S, "S/in/<input>" and "S/out/<output>" arrays (strings as
-bytes); "stream_step/in/audio" is a whole signal, streamed hop by hop. SavedModel outputs must match to 1e-4, TFLite ones to 1e-3 (absolute, relative
-to each output's peak); prints one line per mismatch and exits 1 when there is any."""
+bytes); "stream_step/in/audio" is a whole signal, streamed hop by hop. SavedModel
+outputs must match to 1e-4, TFLite ones to 1e-3 (absolute, relative to each output's
+peak); prints one line per mismatch and exits 1 when there is any."""
 
 import json
 import os
