@@ -1,7 +1,7 @@
 """Runs a study spec stage by stage and writes its report.
 
     python -m launch.run launch/specs/ctc_sequential.py [--out runs/studies/ctc_sequential]
-        [--backend local|ray] [--parallel 2] [--ray_address auto] [--dry_run]
+        [--backend local|ray] [--parallel 2] [--ray_address auto] [--gin_param BINDING] [--dry_run]
 
 Each run is `python -m tfaudio.train` in `<out>/<stage>/<variant>_<experiment>`, with the
 base bindings, the earlier stages' winning bindings and its variant's. A stage waits for
@@ -166,9 +166,12 @@ def main():
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
     parser.add_argument("--parallel", type=int, default=1, help="local: runs at a time")
     parser.add_argument("--ray_address", default=None, help="ray: a cluster address (default: a local instance)")
+    parser.add_argument("--gin_param", action="append", default=[],
+                        help="a binding added to the base of every run, e.g. 'Trainer.max_minutes = 1'")
     parser.add_argument("--dry_run", action="store_true", help="print the first variant path's commands")
     args = parser.parse_args()
     study = specs.load(args.spec)
+    study.bindings = list(study.bindings) + args.gin_param
     out = args.out or os.path.join("runs", "studies", study.name)
     backend = None if args.dry_run else (
         RayBackend(args.ray_address) if args.backend == "ray" else LocalBackend(args.parallel))
