@@ -1,0 +1,16 @@
+"""The learning-rate study as a spec: 0.1x .. 10x the experiment's learning rate under
+exponential decay (launch.lr_study as one stage):
+
+    python -m launch.run launch/specs/learning_rate.py
+"""
+
+from launch.spec import Stage, Study
+
+STUDY = Study(
+    name="learning_rate",
+    question="Which learning rate, under exponential decay, separates best for the same steps?",
+    gin_files=["gin/hybrid_unet.gin"],
+    bindings=["LearningRate.decay = @ExponentialDecay()"],
+    metric="val/si_sdr_i", mode="max",
+    stages=[Stage("lr", lambda opt: {f"{m:g}x_lr": [f"learning_rate = {opt.learning_rate * m:.3g}"]
+                                     for m in (0.1, 0.33, 1, 3, 10)})])
