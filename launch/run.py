@@ -7,8 +7,9 @@ Each run is `python -m tfaudio.train` in `<out>/<stage>/<variant>_<experiment>`,
 base bindings, the earlier stages' winning bindings and its variant's. A stage waits for
 its runs, picks its winner from their metrics.jsonl and hands its bindings to the next
 stage. Re-running the same command skips finished runs (a `study_run.json` with exit
-code 0) and continues interrupted ones from their checkpoints; a failed run is reported
-and left out of the choice. `<out>/study.json` holds the study's state; at the end
+code 0, and no preemption after the last training) and continues interrupted ones from
+their checkpoints (Ctrl-C stops every run at its current step, saved); a failed run is
+reported and left out of the choice. `<out>/study.json` holds the study's state; at the end
 `python -m tfaudio.report <out>` writes `<out>/report.md` with its plots.
 
 Backends: `local` runs N at a time (--parallel), splitting the CPU threads between them;
@@ -144,11 +145,17 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
 
 
 def _finished(run_dir: str) -> bool:
+    """True when the run's training process exited 0 and was not preempted last (a run
+    stopped by SIGINT/SIGTERM saves and exits 0; it is resumed, not counted)."""
     try:
         with open(os.path.join(run_dir, DONE)) as f:
-            return json.load(f)["returncode"] == 0
+            if json.load(f)["returncode"] != 0:
+                return False
     except (OSError, ValueError, KeyError):
         return False
+    rows = read_metrics(run_dir) if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
+    preempted = [i for i, r in enumerate(rows) if r.get("event") == "preempted"]
+    return not preempted or any("loss" in r and "split" not in r for r in rows[preempted[-1] + 1:])
 
 
 def _write_state(out: str, state: dict):

@@ -94,6 +94,16 @@ def test_an_interrupted_study_resumes_without_redoing_finished_runs(tmp_path):
     assert state["stages"][-1]["winner"] == "batch16-lr1x"
 
 
+def test_a_preempted_run_is_resumed_not_counted(tmp_path):
+    run_study(study(), str(tmp_path), PlantedBackend(), log=lambda line: None)
+    run_dir = tmp_path / "2-bn" / "bn-off_ctc_dilated_small"
+    with open(run_dir / "metrics.jsonl", "a") as f:  # stopped by SIGTERM, saved, exit code 0
+        f.write(json.dumps({"step": 20, "event": "preempted", "signal": "SIGTERM", "saved": True}) + "\n")
+    again = PlantedBackend()
+    run_study(study(), str(tmp_path), again, log=lambda line: None)
+    assert again.submitted == ["bn-off_ctc_dilated_small"]
+
+
 def test_a_failed_run_is_reported_and_left_out(tmp_path):
     lines = []
     state = run_study(study(), str(tmp_path), PlantedBackend(fail={"padding-on"}), log=lines.append)
