@@ -121,9 +121,15 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
         if dry_run:
             winners.append(next(iter(variants.values())))
             continue
+        stopped = []
         for (command, run_dir), record in zip(jobs, backend.run(jobs)):
             if record["returncode"] != 0:
                 log(f"  failed (exit {record['returncode']}): {run_dir}; see {run_dir}/study_stdout.log")
+            elif not _finished(run_dir):
+                stopped.append(run_dir)
+        if stopped:  # Ctrl-C or SIGTERM: every run saved; pick no winner from half-trained runs
+            raise SystemExit(f"stage {stage.name!r}: {len(stopped)} run(s) stopped by a signal and saved; run the "
+                             "same command again to resume the study")
         scored = {}
         for variant, run in runs.items():
             run["failed"] = not _finished(run["run_dir"])

@@ -94,6 +94,23 @@ def test_an_interrupted_study_resumes_without_redoing_finished_runs(tmp_path):
     assert state["stages"][-1]["winner"] == "batch16-lr1x"
 
 
+class PreemptedBackend(PlantedBackend):
+    """Every run 'receives SIGTERM': saved and exits 0, its last event `preempted`."""
+
+    def run(self, jobs):
+        records = super().run(jobs)
+        for _, run_dir in jobs:
+            with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
+                f.write(json.dumps({"step": 20, "event": "preempted", "signal": "SIGTERM", "saved": True}) + "\n")
+        return records
+
+
+def test_a_stopped_stage_ends_the_study_without_a_winner(tmp_path):
+    with pytest.raises(SystemExit, match="stopped by a signal"):
+        run_study(study(), str(tmp_path), PreemptedBackend(), log=lambda line: None)
+    assert not os.path.exists(tmp_path / "study.json")
+
+
 def test_a_preempted_run_is_resumed_not_counted(tmp_path):
     run_study(study(), str(tmp_path), PlantedBackend(), log=lambda line: None)
     run_dir = tmp_path / "2-bn" / "bn-off_ctc_dilated_small"
