@@ -134,7 +134,10 @@ class ClassificationTask(Task):
         return tf.cast(batch["label_set"], tf.float32)
 
     def loss(self, model, batch, training):
-        probs = self.probabilities(model, batch["audio"], training)
+        return self._cross_entropy(self.probabilities(model, batch["audio"], training), batch)
+
+    def _cross_entropy(self, probs, batch):
+        """(per-example loss, terms) of class probabilities against the batch's labels."""
         classes = probs.shape[-1]
         smooth = self.label_smoothing
         target = self._targets(batch, classes)
@@ -151,7 +154,7 @@ class ClassificationTask(Task):
         if self.multi_label:
             return self._multi_label_metrics(model, batch)
         probs = self.probabilities(model, batch["audio"])
-        loss, _ = self.loss(model, batch, training=False)
+        loss, _ = self._cross_entropy(probs, batch)  # the one forward pass serves loss and predictions
         labels = tf.cast(batch["label"], tf.int32)
         classes = probs.shape[-1]
         predicted = tf.argmax(probs, -1, output_type=tf.int32)
@@ -162,7 +165,7 @@ class ClassificationTask(Task):
 
     def _multi_label_metrics(self, model, batch):
         probs = self.probabilities(model, batch["audio"])
-        loss, _ = self.loss(model, batch, training=False)
+        loss, _ = self._cross_entropy(probs, batch)
         truth = self._targets(batch, probs.shape[-1]) > 0.5
         predicted = probs > 0.5
         counts = tf.concat([tf.cast(truth & predicted, tf.float32), tf.cast(~truth & predicted, tf.float32),

@@ -39,6 +39,11 @@ def decode(logits, frames, beam_width: int = 1):
     return tf.SparseTensor(paths.indices, paths.values + 1, paths.dense_shape)
 
 
+def sparse_labels(ids, lengths):
+    """The labels of padded ids [B, N] with `lengths`, as a SparseTensor (padding dropped)."""
+    return tf.sparse.from_dense(tf.where(tf.sequence_mask(lengths, tf.shape(ids)[1]), ids, 0))
+
+
 def labels_needed_frames(ids, lengths):
     """Frames CTC needs for each label: its length plus one blank between equal neighbours."""
     valid = tf.sequence_mask(lengths - 1, tf.shape(ids)[1] - 1)
@@ -89,12 +94,14 @@ class CTCTask(Task):
 
     def loss(self, model, batch, training):
         logits = tf.cast(self._logits(model, batch, training), tf.float32)
-        frames = model.frames(batch["length"])
+        return self._ctc(logits, model.frames(batch["length"]), batch)
+
+    def _ctc(self, logits, frames, batch):
+        """(per-example CTC loss, terms) of logits with `frames` valid frames each."""
         ids, lengths = batch["text_ids"], batch["text_length"]
         too_long = labels_needed_frames(ids, lengths) > tf.cast(frames, tf.int32)
-        labels = tf.sparse.from_dense(tf.where(tf.sequence_mask(lengths, tf.shape(ids)[1]), ids, 0))
-        nll = tf.nn.ctc_loss(tf.cast(labels, tf.int32), logits, label_length=None, logit_length=frames,
-                             logits_time_major=False, blank_index=0)
+        nll = tf.nn.ctc_loss(tf.cast(sparse_labels(ids, lengths), tf.int32), logits, label_length=None,
+                             logit_length=frames, logits_time_major=False, blank_index=0)
         if self.normalize_by_label_length:
             nll /= tf.cast(tf.maximum(lengths, 1), tf.float32)
         nll = tf.where(too_long, 0.0, nll)
@@ -103,10 +110,10 @@ class CTCTask(Task):
     def metrics(self, model, batch):
         logits = tf.cast(model(batch["audio"], batch["length"], training=False), tf.float32)
         frames = model.frames(batch["length"])
-        loss, terms = self.loss(model, batch, training=False)
+        loss, terms = self._ctc(logits, frames, batch)  # the one forward pass serves loss and decoding
         hypotheses = decode(logits, frames, self.beam_width)
         ids, lengths = batch["text_ids"], batch["text_length"]
-        truth = tf.sparse.from_dense(tf.where(tf.sequence_mask(lengths, tf.shape(ids)[1]), ids, 0))
+        truth = sparse_labels(ids, lengths)
         chars = tf.edit_distance(tf.cast(hypotheses, tf.int64), tf.cast(truth, tf.int64), normalize=False)
         truth_words = tf.strings.split(self._strings(truth))
         words = tf.edit_distance(tf.strings.split(self._strings(hypotheses)).to_sparse(), truth_words.to_sparse(),
