@@ -59,7 +59,7 @@ def score(run_dir: str, task_name: str) -> dict:
     from tfaudio.audio.io import read_audio
     from tfaudio.data import readers
     from tfaudio.experiment import restore_for_inference
-    from tfaudio.models.backbones import parameter_count
+    from tfaudio.models.weights import parameter_count
     from tfaudio.tasks.classification import LABELS_FILE, macro_f1
     from tfaudio.training.trackers import read_metrics
 

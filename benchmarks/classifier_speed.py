@@ -28,8 +28,8 @@ def measure(backbone: str, steps: int, repeats: int) -> dict:
     import keras
     import tensorflow as tf
 
-    from tfaudio.models.backbones import parameter_count
     from tfaudio.models.classifier import Classifier
+    from tfaudio.models.weights import parameter_count
 
     gin.parse_config(GEOMETRY)
     model = Classifier(num_classes=5, backbone=backbone)

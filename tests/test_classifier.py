@@ -16,8 +16,9 @@ from tfaudio import config
 from tfaudio.audio import features
 from tfaudio.data.pipeline import AudioData
 from tfaudio.errors import ConfigError
-from tfaudio.models.backbones import BACKBONES, make_backbone, parameter_count
+from tfaudio.models.backbones import BACKBONES, make_backbone
 from tfaudio.models.classifier import Classifier
+from tfaudio.models.weights import parameter_count
 from tfaudio.tasks.classification import macro_f1
 from tfaudio.training import run as training
 

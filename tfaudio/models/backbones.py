@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -205,8 +203,3 @@ def make_backbone(name: str, channels: int) -> keras.layers.Layer:
         return Application(name, channels)
     raise ConfigError(f"Classifier.backbone={name!r}: choose one of {', '.join(BACKBONES)}")
 
-
-def parameter_count(layer) -> int:
-    """Trainable parameters (BatchNorm's moving statistics are not counted, as published
-    counts do not count them)."""
-    return int(sum(math.prod(v.shape) for v in layer.trainable_weights))

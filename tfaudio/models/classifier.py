@@ -23,7 +23,8 @@ from tfaudio.audio import features as spectral
 from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.errors import ConfigError
-from tfaudio.models.backbones import BACKBONES, make_backbone, parameter_count
+from tfaudio.models.backbones import BACKBONES, make_backbone
+from tfaudio.models.weights import parameter_count
 
 FEATURES = ("log_mel", "mfcc", "both")
 NORMALIZATIONS = ("separate", "joint", "per_clip", "none")

@@ -14,6 +14,7 @@ position, `network/layers/12/kernel`. The same names work for `tf.Module`s (task
 
 from __future__ import annotations
 
+import math
 import re
 
 import keras
@@ -84,6 +85,13 @@ def named_variables(root) -> dict:
             f"cannot be checkpointed: {', '.join(unnamed[:8])}; keep layers in attributes, lists, "
             "tuples or dicts (not in private collections)")
     return named
+
+
+def parameter_count(layer, trainable: bool = True) -> int:
+    """Trainable (or else non-trainable) parameters of a layer or model; published counts
+    leave out BatchNorm's moving statistics, which are non-trainable."""
+    return int(sum(math.prod(v.shape) for v in (layer.trainable_weights if trainable else
+                                                  layer.non_trainable_weights)))
 
 
 def float_names(named: dict) -> list[str]:

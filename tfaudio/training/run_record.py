@@ -66,9 +66,8 @@ def describe_model(model) -> dict:
     """What a run record keeps of a model: its trainable and other parameter counts, plus
     what the model itself reports through an optional `describe()` (e.g. a recogniser's
     frame rate and receptive field, a classifier's backbone size)."""
-    import math
+    from tfaudio.models.weights import parameter_count
 
-    counts = {"parameters": int(sum(math.prod(v.shape) for v in model.trainable_weights)),
-              "non_trainable_parameters": int(sum(math.prod(v.shape) for v in model.non_trainable_weights))}
+    counts = {"parameters": parameter_count(model), "non_trainable_parameters": parameter_count(model, False)}
     describe = getattr(model, "describe", None)
     return {**counts, **(describe() if describe else {})}
