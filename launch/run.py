@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -50,7 +51,7 @@ def train_command(gin_files: list[str], run_dir: str, prefix: str, study: str, b
 
 def execute(command: list[str], run_dir: str, threads: int | None, cwd: str | None = None) -> dict:
     """Runs one training command (in `cwd`, the study's folder, wherever it runs);
-    writes and returns its DONE record."""
+    writes and returns its DONE record (wall_s and attempts summed over resumes)."""
     if cwd:
         os.chdir(cwd)
     env = dict(os.environ)
@@ -59,11 +60,27 @@ def execute(command: list[str], run_dir: str, threads: int | None, cwd: str | No
     os.makedirs(run_dir, exist_ok=True)
     start = time.time()
     with open(os.path.join(run_dir, "study_stdout.log"), "a") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-    record = {"returncode": code, "wall_s": time.time() - start, "command": command}
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                              preexec_fn=_terminate_with_parent).returncode
+    try:
+        with open(os.path.join(run_dir, DONE)) as f:
+            earlier = json.load(f)
+    except (OSError, ValueError):
+        earlier = {}
+    record = {"returncode": code, "wall_s": earlier.get("wall_s", 0.0) + time.time() - start,
+              "attempts": earlier.get("attempts", 1) + 1 if earlier else 1, "command": command}
     with open(os.path.join(run_dir, DONE), "w") as f:
         json.dump(record, f)
     return record
+
+
+def _terminate_with_parent():
+    """In the training process (Linux): SIGTERM when the process that started it dies, so a
+    killed study or Ray worker leaves its runs saved and stopped, not training unseen."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 class LocalBackend:
@@ -81,7 +98,8 @@ class LocalBackend:
 
 
 class RayBackend:
-    """Submits each command as a Ray task (one CPU each) to the cluster at `address`."""
+    """Submits each command as a Ray task (one CPU and one TensorFlow thread each) to the
+    cluster at `address`."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
         import ray
@@ -93,7 +111,7 @@ class RayBackend:
         self.remote = ray.remote(num_cpus=1)(execute)
 
     def run(self, jobs: list[tuple[list[str], str]]) -> list[dict]:
-        return self.ray.get([self.remote.remote(command, run_dir, None, os.getcwd()) for command, run_dir in jobs])
+        return self.ray.get([self.remote.remote(command, run_dir, 1, os.getcwd()) for command, run_dir in jobs])
 
 
 def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=print) -> dict:

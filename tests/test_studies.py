@@ -5,10 +5,13 @@ stage of real training runs on a local Ray instance."""
 
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
-from launch.run import DONE, LocalBackend, RayBackend, run_study
+from launch.run import DONE, LocalBackend, RayBackend, execute, run_study
 from launch.spec import Stage, Study, binding_value
 from tfaudio.report import write_report
 
@@ -119,6 +122,32 @@ def test_a_preempted_run_is_resumed_not_counted(tmp_path):
     again = PlantedBackend()
     run_study(study(), str(tmp_path), again, log=lambda line: None)
     assert again.submitted == ["bn-off_ctc_dilated_small"]
+
+
+def test_a_resumed_run_records_its_wall_time_over_every_attempt(tmp_path):
+    command = [sys.executable, "-c", "import time; time.sleep(0.5)"]
+    first = execute(command, str(tmp_path), threads=1)
+    again = execute(command, str(tmp_path), threads=1)
+    assert (first["attempts"], again["attempts"]) == (1, 2)
+    assert again["wall_s"] >= first["wall_s"] + 0.5
+
+
+def test_a_killed_study_stops_its_runs_with_sigterm(tmp_path):
+    """kill -9 of the study process: its training process gets SIGTERM (and saves), not orphaned."""
+    started, stopped = tmp_path / "started", tmp_path / "stopped"
+    child = (f"import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (open({str(stopped)!r}, 'w'), "
+             f"sys.exit(0))); open({str(started)!r}, 'w'); time.sleep(60)")
+    study = subprocess.Popen([sys.executable, "-c", f"import sys; from launch.run import execute; "
+                              f"execute([sys.executable, '-c', {child!r}], {str(tmp_path / 'run')!r}, 1)"],
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    deadline = time.time() + 30
+    while not started.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    study.kill()
+    study.wait()
+    while not stopped.exists() and time.time() < deadline + 10:
+        time.sleep(0.1)
+    assert started.exists() and stopped.exists()
 
 
 def test_a_failed_run_is_reported_and_left_out(tmp_path):

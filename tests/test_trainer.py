@@ -160,6 +160,15 @@ def test_max_minutes_ends_the_run_evaluated_and_saved(tmp_path):
     assert os.path.exists(tmp_path / "checkpoints" / f"ckpt-{t.global_step}.index")
 
 
+def test_max_minutes_counts_the_whole_run_across_resumes(tmp_path):
+    params = ["Trainer.batch_size = 8", "ToyData.delay = 0.05", "Trainer.max_minutes = 0.02"]
+    first = train(tmp_path, 100000, *params).global_step
+    resumed = train(tmp_path, 100000, *params).global_step
+    assert resumed - first <= 5  # the budget is spent: one loop of steps_per_loop, then the end
+    walls = [r["wall_s"] for r in read_metrics(str(tmp_path)) if "wall_s" in r]
+    assert walls == sorted(walls) and walls[-1] >= 1.2  # the resumed rows go on from the saved seconds
+
+
 def values(schedule, steps):
     return [float(schedule(tf.constant(s))) for s in steps]
 

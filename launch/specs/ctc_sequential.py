@@ -1,18 +1,29 @@
 """The dilated-CTC hyperparameter search of the log (../shared/seeds/003*), stage by stage,
-each stage carrying the earlier winners forward (<OPT>), sized for one 2-core CPU
-(3 minutes a run, 25 runs: about 80 minutes, or half with --parallel 2):
+each stage carrying the earlier winners forward (<OPT>), sized for one 2-core CPU:
+every run trains on the same number of examples (EXAMPLES; the batch stage sets its
+steps from it), so variants compare at equal data whatever else shares the machine, and
+the local and Ray backends reach the same numbers. 25 runs, about an hour with
+--parallel 2:
 
     python -m launch.run launch/specs/ctc_sequential.py [--parallel 2] [--backend ray]
 
 padding off/on -> BatchNorm off/on -> optimizer x learning rate (Adam, Adamax, Adagrad,
 each from its default down) -> batch size with the learning rate scaled by the square
-root of the batch ratio, and 0.5x / 2x of that -> maximum dilation -> number of stacks.
+root of the batch ratio, and 0.5x / 2x of that (the spec scales the rate itself, as the
+log did, so the trainer's own scaling rule is off) -> maximum dilation -> number of stacks.
 The log compared validation loss; here the winner is the lowest validation CER.
 """
 
 from launch.spec import Stage, Study, grid
 
-BUDGET = ["Trainer.max_minutes = 3", "train_steps = 100000", "eval_every = 200"]
+EXAMPLES = 3200  # training examples per run
+EVALUATIONS = 4  # per run, evenly spaced
+
+
+def budget(batch: int) -> list[str]:
+    """The bindings that train `batch`-example steps on EXAMPLES examples."""
+    steps = EXAMPLES // batch
+    return [f"train_steps = {steps}", f"eval_every = {steps // EVALUATIONS}"]
 
 
 def batch_sizes(opt):
@@ -21,16 +32,17 @@ def batch_sizes(opt):
     for batch in (4, 8, 16):
         for factor in (0.5, 1, 2):
             lr = opt.learning_rate * (batch / opt.batch_size) ** 0.5 * factor
-            variants[f"batch{batch}-lr{factor:g}x"] = [f"batch_size = {batch}", f"learning_rate = {lr:.3g}"]
+            variants[f"batch{batch}-lr{factor:g}x"] = [f"batch_size = {batch}", f"learning_rate = {lr:.3g}"] + budget(batch)
     return variants
 
 
 STUDY = Study(
     name="ctc_sequential",
     question="Which padding, BatchNorm, optimizer and learning rate, batch size, maximum dilation and number of "
-             "stacks train the dilated CTC recogniser to the lowest validation CER on the CPU budget?",
+             "stacks train the dilated CTC recogniser to the lowest validation CER after "
+             f"{EXAMPLES:,} training examples?",
     gin_files=["gin/ctc_dilated_small.gin"],
-    bindings=BUDGET + ["batch_size = 8", "learning_rate = 5e-4", "optimizer = 'adamax'", "max_dilation = 16",
+    bindings=budget(8) + ["LearningRate.scaling_rule = 'none'", "batch_size = 8", "learning_rate = 5e-4", "optimizer = 'adamax'", "max_dilation = 16",
                        "num_stacks = 2"],
     metric="val/cer", mode="min", at="final",
     stages=[

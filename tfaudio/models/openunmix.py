@@ -29,6 +29,7 @@ from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.wiener import wiener
 from tfaudio.errors import ConfigError
+from tfaudio.models.lstm import SequenceLSTM
 
 
 def bandwidth_to_max_bin(sample_rate: int, n_fft: int, bandwidth: float) -> int:
@@ -69,13 +70,8 @@ class OpenUnmix(keras.Model):
                                                               bandwidth))
         self.fc1 = keras.layers.Dense(hidden_size, use_bias=False)
         self.bn1 = keras.layers.BatchNormalization()
-        self.lstms = []
-        for _ in range(nb_layers):
-            if unidirectional:  # its states continue a stream (mask_continued)
-                self.lstms.append(keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True))
-            else:
-                self.lstms.append(keras.layers.Bidirectional(
-                    keras.layers.LSTM(hidden_size // 2, return_sequences=True)))
+        units = hidden_size if unidirectional else hidden_size // 2
+        self.lstms = [SequenceLSTM(units, bidirectional=not unidirectional) for _ in range(nb_layers)]
         self.dropout = keras.layers.Dropout(dropout if nb_layers > 1 else 0.0)
         self.fc2 = keras.layers.Dense(hidden_size, use_bias=False)
         self.bn2 = keras.layers.BatchNormalization()
@@ -98,19 +94,17 @@ class OpenUnmix(keras.Model):
         for i, lstm in enumerate(self.lstms):
             if i:
                 h = self.dropout(h, training=training)
-            h = lstm(h, training=training)
-            if self.unidirectional:
-                h = h[0]  # (sequence, h, c)
+            h = lstm(h)
         return self._decode(x, h, magnitude, training)
 
     def mask_continued(self, magnitude, states):
         """`mask` at inference for a unidirectional model, continuing its LSTMs from
-        `states` ([h, c] per layer, zeros at the start): (target magnitude, new states).
+        `states` ((h, c) per layer, zeros at the start): (target magnitude, new states).
         Frames fed in consecutive calls give what one call over all of them gives."""
         x = self._encode(magnitude, False)
         h, new_states = x, []
         for lstm, state in zip(self.lstms, states):
-            h, *state = lstm(h, initial_state=state, training=False)
+            h, state = lstm(h, initial_state=state, return_state=True)
             new_states.append(state)
         return self._decode(x, h, magnitude, False), new_states
 
@@ -119,8 +113,7 @@ class OpenUnmix(keras.Model):
         if not self.unidirectional:
             raise ConfigError("streaming needs OpenUnmix.unidirectional = True (a bidirectional LSTM "
                               "reads the future)")
-        units = self.lstms[0].cell.units
-        return [[tf.zeros([batch, units]), tf.zeros([batch, units])] for _ in self.lstms]
+        return [lstm.zero_state(batch) for lstm in self.lstms]
 
     def stream_state(self) -> dict:
         """The zero state of `stream_step` (unidirectional models only)."""

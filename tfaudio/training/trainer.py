@@ -54,8 +54,9 @@ class Trainer:
       checkpoint: a CheckpointConfig (how often, how many, keep-best, warm start).
       early_stopping, plateau: an EarlyStopping / ReduceOnPlateau hook, or None.
       guard: roll back to the last good checkpoint on divergence (DivergenceGuard.*).
-      max_minutes: end the run (evaluated and saved) after this many minutes of training
-        in this process, or at train_steps, whichever comes first; None: no limit.
+      max_minutes: end the run (evaluated and saved) after this many minutes of training,
+        or at train_steps, whichever comes first; None: no limit. The minutes count over
+        the run's life (the checkpoint keeps them), so a resumed run gets what is left.
       batch_schedule: ((update step, batch_size), ...): from each step on, train at that
         batch (the learning rate follows through LearningRate's scaling rule). The trainer
         saves at each switch and tfaudio.training.run rebuilds it at the new batch, as a
@@ -97,6 +98,9 @@ class Trainer:
             self.data_seed = tf.Variable(seed, dtype=tf.int64, trainable=False, name="data_seed")
             # Examples skipped by rollbacks: the data position is step x effective batch + this.
             self.data_skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_skipped")
+            # Seconds of training before the latest save: wall_s and max_minutes go on from it on resume.
+            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+            self.clock_start = time.time()
             self.guard = DivergenceGuard() if guard else None
             fresh = not latest_checkpoint(model_dir)
             if fresh:  # task state from data (feature statistics), once per run
@@ -114,8 +118,9 @@ class Trainer:
         trees = {"model": self.inner.model_vars, "optimizer": indexed_variables(optimizer.variables),
                  "ema": self.inner.ema.shadows if self.inner.ema else None,
                  "task": named_variables(task.state) if task.state is not None else None}
-        objects = dict(data_seed=self.data_seed, data_skipped=self.data_skipped, **self.inner.state(), best=best,
-                       early_stopping=early_stopping, plateau=plateau, guard=self.guard)
+        objects = dict(data_seed=self.data_seed, data_skipped=self.data_skipped, train_seconds=self.train_seconds,
+                       **self.inner.state(), best=best, early_stopping=early_stopping, plateau=plateau,
+                       guard=self.guard)
         self.checkpoints = RunCheckpoints(model_dir, trees, objects, self.inner.step, config.keep,
                                           keep_best=best is not None)
 
@@ -162,7 +167,12 @@ class Trainer:
         if not self.inner.weights_finite():
             self.trackers.log({"step": self.global_step, "event": "non_finite_weights_not_saved"})
             return None
+        self.train_seconds.assign(self.elapsed())
         return self.checkpoints.save()
+
+    def elapsed(self) -> float:
+        """Seconds of training over the run's life, this process's and the resumed ones'."""
+        return time.time() - self.clock_start
 
     def _save_best(self):
         self.checkpoints.save_best()
@@ -190,6 +200,7 @@ class Trainer:
         at the current step and return); returns the last evaluation. Raises
         DivergenceError when the guard runs out of rollbacks."""
         self.restore()
+        self.clock_start = time.time() - float(self.train_seconds.numpy())
         self._make_datasets()
         step = last_saved = self.global_step
         if self.guard is not None and self.checkpoints.latest is None:
@@ -197,7 +208,6 @@ class Trainer:
         results: dict = {}
         wrote_operative = False
         bar = Progress(self.total_steps, step, os.path.join(self.model_dir, "progress.log"))
-        start = time.time()
         stopped = False
         self.inner.stop_request.assign(0)
         with StopSignals(self.inner.stop_request) as signals:
@@ -209,7 +219,7 @@ class Trainer:
                         self._until(step, self.checkpoint_every), (self.phase_end or self.total_steps) - step)
                 t0 = time.time()
                 stats = self.inner.loop(self.train_iterator, n)
-                row = self._train_row(time.time() - t0, stats, time.time() - start)
+                row = self._train_row(time.time() - t0, stats, self.elapsed())
                 step = row["step"]
                 if not wrote_operative:  # every configurable has been called by now
                     run_record.write_operative_config(self.model_dir)
@@ -224,7 +234,7 @@ class Trainer:
                 if "rollback" in actions:
                     step = last_saved = self._roll_back(step, bar)
                     continue
-                out_of_time = self.max_seconds is not None and time.time() - start >= self.max_seconds
+                out_of_time = self.max_seconds is not None and self.elapsed() >= self.max_seconds
                 if out_of_time:
                     self.trackers.log({"step": step, "event": "time_budget", "minutes": self.max_seconds / 60})
                 if self._reached(step, self.eval_every) or step == self.total_steps or out_of_time:

@@ -1,0 +1,44 @@
+"""SequenceLSTM computes what Keras's LSTM computes with the same weights, in both
+directions, and continues from a carried state as one call over the whole sequence."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfaudio.models.lstm import SequenceLSTM
+
+
+def keras_twin(layer: SequenceLSTM, direction: int) -> keras.layers.LSTM:
+    """A Keras LSTM holding `direction`'s weights of `layer` (the two biases summed)."""
+    twin = keras.layers.LSTM(layer.units, return_sequences=True, return_state=True)
+    twin.build((None, None, layer.kernel.shape[1]))
+    twin.set_weights([layer.kernel[direction].numpy(), layer.recurrent_kernel[direction].numpy(),
+                      (layer.bias[direction] + layer.recurrent_bias[direction]).numpy()])
+    return twin
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_equals_keras_lstm_with_the_same_weights(bidirectional):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(3, 7, 5)), tf.float32)
+    layer = SequenceLSTM(4, bidirectional=bidirectional)
+    layer(x)
+    for weight in layer.weights:  # non-zero biases, so each of the two must count
+        weight.assign(rng.normal(scale=0.5, size=weight.shape))
+    out = layer(x).numpy()
+    forward = keras_twin(layer, 0)(x)[0].numpy()
+    np.testing.assert_allclose(out[..., :4], forward, atol=1e-5)
+    if bidirectional:
+        backward = keras_twin(layer, 1)(tf.reverse(x, [1]))[0].numpy()[:, ::-1]
+        np.testing.assert_allclose(out[..., 4:], backward, atol=1e-5)
+    assert out.shape == (3, 7, 4 * (2 if bidirectional else 1))
+
+
+def test_a_carried_state_continues_the_sequence():
+    x = tf.random.normal([2, 9, 3], seed=1)
+    layer = SequenceLSTM(6)
+    whole = layer(x).numpy()
+    first, state = layer(x[:, :4], return_state=True)
+    second, _ = layer(x[:, 4:], initial_state=state, return_state=True)
+    np.testing.assert_allclose(np.concatenate([first, second], 1), whole, atol=1e-6)
