@@ -32,7 +32,8 @@ def batch_sizes(opt):
     for batch in (4, 8, 16):
         for factor in (0.5, 1, 2):
             lr = opt.learning_rate * (batch / opt.batch_size) ** 0.5 * factor
-            variants[f"batch{batch}-lr{factor:g}x"] = [f"batch_size = {batch}", f"learning_rate = {lr:.3g}"] + budget(batch)
+            variants[f"batch{batch}-lr{factor:g}x"] = ([f"batch_size = {batch}", f"learning_rate = {lr:.3g}"] +
+                                                      budget(batch))
     return variants
 
 
@@ -42,8 +43,8 @@ STUDY = Study(
              "stacks train the dilated CTC recogniser to the lowest validation CER after "
              f"{EXAMPLES:,} training examples?",
     gin_files=["gin/ctc_dilated_small.gin"],
-    bindings=budget(8) + ["LearningRate.scaling_rule = 'none'", "batch_size = 8", "learning_rate = 5e-4", "optimizer = 'adamax'", "max_dilation = 16",
-                       "num_stacks = 2"],
+    bindings=budget(8) + ["LearningRate.scaling_rule = 'none'", "batch_size = 8", "learning_rate = 5e-4",
+                          "optimizer = 'adamax'", "max_dilation = 16", "num_stacks = 2"],
     metric="val/cer", mode="min", at="final",
     stages=[
         Stage("padding", {"padding-off": ["padding = False"], "padding-on": ["padding = True"]}),
