@@ -2,6 +2,7 @@
 
     python -m launch.run launch/specs/ctc_sequential.py [--out runs/studies/ctc_sequential]
         [--backend local|ray] [--parallel 2] [--ray_address auto] [--gin_param BINDING] [--dry_run]
+        [--gin_file gin/other.gin]  (another base experiment for the same stages)
 
 Each run is `python -m tfaudio.train` in `<out>/<stage>/<variant>_<experiment>`, with the
 base bindings, the earlier stages' winning bindings and its variant's. A stage waits for
@@ -193,6 +194,18 @@ def _write_state(out: str, state: dict):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("spec")
+    add_execution_flags(parser)
+    parser.add_argument("--gin_file", action="append", default=[],
+                        help="the base experiment instead of the spec's (repeat for several files)")
+    args = parser.parse_args()
+    study = specs.load(args.spec)
+    if args.gin_file:
+        study.gin_files = args.gin_file
+    launch(study, args)
+
+
+def add_execution_flags(parser: argparse.ArgumentParser):
+    """The flags of where and how a study runs (shared with launch.axis_study)."""
     parser.add_argument("--out", default=None, help="default: runs/studies/<study name>")
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
     parser.add_argument("--parallel", type=int, default=1, help="local: runs at a time")
@@ -200,8 +213,10 @@ def main():
     parser.add_argument("--gin_param", action="append", default=[],
                         help="a binding added to the base of every run, e.g. 'Trainer.max_minutes = 1'")
     parser.add_argument("--dry_run", action="store_true", help="print the first variant path's commands")
-    args = parser.parse_args()
-    study = specs.load(args.spec)
+
+
+def launch(study: specs.Study, args: argparse.Namespace):
+    """Runs `study` as the execution flags say, then writes its report."""
     study.bindings = list(study.bindings) + args.gin_param
     out = args.out or os.path.join("runs", "studies", study.name)
     backend = None if args.dry_run else (

@@ -114,8 +114,6 @@ def unet_run(tmp_path_factory):
 
 
 def test_tiny_training_run_improves_si_sdr(unet_run):
-    from tfaudio.training.trackers import read_metrics
-
     val = [r for r in read_metrics(unet_run[0]) if r.get("split") == "val"]
     ema = [r for r in read_metrics(unet_run[0]) if r.get("split") == "val_ema"]
     assert val[-1]["si_sdr_i"] > 1.0 and val[-1]["si_sdr"] > val[0]["si_sdr"]
@@ -159,26 +157,13 @@ def test_separate_from_the_checkpoint_equals_the_trained_model(unet_run, tmp_pat
     np.testing.assert_allclose(trainer.task.separate(trainer.model, mixture, 1.5, 0.0), one_pass, atol=1e-6)
 
 
-def test_launch_report_table_and_plot(unet_run, tmp_path):
-    from launch.report import report
-
-    table = report([unet_run[0]], str(tmp_path / "report"))
-    assert "val_ema_si_sdr" in table.splitlines()[0] and "| run |" in table
-    header = table.splitlines()[0].split(" | ")
-    improvement = table.splitlines()[2].split(" | ")[header.index("val_si_sdr_i")]
-    assert float(improvement) == pytest.approx(
-        [r for r in read_metrics(unet_run[0]) if r.get("split") == "val"][-1]["si_sdr_i"], rel=1e-3)
-    assert os.path.getsize(tmp_path / "report.png") > 1000
-    assert "![validation curve](report.png)" in open(tmp_path / "report.md").read()
-
-
 def test_axis_study_names_each_run_by_its_value():
     from launch.axis_study import variants
 
-    assert variants("OpenUnmix.hidden_size", ["128", "512"]) == [
-        ("hidden_size-128_", ["OpenUnmix.hidden_size = 128"]), ("hidden_size-512_", ["OpenUnmix.hidden_size = 512"])]
-    assert variants("batch_size", ["8"], name="batch")[0][0] == "batch-8_"
-    assert variants("backbone", ["'cnn'"]) == [("backbone-cnn_", ["backbone = 'cnn'"])]
+    assert variants("OpenUnmix.hidden_size", ["128", "512"]) == {
+        "hidden_size-128": ["OpenUnmix.hidden_size = 128"], "hidden_size-512": ["OpenUnmix.hidden_size = 512"]}
+    assert list(variants("batch_size", ["8"], name="batch")) == ["batch-8"]
+    assert variants("backbone", ["'cnn'"]) == {"backbone-cnn": ["backbone = 'cnn'"]}
 
 
 def test_separate_pads_chunks_with_the_mixture_not_silence():
