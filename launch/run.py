@@ -21,6 +21,7 @@ local instance), on shared storage (every run writes its own directory).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import time
 
+from launch import halving
 from launch import spec as specs
 from tfaudio.training.trackers import read_metrics
 
@@ -60,16 +62,23 @@ def execute(command: list[str], run_dir: str, threads: int | None, cwd: str | No
         env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS=str(threads))
     os.makedirs(run_dir, exist_ok=True)
     start = time.time()
+    stop_request = os.path.join(run_dir, halving.STOP)
     with open(os.path.join(run_dir, "study_stdout.log"), "a") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                              preexec_fn=_terminate_with_parent).returncode
-    try:
-        with open(os.path.join(run_dir, DONE)) as f:
-            earlier = json.load(f)
-    except (OSError, ValueError):
-        earlier = {}
-    record = {"returncode": code, "wall_s": earlier.get("wall_s", 0.0) + time.time() - start,
-              "attempts": earlier.get("attempts", 1) + 1 if earlier else 1, "command": command}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   preexec_fn=_terminate_with_parent)
+        while process.poll() is None:
+            try:
+                process.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                if os.path.exists(stop_request):  # early stopping: the run saves and exits
+                    process.terminate()
+                    process.wait()
+    earlier = _record(run_dir)
+    record = {"returncode": process.returncode, "wall_s": earlier.get("wall_s", 0.0) + time.time() - start,
+              "attempts": earlier.get("attempts", 0) + 1, "command": command}
+    if os.path.exists(stop_request):
+        with open(stop_request) as f:
+            record["stopped_early"] = json.load(f)
     with open(os.path.join(run_dir, DONE), "w") as f:
         json.dump(record, f)
     return record
@@ -141,7 +150,12 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
             winners.append(next(iter(variants.values())))
             continue
         stopped = []
-        for (command, run_dir), record in zip(jobs, backend.run(jobs)):
+        asha = stage.early_stopping or study.early_stopping
+        losers = halving.StopLosers(asha, metric, mode, [r["run_dir"] for r in runs.values()],
+                                    [run_dir for _, run_dir in jobs], log=log) if asha else contextlib.nullcontext()
+        with losers:
+            records = backend.run(jobs)
+        for (command, run_dir), record in zip(jobs, records):
             if record["returncode"] != 0:
                 log(f"  failed (exit {record['returncode']}): {run_dir}; see {run_dir}/study_stdout.log")
             elif not _finished(run_dir):
@@ -153,7 +167,8 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
         for variant, run in runs.items():
             run["failed"] = not _finished(run["run_dir"])
             run["value"] = None if run["failed"] else metric_value(run["run_dir"], metric, mode, at)
-            if run["value"] is not None:
+            run["stopped_early"] = _record(run["run_dir"]).get("stopped_early")
+            if run["value"] is not None and not run["stopped_early"]:
                 scored[variant] = run["value"]
         if not scored:
             raise SystemExit(f"stage {stage.name!r}: no run finished with {metric}; see the study_stdout.log files")
@@ -169,15 +184,24 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
     return state
 
 
-def _finished(run_dir: str) -> bool:
-    """True when the run's training process exited 0 and was not preempted last (a run
-    stopped by SIGINT/SIGTERM saves and exits 0; it is resumed, not counted)."""
+def _record(run_dir: str) -> dict:
+    """The run's DONE record, {} before its first exit."""
     try:
         with open(os.path.join(run_dir, DONE)) as f:
-            if json.load(f)["returncode"] != 0:
-                return False
-    except (OSError, ValueError, KeyError):
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _finished(run_dir: str) -> bool:
+    """True when the run's training process exited 0 and was not preempted last (a run
+    stopped by SIGINT/SIGTERM saves and exits 0; it is resumed, not counted), or was
+    stopped early by the study."""
+    record = _record(run_dir)
+    if record.get("returncode") != 0:
         return False
+    if record.get("stopped_early"):
+        return True
     rows = read_metrics(run_dir) if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
     preempted = [i for i, r in enumerate(rows) if r.get("event") == "preempted"]
     return not preempted or any("loss" in r and "split" not in r for r in rows[preempted[-1] + 1:])

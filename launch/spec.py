@@ -21,7 +21,9 @@ gets the base bindings, then the winners' bindings, then its variant's. A grid i
 stage whose variants are a product (`grid(...)`); a list of named variants is one stage.
 Each stage picks its winner by `metric` ("<split>/<name>", e.g. "val/cer",
 "val_ema/si_sdr_i"), `mode` ("min" or "max") and `at` ("final": the last evaluation;
-"best": the best one), defaulting to the study's.
+"best": the best one), defaulting to the study's. `early_stopping=ASHA(reduction=3)`
+(study or stage) stops the runs that are clearly losing at rungs of their evaluations
+(launch/halving.py); they stay in the report and never win.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import importlib.util
 import itertools
 from typing import Callable
 
+from launch.halving import ASHA
+
 
 @dataclasses.dataclass
 class Stage:
@@ -40,6 +44,7 @@ class Stage:
     metric: str | None = None
     mode: str | None = None
     at: str | None = None
+    early_stopping: ASHA | None = None
 
 
 @dataclasses.dataclass
@@ -52,6 +57,7 @@ class Study:
     metric: str = "val/loss"
     mode: str = "min"
     at: str = "final"
+    early_stopping: ASHA | None = None
 
     def rule(self, stage: Stage) -> tuple[str, str, str]:
         """(metric, mode, at) that picks `stage`'s winner."""

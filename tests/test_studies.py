@@ -11,9 +11,11 @@ import time
 
 import pytest
 
+from launch.halving import ASHA, Halving
 from launch.run import DONE, LocalBackend, RayBackend, execute, run_study
 from launch.spec import Stage, Study, binding_value
 from tfaudio.report import write_report
+from tfaudio.training.trackers import read_metrics
 
 import audio_files
 
@@ -194,3 +196,60 @@ def test_ray_backend_runs_a_stage_of_real_runs_like_the_local_backend(tmp_path, 
              for s in (ray_state, local_state)]
     assert names[0] == names[1]
     assert "dropout-0.5" in open(write_report(str(tmp_path / "ray"))).read()
+
+
+PLANTED_RUN = """import json, signal, sys, time
+run_dir, value = sys.argv[1], float(sys.argv[2])
+def log(row):
+    with open(run_dir + "/metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\\n")
+def preempted(*_):
+    log({"step": 0, "event": "preempted", "signal": "SIGTERM", "saved": True})
+    sys.exit(0)
+signal.signal(signal.SIGTERM, preempted)
+for step in range(1, 9):
+    time.sleep(0.5)
+    log({"step": step, "loss": value, "examples_seen": 8 * step, "wall_s": 0.5 * step, "examples_per_sec": 16.0})
+    log({"step": step, "split": "val", "examples_seen": 8 * step, "cer": value})
+"""
+
+
+class PlantedProcessBackend(LocalBackend):
+    """Runs a process per variant that logs one evaluation every half second, its planted
+    CER constant (`learning_rate` x 1000), and saves and exits on SIGTERM like the trainer."""
+
+    def run(self, jobs):
+        planted = []
+        for command, run_dir in jobs:
+            bindings = dict(binding_value(c.split("=", 1)[1]) for c in command if c.startswith("--gin_param="))
+            os.makedirs(run_dir, exist_ok=True)
+            planted.append(([sys.executable, "-c", PLANTED_RUN, run_dir, str(bindings["learning_rate"] * 1000)],
+                            run_dir))
+        return super().run(planted)
+
+
+def test_asha_stops_the_clearly_losing_runs_and_they_never_win(tmp_path):
+    lrs = {"a": 1e-4, "b": 5e-4, "c": 3e-4, "d": 9e-4}
+    tiny = Study(name="asha", question="Which lr?", gin_files=["gin/ctc_dilated_small.gin"], metric="val/cer",
+                 mode="min", early_stopping=ASHA(reduction=2, grace=1, min_runs=2),
+                 stages=[Stage("lr", {k: [f"learning_rate = {v}"] for k, v in lrs.items()})])
+    lines = []
+    state = run_study(tiny, str(tmp_path), PlantedProcessBackend(parallel=4), log=lines.append)
+    runs = state["stages"][0]["runs"]
+    assert state["stages"][0]["winner"] == "a" and not runs["a"]["stopped_early"]
+    for loser in "bcd":
+        assert runs[loser]["stopped_early"] and not runs[loser]["failed"]
+        assert len([r for r in read_metrics(runs[loser]["run_dir"]) if r.get("split") == "val"]) < 8
+    assert len([r for r in read_metrics(runs["a"]["run_dir"]) if r.get("split") == "val"]) == 8
+    assert "(stopped early at evaluation" in open(write_report(str(tmp_path))).read()
+    run_study(tiny, str(tmp_path), PlantedProcessBackend(), log=lines.append)  # stopped runs count as finished
+    assert all(json.loads(open(os.path.join(r["run_dir"], DONE)).read())["attempts"] == 1 for r in runs.values())
+
+
+def test_halving_keeps_the_best_fraction_at_each_rung():
+    judge = Halving(ASHA(reduction=3, grace=1, min_runs=3), mode="max")
+    assert judge.judge("a", [0.9, 0.9, 0.9]) is None
+    assert judge.judge("b", [0.5]) is None  # two runs at rung 1: too few to judge
+    assert judge.judge("c", [0.4]) == 1  # three: only the best third goes on
+    assert judge.judge("d", [0.95, 0.2, 0.1]) is None  # the best at rung 1; alone with a at rung 3
+    assert judge.judge("e", [0.96, 0.5, 0.05]) == 3  # three at rung 3: e is not the best third

@@ -106,6 +106,8 @@ def write_report(study_dir: str) -> str:
             name = f"**{variant}**" if variant == stage["winner"] else variant
             if run.get("failed"):
                 name += " (failed)"
+            if run.get("stopped_early"):
+                name += f" (stopped early at evaluation {run['stopped_early']['rung']})"
             settings = "<br>".join(f"`{b}`" for b in run["bindings"])
             lines.append(f"| {name} | {settings} | " + " | ".join(_cell(summaries[variant][c]) for c in columns) + " |")
         pngs = plot_stage(stage, os.path.join(study_dir, f"stage{index + 1}_{stage['name']}"))
