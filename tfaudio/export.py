@@ -29,11 +29,12 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("model_dir", None, "Run directory to export.", required=True)
+from tfaudio import cli
+
+cli.define_restore_flags("model to export", "Export the EMA weights when the run kept them.")
 flags.DEFINE_string("output", None, "Folder for the export (created).", required=True)
-flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's latest).")
-flags.DEFINE_bool("ema", True, "Export the EMA weights when the run kept them.")
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite", "both"], "What to write.")
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 

@@ -17,18 +17,18 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("model_dir", None, "Run directory of a trained separator.", required=True)
-flags.DEFINE_multi_string("input", [], "Mixture file(s) to separate (repeatable).")
+from tfaudio import cli
+
+cli.define_restore_flags("separator")
+cli.define_audio_input_flags("Mixture file(s) to separate (repeatable).")
 flags.DEFINE_string("output_dir", "separated", "Folder for <input stem>_<source>.wav files.")
-flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's latest).")
-flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
-flags.DEFINE_bool("resample", False, "Resample inputs at another sample rate instead of rejecting them.")
 flags.DEFINE_float("chunk_seconds", 4.0, "Length of the overlap-added chunks.")
 flags.DEFINE_float("overlap", 0.5, "Overlap of consecutive chunks (Hann windows); 0: rectangular chunks.")
 flags.DEFINE_bool("stream", False, "Separate block by block (unidirectional OpenUnmix runs).")
 flags.DEFINE_integer("block_samples", 1024, "Samples per block with --stream.")
 flags.DEFINE_integer("wiener_iterations", None, "OpenUnmix runs: EM iterations of the multichannel Wiener "
                      "post-filter (0: off; default: the run's OpenUnmix.wiener_iterations). Offline only.")
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 

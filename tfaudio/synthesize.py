@@ -14,15 +14,16 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("model_dir", None, "Run directory of a trained TTS model.", required=True)
+from tfaudio import cli
+
+cli.define_restore_flags("TTS model")
 flags.DEFINE_string("text", None, "Text to speak.")
 flags.DEFINE_string("text_file", None, "A UTF-8 file with one text per line.")
 flags.DEFINE_string("output", "synthesized.wav", "Output WAV (the alignment PNG goes beside it).")
-flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's latest).")
-flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
 flags.DEFINE_multi_string("gin_param", [], "Override an inference setting of the run, e.g. "
                           "'TacotronTask.griffin_lim_iterations = 100'.")
 flags.DEFINE_integer("max_steps", None, "Bound on decoder steps (default: TacotronTask.max_decoder_steps).")
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 

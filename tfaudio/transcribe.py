@@ -15,12 +15,12 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("model_dir", None, "Run directory of a trained recogniser.", required=True)
-flags.DEFINE_multi_string("input", [], "Audio file, folder or manifest (repeatable).")
-flags.DEFINE_string("checkpoint", None, "A checkpoint path (default: the run's latest).")
-flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
+from tfaudio import cli
+
+cli.define_restore_flags("recogniser")
+cli.define_audio_input_flags()
 flags.DEFINE_integer("beam_width", None, "1: greedy decoding; more: beam search (default: the run's).")
-flags.DEFINE_bool("resample", False, "Resample inputs at another sample rate instead of rejecting them.")
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 
