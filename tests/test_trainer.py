@@ -259,3 +259,18 @@ def test_warm_start_takes_the_named_modules_and_says_what_it_left(tmp_path):
     with pytest.raises(config.ConfigError, match=r"init_modules names \['decoder'\].*\['body', 'head'\]"):
         train(tmp_path / "bad", 1, "Trainer.batch_size = 8", f"CheckpointConfig.init_from = '{tmp_path / 'source'}'",
               "CheckpointConfig.init_modules = ('decoder',)")
+
+
+def test_inference_is_traced_once_per_model_and_lets_the_model_go():
+    import gc
+
+    from tfaudio.tasks import base
+
+    model = keras.Sequential([keras.Input([4]), keras.layers.Dense(2)])
+    for batch in (1, 3, 5):
+        assert base.inference(model)(tf.zeros([batch, 4])).shape == (batch, 2)
+    assert base.traced_method(model, "__call__").experimental_get_tracing_count() <= 2  # any batch: one relaxed trace
+    count = len(base._TRACED)
+    del model
+    gc.collect()
+    assert len(base._TRACED) == count - 1

@@ -19,7 +19,18 @@ import tensorflow as tf
 
 from tfaudio.errors import ConfigError
 
-_TRACED = weakref.WeakKeyDictionary()  # model -> its traced inference
+_TRACED = weakref.WeakKeyDictionary()  # model -> {method name: its traced function}
+
+
+def traced_method(model, name: str):
+    """`getattr(model, name)` traced once per model and method, for any batch or length
+    (the traced function holds the model weakly, so a model that is gone is let go)."""
+    per_model = _TRACED.setdefault(model, {})
+    if name not in per_model:
+        ref = weakref.ref(model)
+        per_model[name] = tf.function(lambda *args, **kwargs: getattr(ref(), name)(*args, **kwargs),
+                                      reduce_retracing=True)
+    return per_model[name]
 
 
 def inference(model):
@@ -28,10 +39,8 @@ def inference(model):
     they are."""
     if not isinstance(model, keras.Model):
         return lambda *inputs: model(*inputs, training=False)
-    traced = _TRACED.get(model)
-    if traced is None:
-        traced = _TRACED[model] = tf.function(lambda *inputs: model(*inputs, training=False), reduce_retracing=True)
-    return traced
+    call = traced_method(model, "__call__")
+    return lambda *inputs: call(*inputs, training=False)
 
 
 class Task:

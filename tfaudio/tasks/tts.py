@@ -42,7 +42,7 @@ from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.errors import ConfigError
 from tfaudio.models.tacotron import ENDED_BY
 from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
-from tfaudio.tasks.base import Task
+from tfaudio.tasks.base import Task, traced_method
 
 _LOSSES = {"l1": tf.abs, "l2": tf.square}
 
@@ -137,14 +137,11 @@ class TacotronTask(Task):
         self.band, self.max_jump = band, max_jump
         self.gl_iterations, self.gl_power = griffin_lim_iterations, griffin_lim_power
         self.state = _State(self.geometry.n_mels, self.geometry.n_bins)
-        self._traced_infer = {}
 
     def infer(self, model, text_ids, text_length, max_steps):
         """`model.infer` from the go frame with the end fallback and the attention window,
         traced once per model (any batch or length)."""
-        if id(model) not in self._traced_infer:
-            self._traced_infer[id(model)] = tf.function(model.infer, reduce_retracing=True)
-        return self._traced_infer[id(model)](text_ids, text_length, self.go_frame, tf.constant(max_steps),
+        return traced_method(model, "infer")(text_ids, text_length, self.go_frame, tf.constant(max_steps),
                                              self.stop_threshold, self.end_margin(model), self.window)
 
     def end_margin(self, model) -> int | None:
