@@ -18,15 +18,16 @@ def keras_twin(layer: SequenceLSTM, direction: int) -> keras.layers.LSTM:
     return twin
 
 
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-def test_equals_keras_lstm_with_the_same_weights(bidirectional):
+def test_equals_keras_lstm_with_the_same_weights(bidirectional, training):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(3, 7, 5)), tf.float32)
     layer = SequenceLSTM(4, bidirectional=bidirectional)
     layer(x)
     for weight in layer.weights:  # non-zero biases, so each of the two must count
         weight.assign(rng.normal(scale=0.5, size=weight.shape))
-    out = layer(x).numpy()
+    out = layer(x, training=training).numpy()
     forward = keras_twin(layer, 0)(x)[0].numpy()
     np.testing.assert_allclose(out[..., :4], forward, atol=1e-5)
     if bidirectional:

@@ -22,7 +22,8 @@ class SequenceLSTM(keras.layers.Layer):
       units: hidden units per direction.
       bidirectional: also run the sequence backwards and concatenate.
     `call(x, initial_state=(h, c))` continues from states [directions, B, units] and
-    `return_state=True` also returns the final (h, c), for streaming.
+    `return_state=True` also returns the final (h, c), for streaming. `training` only
+    chooses the faster form of the recurrent product for the case.
     """
 
     def __init__(self, units: int, bidirectional: bool = False, **kwargs):
@@ -49,7 +50,7 @@ class SequenceLSTM(keras.layers.Layer):
         zeros = tf.zeros([self.directions, batch, self.units], self.compute_dtype)
         return zeros, zeros
 
-    def call(self, x, initial_state=None, return_state=False):
+    def call(self, x, initial_state=None, return_state=False, training=False):
         dtype = x.dtype
         kernel, recurrent = tf.cast(self.kernel, dtype), tf.cast(self.recurrent_kernel, dtype)
         bias = tf.cast(self.bias + self.recurrent_bias, dtype)
@@ -59,9 +60,16 @@ class SequenceLSTM(keras.layers.Layer):
             initial_state = self.zero_state(tf.shape(x)[0])
         h0, c0 = (tf.cast(s, dtype) for s in initial_state)
 
+        def recurrent_product(h):
+            """Training: one batched product (its gradient is the fastest); inference: one
+            product per direction (about twice as fast for a single example)."""
+            if training:
+                return tf.matmul(h, recurrent)
+            return tf.stack([tf.matmul(h[d], recurrent[d]) for d in range(self.directions)])
+
         def step(carry, z):
             h, c = carry
-            i, f, g, o = tf.split(z + tf.matmul(h, recurrent), 4, axis=-1)
+            i, f, g, o = tf.split(z + recurrent_product(h), 4, axis=-1)
             c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
             return tf.sigmoid(o) * tf.tanh(c), c
 

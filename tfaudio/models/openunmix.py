@@ -94,7 +94,7 @@ class OpenUnmix(keras.Model):
         for i, lstm in enumerate(self.lstms):
             if i:
                 h = self.dropout(h, training=training)
-            h = lstm(h)
+            h = lstm(h, training=training)
         return self._decode(x, h, magnitude, training)
 
     def mask_continued(self, magnitude, states):
