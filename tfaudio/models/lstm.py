@@ -1,9 +1,10 @@
 """A whole-sequence LSTM layer for the CPU: the input projection of every frame is one
-matrix product before the time loop, and a bidirectional layer runs both directions in
-the same loop (a batched product per step), so the loop holds only the recurrent
-product. Keras's LSTM projects the input inside its loop, one small product per frame
-and direction; at Open-Unmix's reference shapes this layer trains its LSTM stack about
-twice as fast (benchmarks/openunmix_speed.py).
+matrix product before the time loop, a bidirectional layer runs both directions in the
+same loop, and training runs a loop whose backward pass is written out, so the
+recurrent kernel's gradient is one product over all frames after the loop. Keras's LSTM
+projects the input inside its loop, one small product per frame and direction, and
+autodiff accumulates every intermediate frame by frame; at Open-Unmix's shapes this
+layer trains its LSTM stack several times faster (benchmarks/openunmix_speed.py).
 
 Gates in the order input, forget, cell, output. Each direction has an input bias and a
 recurrent bias, as the reference Open-Unmix (PyTorch) has, so parameter counts match it.
@@ -22,8 +23,8 @@ class SequenceLSTM(keras.layers.Layer):
       units: hidden units per direction.
       bidirectional: also run the sequence backwards and concatenate.
     `call(x, initial_state=(h, c))` continues from states [directions, B, units] and
-    `return_state=True` also returns the final (h, c), for streaming. `training` only
-    chooses the faster form of the recurrent product for the case.
+    `return_state=True` also returns the final (h, c), for streaming. `training` runs
+    the loop whose backward pass is written out (the same numbers, faster gradients).
     """
 
     def __init__(self, units: int, bidirectional: bool = False, **kwargs):
@@ -60,20 +61,8 @@ class SequenceLSTM(keras.layers.Layer):
             initial_state = self.zero_state(tf.shape(x)[0])
         h0, c0 = (tf.cast(s, dtype) for s in initial_state)
 
-        def recurrent_product(h):
-            """Training: one batched product (its gradient is the fastest); inference: one
-            product per direction (about twice as fast for a single example)."""
-            if training:
-                return tf.matmul(h, recurrent)
-            return tf.stack([tf.matmul(h[d], recurrent[d]) for d in range(self.directions)])
-
-        def step(carry, z):
-            h, c = carry
-            i, f, g, o = tf.split(z + recurrent_product(h), 4, axis=-1)
-            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            return tf.sigmoid(o) * tf.tanh(c), c
-
-        hs, cs = tf.scan(step, projected, initializer=(h0, c0))  # [T, D, B, U]
+        run = _recurrence_with_gradient if training else _recurrence
+        hs, cs = run(projected, recurrent, h0, c0)  # [T, D, B, U]
         out = tf.transpose(hs, [1, 2, 0, 3])  # [D, B, T, U]
         if self.bidirectional:
             out = tf.concat([out[0], tf.reverse(out[1], [1])], -1)
@@ -83,3 +72,62 @@ class SequenceLSTM(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units * self.directions,)
+
+
+def _gates(z):
+    """Input, forget, cell and output gate activations of pre-activations z [..., 4U]."""
+    i, f, g, o = tf.split(z, 4, axis=-1)
+    return tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+
+
+def _recurrence(projected, recurrent, h0, c0):
+    """(hs, cs) [T, D, B, U] of the LSTM loop over input projections [T, D, B, 4U] with
+    recurrent kernels [D, U, 4U]; one product per direction (fastest for one example)."""
+    def step(carry, z):
+        h, c = carry
+        product = tf.stack([tf.matmul(h[d], recurrent[d]) for d in range(recurrent.shape[0])])
+        i, f, g, o = _gates(z + product)
+        c = f * c + i * g
+        return o * tf.tanh(c), c
+
+    return tf.scan(step, projected, initializer=(h0, c0))
+
+
+@tf.custom_gradient
+def _recurrence_with_gradient(projected, recurrent, h0, c0):
+    """`_recurrence` for training, with its backward pass written out: the loop keeps the
+    gates, the backward loop computes only the pre-activation and state gradients, and
+    the recurrent kernel's gradient is one product over all frames after it (autodiff
+    of the loop would accumulate it, and every intermediate, frame by frame)."""
+    def step(carry, z):
+        h, c, _ = carry
+        i, f, g, o = _gates(z + tf.matmul(h, recurrent))
+        c = f * c + i * g
+        return o * tf.tanh(c), c, tf.concat([i, f, g, o], -1)
+
+    hs, cs, gates = tf.scan(step, projected, initializer=(h0, c0, tf.zeros_like(projected[0])))
+
+    def grad(d_hs, d_cs):
+        d_hs = tf.zeros_like(hs) if d_hs is None else d_hs  # an output nothing read
+        d_cs = tf.zeros_like(cs) if d_cs is None else d_cs
+        c_prev = tf.concat([c0[None], cs[:-1]], 0)
+
+        def back(carry, frame):
+            dh_next, dc_next, _ = carry
+            dh, dc, gate, c, cp = frame
+            i, f, g, o = tf.split(gate, 4, axis=-1)
+            dh = dh + dh_next
+            tanh_c = tf.tanh(c)
+            dc = dc + dc_next + dh * o * (1.0 - tf.square(tanh_c))
+            dz = tf.concat([dc * g * i * (1.0 - i), dc * cp * f * (1.0 - f), dc * i * (1.0 - tf.square(g)),
+                            dh * tanh_c * o * (1.0 - o)], -1)
+            return tf.matmul(dz, recurrent, transpose_b=True), dc * f, dz
+
+        zeros = tf.zeros_like(h0)
+        dh_prev, dc_prev, dz = tf.scan(back, (d_hs, d_cs, gates, cs, c_prev),
+                                       initializer=(zeros, zeros, tf.zeros_like(projected[0])), reverse=True)
+        h_prev = tf.concat([h0[None], hs[:-1]], 0)
+        d_recurrent = tf.einsum("tdbu,tdbg->dug", h_prev, dz)
+        return dz, d_recurrent, dh_prev[0], dc_prev[0]
+
+    return (hs, cs), grad
