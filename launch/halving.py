@@ -11,13 +11,10 @@ finished, stopped early, and never wins its stage.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 
 from tfaudio.training.trackers import read_metrics
-
-STOP = "stop_request.json"  # written into a run directory: its runner stops the run
 
 
 @dataclasses.dataclass
@@ -73,11 +70,11 @@ def evaluations(run_dir: str, metric: str) -> list[float]:
 
 class StopLosers:
     """While a stage runs: polls its runs' metrics every `every` seconds and asks the
-    losers among `running` to stop (a STOP file their runner watches)."""
+    losers among `running` to stop (`stop(run_dir, **why)`)."""
 
-    def __init__(self, asha: ASHA, metric: str, mode: str, run_dirs: list[str], running: list[str],
+    def __init__(self, asha: ASHA, metric: str, mode: str, run_dirs: list[str], running: list[str], stop,
                  every: float = 2.0, log=print):
-        self.halving, self.metric = Halving(asha, mode), metric
+        self.halving, self.metric, self.stop = Halving(asha, mode), metric, stop
         self.run_dirs, self.running, self.every, self.log = run_dirs, set(running), every, log
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -100,8 +97,6 @@ class StopLosers:
                 continue
             rung = self.halving.judge(run_dir, evaluations(run_dir, self.metric))
             if rung is not None and run_dir in self.running:
-                with open(os.path.join(run_dir, STOP), "w") as f:
-                    json.dump({"rung": rung, "metric": self.metric,
-                               "value": self.halving.recorded[rung][run_dir]}, f)
+                self.stop(run_dir, rung=rung, metric=self.metric, value=self.halving.recorded[rung][run_dir])
                 self.log(f"  stopping {run_dir}: outside the best 1/{self.halving.asha.reduction} at evaluation "
                          f"{rung} ({self.metric})")

@@ -35,6 +35,13 @@ from launch import spec as specs
 from tfaudio.training.trackers import read_metrics
 
 DONE = "study_run.json"  # in a run directory once its training process exited
+STOP = "stop_request.json"  # early stopping: its runner stops the run (SIGTERM: it saves)
+
+
+def request_stop(run_dir: str, **why):
+    """Asks the runner of `run_dir` to stop it early; it then counts as finished."""
+    with open(os.path.join(run_dir, STOP), "w") as f:
+        json.dump(why, f)
 
 
 def metric_value(run_dir: str, metric: str, mode: str, at: str) -> float | None:
@@ -62,17 +69,22 @@ def execute(command: list[str], run_dir: str, threads: int | None, cwd: str | No
         env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS=str(threads))
     os.makedirs(run_dir, exist_ok=True)
     start = time.time()
-    stop_request = os.path.join(run_dir, halving.STOP)
+    stop_request = os.path.join(run_dir, STOP)
     with open(os.path.join(run_dir, "study_stdout.log"), "a") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                    preexec_fn=_terminate_with_parent)
-        while process.poll() is None:
-            try:
-                process.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                if os.path.exists(stop_request):  # early stopping: the run saves and exits
-                    process.terminate()
-                    process.wait()
+        try:
+            while process.poll() is None:
+                try:
+                    process.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    if os.path.exists(stop_request):  # the run saves and exits
+                        process.terminate()
+                        process.wait()
+        except KeyboardInterrupt:  # a cancelled Ray task: the run saves, and resumes with the study
+            process.terminate()
+            process.wait()
+            raise
     earlier = _record(run_dir)
     record = {"returncode": process.returncode, "wall_s": earlier.get("wall_s", 0.0) + time.time() - start,
               "attempts": earlier.get("attempts", 0) + 1, "command": command}
@@ -121,7 +133,16 @@ class RayBackend:
         self.remote = ray.remote(num_cpus=1)(execute)
 
     def run(self, jobs: list[tuple[list[str], str]]) -> list[dict]:
-        return self.ray.get([self.remote.remote(command, run_dir, 1, os.getcwd()) for command, run_dir in jobs])
+        """Ctrl-C cancels the tasks: the running ones stop their runs with SIGTERM (they
+        save) and are waited for; Ray would otherwise kill them without a checkpoint."""
+        refs = [self.remote.remote(command, run_dir, 1, os.getcwd()) for command, run_dir in jobs]
+        try:
+            return self.ray.get(refs)
+        except KeyboardInterrupt:
+            for ref in refs:
+                self.ray.cancel(ref)
+            self.ray.wait(refs, num_returns=len(refs))
+            raise
 
 
 def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=print) -> dict:
@@ -152,7 +173,9 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
         stopped = []
         asha = stage.early_stopping or study.early_stopping
         losers = halving.StopLosers(asha, metric, mode, [r["run_dir"] for r in runs.values()],
-                                    [run_dir for _, run_dir in jobs], log=log) if asha else contextlib.nullcontext()
+                                    [run_dir for _, run_dir in jobs],
+                                    request_stop,
+                                    log=log) if asha else contextlib.nullcontext()
         with losers:
             records = backend.run(jobs)
         for (command, run_dir), record in zip(jobs, records):

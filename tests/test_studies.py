@@ -5,6 +5,7 @@ stage of real training runs on a local Ray instance."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -134,21 +135,27 @@ def test_a_resumed_run_records_its_wall_time_over_every_attempt(tmp_path):
     assert again["wall_s"] >= first["wall_s"] + 0.5
 
 
-def test_a_killed_study_stops_its_runs_with_sigterm(tmp_path):
-    """kill -9 of the study process: its training process gets SIGTERM (and saves), not orphaned."""
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"])
+def test_a_killed_or_interrupted_runner_stops_its_run_with_sigterm(tmp_path, signal_name):
+    """kill -9 of the process running a training process, or Ctrl-C / a cancelled Ray task
+    there (SIGINT; the runner lives on, as a Ray worker does): the training process gets
+    SIGTERM (and saves), never orphaned."""
     started, stopped = tmp_path / "started", tmp_path / "stopped"
     child = (f"import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (open({str(stopped)!r}, 'w'), "
              f"sys.exit(0))); open({str(started)!r}, 'w'); time.sleep(60)")
-    study = subprocess.Popen([sys.executable, "-c", f"import sys; from launch.run import execute; "
-                              f"execute([sys.executable, '-c', {child!r}], {str(tmp_path / 'run')!r}, 1)"],
+    runner = (f"import sys, time\nfrom launch.run import execute\ntry:\n"
+              f"    execute([sys.executable, '-c', {child!r}], {str(tmp_path / 'run')!r}, 1)\n"
+              f"except KeyboardInterrupt:\n    time.sleep(60)\n")
+    study = subprocess.Popen([sys.executable, "-c", runner],
                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     deadline = time.time() + 30
     while not started.exists() and time.time() < deadline:
         time.sleep(0.1)
-    study.kill()
-    study.wait()
+    study.send_signal(getattr(signal, signal_name))
     while not stopped.exists() and time.time() < deadline + 10:
         time.sleep(0.1)
+    study.kill()
+    study.wait()
     assert started.exists() and stopped.exists()
 
 
