@@ -5,6 +5,7 @@ stage of real training runs on a local Ray instance."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,6 +180,9 @@ def test_the_report_holds_every_run_and_the_winning_configuration(tmp_path):
     assert "## Winning configuration" in report and "padding = True" in report.split("## Winning")[1]
     assert os.path.getsize(tmp_path / "stage3_batch_examples.png") > 1000
     assert os.path.getsize(tmp_path / "stage1_padding_wall.png") > 1000
+    moved = tmp_path.parent / (tmp_path.name + "_moved")  # a study folder moved elsewhere reports the same
+    shutil.move(tmp_path, moved)
+    assert row in open(write_report(str(moved))).read().splitlines()
 
 
 def test_ray_backend_runs_a_stage_of_real_runs_like_the_local_backend(tmp_path, monkeypatch):

@@ -39,11 +39,16 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
         values = [r[name] for r in rows if r.get("split") == which and name in r]
         out[f"{which}/{name} final"] = values[-1] if values else None
         out[f"{which}/{name} best"] = pick(values) if values else None
+    # The processes' wall time (study_run.json, summed over attempts, start-up included) or
+    # the training time the checkpoints carried, whichever is longer: a killed attempt
+    # writes no study_run.json, start-up is in no training row.
+    walls = [train[-1]["wall_s"]] if train else []
     try:
         with open(os.path.join(run_dir, "study_run.json")) as f:
-            wall = json.load(f)["wall_s"] / 60
+            walls.append(json.load(f)["wall_s"])
     except (OSError, ValueError, KeyError):
-        wall = train[-1]["wall_s"] / 60 if train else None
+        pass
+    wall = max(walls) / 60 if walls else None
     rates = [r["examples_per_sec"] for r in train[1:] or train]
     last = train[-1] if train else {}
     batch = (f"{last['effective_batch']} ({last.get('batch_mode', 'accumulate')}, micro-batch {last['micro_batch']})"
@@ -92,6 +97,11 @@ def plot_stage(stage: dict, path_prefix: str) -> list[str]:
 def write_report(study_dir: str) -> str:
     with open(os.path.join(study_dir, "study.json")) as f:
         state = json.load(f)
+    for stage in state["stages"]:  # <stage>/<run> inside the study folder, wherever it is read from
+        for variant, run in stage["runs"].items():
+            run["run_dir"] = os.path.join(study_dir, *os.path.normpath(run["run_dir"]).split(os.sep)[-2:])
+            if not os.path.exists(os.path.join(run["run_dir"], "metrics.jsonl")):
+                print(f"warning: {run['run_dir']} has no metrics.jsonl; its row stays empty", file=sys.stderr)
     lines = [f"# Study: {state['name']}", "", f"**Question.** {state['question']}", "",
              "**Base settings.** " + ", ".join(f"`{g}`" for g in state["gin_files"]) +
              ("; " + ", ".join(f"`{b}`" for b in state["bindings"]) if state["bindings"] else ""), ""]
