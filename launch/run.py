@@ -151,6 +151,7 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
     state = {"name": study.name, "question": study.question, "gin_files": study.gin_files,
              "bindings": study.bindings, "stages": []}
     winners: list[list[str]] = []
+    trained: dict[tuple, str] = {}  # the settings of every run so far -> its run directory
     for index, stage in enumerate(study.stages):
         metric, mode, at = study.rule(stage)
         opt = specs.Opt(study, winners)
@@ -158,7 +159,12 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
         stage_dir = os.path.join(out, f"{index + 1}-{stage.name}")
         runs, jobs = {}, []
         for variant, bindings in variants.items():
-            run_dir = os.path.join(stage_dir, f"{variant}_{experiment}")
+            settings = tuple(sorted((k, repr(v)) for k, v in specs.Opt(study, winners + [bindings]).bindings.items()))
+            if settings in trained:  # e.g. the stage's <OPT> variant: the earlier run is its run
+                runs[variant] = {"run_dir": trained[settings], "bindings": bindings, "same_as": trained[settings]}
+                log(f"  {variant}: the settings of {trained[settings]}, not trained again")
+                continue
+            run_dir = trained[settings] = os.path.join(stage_dir, f"{variant}_{experiment}")
             command = train_command(study.gin_files, run_dir, f"{variant}_", study.name,
                                     list(study.bindings) + [b for w in winners for b in w] + bindings)
             runs[variant] = {"run_dir": run_dir, "bindings": bindings}

@@ -264,3 +264,16 @@ def test_halving_keeps_the_best_fraction_at_each_rung():
     assert judge.judge("c", [0.4]) == 1  # three: only the best third goes on
     assert judge.judge("d", [0.95, 0.2, 0.1]) is None  # the best at rung 1; alone with a at rung 3
     assert judge.judge("e", [0.96, 0.5, 0.05]) == 3  # three at rung 3: e is not the best third
+
+
+def test_a_variant_with_an_earlier_runs_settings_reuses_that_run(tmp_path):
+    tiny = study()
+    tiny.bindings = ["batch_size = 8", "batch_norm = True"]
+    tiny.stages[1] = Stage("bn", {"bn-on": ["batch_norm = True"], "bn-off": ["batch_norm = False"]})
+    backend = PlantedBackend()
+    state = run_study(tiny, str(tmp_path), backend, log=lambda line: None)
+    bn_on = state["stages"][1]["runs"]["bn-on"]  # padding-on with BatchNorm on: stage 1's winner again
+    assert bn_on["same_as"] == str(tmp_path / "1-padding" / "padding-on_ctc_dilated_small")
+    assert "bn-on_ctc_dilated_small" not in backend.submitted and len(backend.submitted) == 2 + 1 + 6
+    assert bn_on["value"] == state["stages"][0]["runs"]["padding-on"]["value"]
+    assert "| bn-on (= 1-padding/padding-on_ctc_dilated_small) |" in open(write_report(str(tmp_path))).read()

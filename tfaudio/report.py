@@ -116,6 +116,8 @@ def write_report(study_dir: str) -> str:
             name = f"**{variant}**" if variant == stage["winner"] else variant
             if run.get("failed"):
                 name += " (failed)"
+            if run.get("same_as"):
+                name += f" (= {os.path.join(*os.path.normpath(run['same_as']).split(os.sep)[-2:])})"
             if run.get("stopped_early"):
                 name += f" (stopped early at evaluation {run['stopped_early']['rung']})"
             settings = "<br>".join(f"`{b}`" for b in run["bindings"])
