@@ -2,8 +2,8 @@
 each stage carrying the earlier winners forward (<OPT>), sized for one 2-core CPU:
 every run trains on the same number of examples (EXAMPLES; the batch stage sets its
 steps from it), so variants compare at equal data whatever else shares the machine, and
-the local and Ray backends reach the same numbers. 25 runs, about an hour with
---parallel 2:
+the local and Ray backends reach the same numbers. 25 variants, 21 trained (the
+stages' <OPT> variants reuse earlier runs): about 20 minutes with --parallel 2:
 
     python -m launch.run launch/specs/ctc_sequential.py [--parallel 2] [--backend ray]
 
