@@ -2,7 +2,7 @@
 trainer, and the unidirectional model's inference real-time factor (offline and
 streaming) on one thread.
 
-    python benchmarks/openunmix_speed.py [--steps 15] [--out runs/bench_openunmix]
+    python benchmarks/openunmix_speed.py [--steps 15] [--out runs/bench_openunmix] [--precision mixed_bfloat16]
 
 Training runs `python -m tfaudio.train` on synthetic stereo tracks written at the
 shapes' sample rate (data reading included, as a user's run), and reports the mean
@@ -48,10 +48,10 @@ def tracks(folder: str, rate: int, seconds: float, n: int = 4):
     return folder
 
 
-def train_speed(shape: str, unidirectional: bool, steps: int, out: str) -> float:
+def train_speed(shape: str, unidirectional: bool, steps: int, out: str, precision: str = "float32") -> float:
     s = SHAPES[shape]
     data = tracks(os.path.join(out, f"data_{shape}"), s["rate"], s["seconds"])
-    run = os.path.join(out, f"{shape}_{'uni' if unidirectional else 'bi'}")
+    run = os.path.join(out, f"{shape}_{'uni' if unidirectional else 'bi'}_{precision}")
     params = [f"data_dir = '{data}'", "batch_size = 16", f"train_steps = {steps}", f"eval_every = {steps}",
               "Trainer.steps_per_loop = 5", "Trainer.eval_batches = 1", "Trainer.early_stopping = None",
               "Trainer.plateau = None", "StepOptions.ema_decay = None",
@@ -60,7 +60,7 @@ def train_speed(shape: str, unidirectional: bool, steps: int, out: str) -> float
               f"SeparationData.channels = {s['channels']}", f"OpenUnmix.hidden_size = {s['hidden']}",
               f"OpenUnmix.bandwidth = {s['bandwidth']}", f"OpenUnmix.unidirectional = {unidirectional}",
               f"SeparationData.segment_seconds = {s['seconds']}", "SeparationData.val_seconds = 1.0",
-              "SeparationData.samples_per_track = 16"]
+              "SeparationData.samples_per_track = 16", f"StepOptions.precision = '{precision}'"]
     cmd = [sys.executable, "-m", "tfaudio.train", "--gin_file=gin/openunmix_8khz.gin", f"--model_dir={run}",
            "--tracker=none"] + [f"--gin_param={p}" for p in params]
     subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
@@ -111,6 +111,7 @@ def main():
     parser.add_argument("--out", default="runs/bench_openunmix")
     parser.add_argument("--inference_only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip_training", action="store_true", help="only parameters and inference speed")
+    parser.add_argument("--precision", default="float32", help="training: StepOptions.precision, e.g. mixed_bfloat16")
     args = parser.parse_args()
     if args.inference_only:
         print(json.dumps(inference_speed()))
@@ -123,8 +124,8 @@ def main():
           + ", ".join(f"{rtf:.3f} in {block}-sample blocks" for block, rtf in stream_rtf.items()))
     for shape in () if args.skip_training else ("reference", "small"):
         for uni in (False, True):
-            rate = train_speed(shape, uni, args.steps, args.out)
-            print(f"training {shape} {'uni' if uni else 'bi'}: {rate:.1f} examples/s")
+            rate = train_speed(shape, uni, args.steps, args.out, args.precision)
+            print(f"training {shape} {'uni' if uni else 'bi'} ({args.precision}): {rate:.1f} examples/s")
 
 
 if __name__ == "__main__":
