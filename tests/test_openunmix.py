@@ -52,6 +52,26 @@ def test_only_the_unidirectional_model_ignores_the_future(unidirectional):
     assert not np.allclose(a[:, 7000:], b[:, 7000:])
 
 
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_half_precision_runs_the_network_in_half_and_the_signal_in_float32(precision):
+    gin.parse_config(["audio_geometry.sample_rate = 8000", "audio_geometry.n_fft = 256",
+                      "audio_geometry.hop_length = 64"])
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = OpenUnmix(hidden_size=16, nb_layers=2, bandwidth=4000.0)
+        x = tf.constant(np.random.default_rng(0).normal(0, 0.3, (2, 4000)), tf.float32)
+        with tf.GradientTape() as tape:
+            magnitude = model.target_magnitude(x, training=True)
+            loss = tf.reduce_mean(tf.square(magnitude))
+        grads = tape.gradient(loss, model.trainable_variables)
+        wave = model(x)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert magnitude.dtype == wave.dtype == tf.float32 and wave.shape == (2, 4000)
+    assert model.lstms[0].compute_dtype == precision.split("_")[1]
+    assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads)
+
+
 def test_wiener_sources_add_up_to_the_mixture_and_refine_oracle_magnitudes():
     geometry = AudioGeometry(sample_rate=8000, n_fft=256, win_length=256, hop_length=64)
     t = np.arange(8000) / 8000

@@ -158,8 +158,8 @@ class OpenUnmix(keras.Model):
 
     def _encode(self, magnitude, training):
         batch, frames = tf.shape(magnitude)[0], tf.shape(magnitude)[2]
-        x = tf.transpose(magnitude, [0, 2, 1, 3])  # [B, T, C, F]
-        x = (x[..., :self.max_bin] + self.input_mean) * self.input_scale
+        x = tf.cast(tf.transpose(magnitude, [0, 2, 1, 3]), self.compute_dtype)  # [B, T, C, F]
+        x = (x[..., :self.max_bin] + tf.cast(self.input_mean, x.dtype)) * tf.cast(self.input_scale, x.dtype)
         x = tf.reshape(x, [batch, frames, self.channels * self.max_bin])
         return tf.tanh(self.bn1(self.fc1(x), training=training))
 
@@ -168,14 +168,17 @@ class OpenUnmix(keras.Model):
         x = tf.concat([x, h], -1)
         x = tf.nn.relu(self.bn2(self.fc2(x), training=training))
         x = self.bn3(self.fc3(x), training=training)
-        x = tf.reshape(x, [batch, frames, self.channels, self.nb_bins]) * self.output_scale + self.output_mean
-        return tf.transpose(tf.nn.relu(x), [0, 2, 1, 3]) * magnitude
+        x = tf.reshape(x, [batch, frames, self.channels, self.nb_bins])
+        x = x * tf.cast(self.output_scale, x.dtype) + tf.cast(self.output_mean, x.dtype)
+        return tf.cast(tf.transpose(tf.nn.relu(x), [0, 2, 1, 3]), magnitude.dtype) * magnitude
 
     def target_magnitude(self, mixture, training=False):
-        """The estimated target magnitude [B, channels, frames, bins]."""
-        return self.mask(tf.abs(features.channel_stft(mixture, self.geometry)), training)
+        """The estimated target magnitude [B, channels, frames, bins] (float32)."""
+        return self.mask(tf.abs(features.channel_stft(tf.cast(mixture, tf.float32), self.geometry)), training)
 
     def call(self, mixture, training=False):
+        # Signal processing in float32; the network in the compute dtype (mixed precision).
+        mixture = tf.cast(mixture, tf.float32)
         spec = features.channel_stft(mixture, self.geometry)
         magnitude = tf.abs(spec)
         estimate = self.mask(magnitude, training)
