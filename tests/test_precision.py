@@ -1,6 +1,7 @@
 """Half precision on the real models: float16 loss-scale overflows are the loss scale's
 business, never divergence, so the guard leaves a healthy run alone."""
 
+import math
 import os
 
 import keras
@@ -29,3 +30,17 @@ def test_float16_trains_a_real_model_at_one_step_per_loop_without_rollbacks(tmp_
     assert overflows >= 3 and loops[-1]["loss_scale"] == 2.0 ** (24 - overflows)  # halved per overflow
     assert trainer.global_step == 50 and trainer.inner.weights_finite()
     assert int(trainer.inner.skipped.numpy()) == 0
+
+
+@pytest.mark.parametrize("gin_file", ["ctc_dilated_small.gin", "classifier_digits.gin", "openunmix_8khz.gin"])
+def test_every_family_trains_in_bfloat16(tmp_path, gin_file):
+    """The waveform reaches a model in half under mixed precision; its STFT must still run
+    (in float32) and the run train with finite losses."""
+    path = os.path.join(config.REPO_GIN_DIR, gin_file)
+    run = str(tmp_path / "run")
+    try:
+        _train(run, [path], tiny_params(path, tmp_path) + ["StepOptions.precision = 'mixed_bfloat16'"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    losses = [r["loss"] for r in read_metrics(run) if "loss" in r]
+    assert losses and all(math.isfinite(loss) for loss in losses)

@@ -22,8 +22,9 @@ def _window_fn(geometry: AudioGeometry):
 
 def stft(wave: tf.Tensor, geometry: AudioGeometry, pad_mode: str = "REFLECT") -> tf.Tensor:
     """Complex STFT [..., frames, bins]. With `geometry.center`, the signal is padded by
-    n_fft // 2 on both sides (`pad_mode` REFLECT or CONSTANT) so frames are centred."""
-    wave = tf.convert_to_tensor(wave, tf.float32)
+    n_fft // 2 on both sides (`pad_mode` REFLECT or CONSTANT) so frames are centred.
+    Always in float32: under mixed precision Keras hands a model its waveform in half."""
+    wave = tf.cast(wave, tf.float32)
     if geometry.center:
         pad = geometry.n_fft // 2
         rank = len(wave.shape)
@@ -42,7 +43,7 @@ def stft(wave: tf.Tensor, geometry: AudioGeometry, pad_mode: str = "REFLECT") ->
 def channel_stft(wave: tf.Tensor, geometry: AudioGeometry) -> tf.Tensor:
     """Complex STFT [batch, channels, frames, bins] of [batch, samples] (one channel) or
     [batch, samples, channels]."""
-    wave = tf.convert_to_tensor(wave, tf.float32)
+    wave = tf.cast(wave, tf.float32)
     return stft(wave[:, None] if len(wave.shape) == 2 else tf.transpose(wave, [0, 2, 1]), geometry)
 
 

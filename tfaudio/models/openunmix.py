@@ -174,11 +174,9 @@ class OpenUnmix(keras.Model):
 
     def target_magnitude(self, mixture, training=False):
         """The estimated target magnitude [B, channels, frames, bins] (float32)."""
-        return self.mask(tf.abs(features.channel_stft(tf.cast(mixture, tf.float32), self.geometry)), training)
+        return self.mask(tf.abs(features.channel_stft(mixture, self.geometry)), training)
 
     def call(self, mixture, training=False):
-        # Signal processing in float32; the network in the compute dtype (mixed precision).
-        mixture = tf.cast(mixture, tf.float32)
         spec = features.channel_stft(mixture, self.geometry)
         magnitude = tf.abs(spec)
         estimate = self.mask(magnitude, training)
