@@ -62,6 +62,7 @@ class Halving:
 
 
 def evaluations(run_dir: str, metric: str) -> list[float]:
+    """The run's values of `metric` ("split/name"), one per evaluation; [] before any."""
     split, name = metric.split("/", 1)
     if not os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
         return []

@@ -46,8 +46,7 @@ def request_stop(run_dir: str, **why):
 
 def metric_value(run_dir: str, metric: str, mode: str, at: str) -> float | None:
     """The run's `metric` ("split/name") at its final evaluation, or its best one."""
-    split, name = metric.split("/", 1)
-    values = [r[name] for r in read_metrics(run_dir) if r.get("split") == split and name in r]
+    values = halving.evaluations(run_dir, metric)
     if not values:
         return None
     return values[-1] if at == "final" else (min(values) if mode == "min" else max(values))
@@ -178,10 +177,9 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
             continue
         stopped = []
         asha = stage.early_stopping or study.early_stopping
-        losers = halving.StopLosers(asha, metric, mode, [r["run_dir"] for r in runs.values()],
-                                    [run_dir for _, run_dir in jobs],
-                                    request_stop,
-                                    log=log) if asha else contextlib.nullcontext()
+        losers = contextlib.nullcontext() if asha is None else halving.StopLosers(
+            asha, metric, mode, [r["run_dir"] for r in runs.values()], [run_dir for _, run_dir in jobs], request_stop,
+            log=log)
         with losers:
             records = backend.run(jobs)
         for (command, run_dir), record in zip(jobs, records):
