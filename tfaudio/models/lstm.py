@@ -3,8 +3,9 @@ matrix product before the time loop, a bidirectional layer runs both directions 
 same loop, and training runs a loop whose backward pass is written out, so the
 recurrent kernel's gradient is one product over all frames after the loop. Keras's LSTM
 projects the input inside its loop, one small product per frame and direction, and
-autodiff accumulates every intermediate frame by frame; at Open-Unmix's shapes this
-layer trains its LSTM stack several times faster (benchmarks/openunmix_speed.py).
+autodiff accumulates every intermediate frame by frame. Open-Unmix at its reference
+shapes trains twice as fast with this layer (5.8 -> 11.5 examples/s bidirectional,
+benchmarks/openunmix_speed.py).
 
 Gates in the order input, forget, cell, output. Each direction has an input bias and a
 recurrent bias, as the reference Open-Unmix (PyTorch) has, so parameter counts match it.
