@@ -5,7 +5,7 @@ gin file's train_steps if sooner), then separates the 56 held-out validation mix
 with the CLI in a fresh process and computes SI-SDR improvement from the written files.
 
     python benchmarks/separation_quality.py [--models audio_unet,hybrid_unet,openunmix_8khz,openunmix_8khz_uni]
-        [--minutes 15] [--train_steps N] [--without_ema] [--evaluate_only] [--out runs/bench_separation]
+        [--minutes 15] [--train_steps N] [--without_ema] [--evaluate_only] [--seed 0] [--out runs/bench_separation]
 
 For each run it prints the in-training validation si_sdr_i (val and val_ema) beside the
 same number computed from `separate`'s WAVs of the same middle excerpts (one chunk each,
@@ -74,7 +74,7 @@ def train(name: str, run_dir: str, args, ema: bool) -> float:
         ([] if ema else ["StepOptions.ema_decay = None"])
     start = time.time()
     subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file=gin/{name}.gin", f"--model_dir={run_dir}",
-                    "--tracker=none"] + [f"--gin_param={p}" for p in params], check=True)
+                    "--tracker=none", f"--seed={args.seed}"] + [f"--gin_param={p}" for p in params], check=True)
     return (time.time() - start) / 60
 
 
@@ -84,6 +84,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget per run")
     parser.add_argument("--train_steps", type=int, default=None, help="default: the gin file's")
     parser.add_argument("--without_ema", action="store_true", help="also train each model without EMA")
+    parser.add_argument("--seed", type=int, default=0, help="tfaudio.train --seed (initialisation and data order)")
     parser.add_argument("--evaluate_only", action="store_true", help="score the existing runs in --out")
     parser.add_argument("--out", default="runs/bench_separation")
     args = parser.parse_args()
