@@ -94,12 +94,17 @@ def plot_stage(stage: dict, path_prefix: str) -> list[str]:
     return names
 
 
+def _stage_and_run(run_dir: str) -> str:
+    """`<stage>/<run>`: where a run lives inside its study folder, wherever that was read from."""
+    return os.path.join(*os.path.normpath(run_dir).split(os.sep)[-2:])
+
+
 def write_report(study_dir: str) -> str:
     with open(os.path.join(study_dir, "study.json")) as f:
         state = json.load(f)
-    for stage in state["stages"]:  # <stage>/<run> inside the study folder, wherever it is read from
-        for variant, run in stage["runs"].items():
-            run["run_dir"] = os.path.join(study_dir, *os.path.normpath(run["run_dir"]).split(os.sep)[-2:])
+    for stage in state["stages"]:
+        for run in stage["runs"].values():
+            run["run_dir"] = os.path.join(study_dir, _stage_and_run(run["run_dir"]))
             if not os.path.exists(os.path.join(run["run_dir"], "metrics.jsonl")):
                 print(f"warning: {run['run_dir']} has no metrics.jsonl; its row stays empty", file=sys.stderr)
     lines = [f"# Study: {state['name']}", "", f"**Question.** {state['question']}", "",
@@ -117,7 +122,7 @@ def write_report(study_dir: str) -> str:
             if run.get("failed"):
                 name += " (failed)"
             if run.get("same_as"):
-                name += f" (= {os.path.join(*os.path.normpath(run['same_as']).split(os.sep)[-2:])})"
+                name += f" (= {_stage_and_run(run['same_as'])})"
             if run.get("stopped_early"):
                 name += f" (stopped early at evaluation {run['stopped_early']['rung']})"
             settings = "<br>".join(f"`{b}`" for b in run["bindings"])
