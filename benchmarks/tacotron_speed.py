@@ -1,7 +1,7 @@
-"""Tacotron speed on this machine, for tacotron_8khz and tacotron2_22khz at text length 60
-and 250 mel frames:
+"""Tacotron speed on this machine, for tacotron_8khz (ParallelTacotron), tacotron_8khz_attention
+and tacotron2_22khz at text length 60 and 250 mel frames:
 
-    python benchmarks/tacotron_speed.py [--configs tacotron_8khz,tacotron2_22khz] [--steps 5]
+    python benchmarks/tacotron_speed.py [--configs tacotron_8khz,tacotron_8khz_attention] [--steps 5]
 
 Prints training examples/s (traced step) at batch 16 and 32, the traced/eager step
 ratio at batch 16, free-running inference frames/s at batch 1, and the synthesis
@@ -67,10 +67,11 @@ def measure(name, steps):
     infer = tf.function(model.infer)
     run = lambda: infer(one["text_ids"], one["text_length"], task.go_frame, tf.constant(decoder_steps), 2.0)  # noqa: E731
     seconds = timed(run, steps)
-    rows["infer_frames_per_s"] = decoder_steps * model.reduction / seconds
     out = run()
+    frames = int(out["steps"][0]) * model.reduction  # all 250 with attention; the predicted durations' sum without
+    rows["infer_frames_per_s"] = frames / seconds
     start = time.perf_counter()
-    wave = task.to_audio(out, 0, decoder_steps * model.reduction)
+    wave = task.to_audio(out, 0, frames)
     gl_seconds = time.perf_counter() - start
     rows["synthesis_rtf"] = (seconds + gl_seconds) / (len(wave) / task.geometry.sample_rate)
     return rows
@@ -78,7 +79,7 @@ def measure(name, steps):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--configs", default="tacotron_8khz,tacotron2_22khz")
+    parser.add_argument("--configs", default="tacotron_8khz,tacotron_8khz_attention,tacotron2_22khz")
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     print(f"text length {TEXT_LENGTH}, {FRAMES} mel frames, {os.cpu_count()} CPUs")

@@ -41,7 +41,7 @@ class ClosedSetListener:
     """pocketsphinx restricted to a set of sentences: recognise() returns the one it heard."""
 
     def __init__(self, sentences: list[str]):
-        from pocketsphinx import Decoder, get_model_path
+        from pocketsphinx import get_model_path
 
         model = get_model_path()
         dictionary = os.path.join(model, "en-us", "cmudict-en-us.dict")
@@ -49,11 +49,19 @@ class ClosedSetListener:
             known = {line.split()[0].split("(")[0] for line in f if line.strip()}
         self.sentences = sorted({" ".join(w) for w in map(words, sentences) if w and set(w) <= known})
         rules = " | ".join(f"( {s} )" for s in self.sentences)
-        grammar = f"#JSGF V1.0;\ngrammar prompts;\npublic <prompt> = {rules} ;\n"
-        self.decoder = Decoder(hmm=os.path.join(model, "en-us", "en-us"), dict=dictionary, lm=None,
-                               samprate=LISTENER_RATE, loglevel="FATAL")
-        self.decoder.add_jsgf_string("prompts", grammar)
-        self.decoder.activate_search("prompts")
+        self.grammar = f"#JSGF V1.0;\ngrammar prompts;\npublic <prompt> = {rules} ;\n"
+        self.settings = dict(hmm=os.path.join(model, "en-us", "en-us"), dict=dictionary, lm=None,
+                             samprate=LISTENER_RATE, loglevel="FATAL", cmn="batch")
+
+    def _decoder(self):
+        """A fresh decoder: pocketsphinx carries estimates (cepstral mean, noise) from one
+        utterance to the next, so a shared one judged a recording by what came before it."""
+        from pocketsphinx import Decoder
+
+        decoder = Decoder(**self.settings)
+        decoder.add_jsgf_string("prompts", self.grammar)
+        decoder.activate_search("prompts")
+        return decoder
 
     def knows(self, text: str) -> bool:
         return " ".join(words(text)) in self.sentences
@@ -61,10 +69,11 @@ class ClosedSetListener:
     def recognise(self, wave: np.ndarray, rate: int) -> str:
         audio = soxr.resample(wave.astype(np.float32), rate, LISTENER_RATE)
         pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
+        decoder = self._decoder()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
         return hyp.hypstr if hyp is not None else ""
 
 

@@ -23,7 +23,7 @@ def expected_cases(run: str) -> dict:
     rng = np.random.default_rng(0)
     audio = (0.3 * rng.normal(size=(2, 6000))).astype(np.float32)
     name = type(model).__name__
-    if name == "Tacotron":
+    if name in ("Tacotron", "ParallelTacotron"):
         ids = task.vocabulary.encode("Press one.")
         text_ids, length = np.array([ids], np.int32), np.array([len(ids)], np.int32)
         out = task.infer(model, tf.constant(text_ids), tf.constant(length), task.max_decoder_steps)
@@ -58,7 +58,8 @@ def expected_cases(run: str) -> dict:
 # (gin file, format): TFLite is converted (and checked, where it needs no TensorFlow ops)
 # for the families whose conversion takes seconds; the others' is measured by
 # benchmarks/export_speed.py.
-FAMILIES = [("tacotron_8khz.gin", "saved_model"), ("audio_unet.gin", "saved_model"),
+FAMILIES = [("tacotron_8khz.gin", "saved_model"), ("tacotron_8khz_attention.gin", "saved_model"),
+            ("audio_unet.gin", "saved_model"),
             ("openunmix_8khz_uni.gin", "saved_model"), ("ctc_dilated_small.gin", "both"),
             ("classifier_digits.gin", "both")]
 

@@ -110,8 +110,8 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear):
 def test_an_untrained_model_does_not_claim_to_have_finished_the_text():
     from tfaudio.tasks.tts import TacotronTask
 
-    config.parse([os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")], ["TacotronTask.stop_threshold = 1.1"],
-                 finalize=False)
+    config.parse([os.path.join(config.REPO_GIN_DIR, "tacotron_8khz_attention.gin")],
+                 ["TacotronTask.stop_threshold = 1.1"], finalize=False)
     task = TacotronTask()
     keras.utils.set_random_seed(3)  # an initialisation whose attention sweeps to the end, skipping characters
     model = _tiny_model(vocab_size=len(task.vocabulary.symbols), n_mels=task.geometry.n_mels, reduction=4)
@@ -130,7 +130,7 @@ def trained_run(tmp_path_factory):
     """Tiny Tacotron, 64 utterances, 200 steps on CPU."""
     root = tmp_path_factory.mktemp("tts")
     data = audio_files.char_speech(str(root / "chars"), n=64)
-    gin_file = os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")
+    gin_file = os.path.join(config.REPO_GIN_DIR, "tacotron_8khz_attention.gin")
     config.parse([gin_file], [
         f"data_dir = '{data}'", "train_steps = 200", "eval_every = 100", "batch_size = 8",
         "learning_rate = 3e-3", "LearningRate.warmup_steps = 20", "AudioData.max_seconds = 2.0",

@@ -11,13 +11,14 @@ import gin
 
 from tfaudio.audio import compression, geometry  # noqa: F401
 from tfaudio.data import pipeline, text  # noqa: F401
-from tfaudio.models import classifier, dilated_ctc, openunmix, tacotron, unet
+from tfaudio.models import classifier, dilated_ctc, openunmix, parallel_tacotron, tacotron, unet
 from tfaudio.tasks import classification, ctc, separation, tts  # noqa: F401
 
 gin.register(compression.LogCompression, module="tfaudio")
 gin.register(unet.AudioUNet, module="tfaudio")
 gin.register(unet.HybridUNet, module="tfaudio")
 gin.register(tacotron.Tacotron, module="tfaudio")
+gin.register(parallel_tacotron.ParallelTacotron, module="tfaudio")
 gin.register(openunmix.OpenUnmix, module="tfaudio")
 gin.register(dilated_ctc.DilatedCTC, module="tfaudio")
 gin.register(classifier.Classifier, module="tfaudio")

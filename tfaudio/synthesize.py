@@ -72,7 +72,8 @@ def main(argv):
         write_wav(path, wave, task.geometry.sample_rate)
         png = os.path.splitext(path)[0] + ".png"
         symbols = [task.vocabulary.symbols[i] for i in task.vocabulary.encode(text, "--text")]
-        save_plot(png, alignment, text, "decoder step", "character", symbols)
+        axes = task.alignment_axes(model)
+        save_plot(png, alignment, text, axes["xlabel"], axes["ylabel"], symbols)
         print(f"{path} ({len(wave) / task.geometry.sample_rate:.2f} s, ended by the {ended_by}) "
               f"alignment {png}: {text}")
 

@@ -1,5 +1,6 @@
-"""Attention alignments of sequence-to-sequence models: the guided-attention prior and the
-alignment metrics (definitions in tfaudio.tasks.tts's docstring)."""
+"""Attention alignments of sequence-to-sequence models: the guided-attention prior, the
+forward-sum alignment loss and the alignment metrics (definitions in tfaudio.tasks.tts's
+docstring)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,18 @@ def alignment_metrics(alignments, dec_len, enc_len, band: float = 0.2, max_jump:
     last = tf.gather(argmax, tf.maximum(dec_len - 1, 0), batch_dims=1)
     coverage = tf.cast(last + 1, tf.float32) / tf.cast(enc_len, tf.float32)
     return {"focus_rate": focus, "diagonal_mass": diagonal, "monotone": monotone, "coverage": coverage}
+
+
+def forward_sum_loss(log_attention, frames, symbols, blank_logit: float = -1.0):
+    """-log of the summed probability of every monotonic alignment that visits each symbol
+    in order, per frame [B] (Badlani et al. 2021, "One TTS alignment to rule them all"):
+    CTC over log_attention [B, T, N] (frame t's log-probabilities over the text) with the
+    symbol positions 1..N as labels and a constant blank."""
+    batch, steps = tf.shape(log_attention)[0], tf.shape(log_attention)[1]
+    logits = tf.concat([tf.fill([batch, steps, 1], blank_logit), log_attention], axis=-1)
+    labels = tf.sequence_mask(symbols, tf.shape(log_attention)[2])
+    labels = tf.where(labels, tf.range(1, tf.shape(log_attention)[2] + 1)[None, :], 0)
+    # Sparse labels: on CPU, tf.nn.ctc_loss is an order of magnitude faster with them.
+    loss = tf.nn.ctc_loss(tf.sparse.from_dense(labels), logits, None, frames, logits_time_major=False,
+                          blank_index=0)
+    return loss / tf.cast(frames, tf.float32)

@@ -1,4 +1,5 @@
-"""Text-to-speech with Tacotron: features, losses, alignment metrics, synthesis.
+"""Text-to-speech with Tacotron (attention, tfaudio.models.tacotron) or ParallelTacotron
+(durations, tfaudio.models.parallel_tacotron): features, losses, metrics, synthesis.
 
 Targets are log mel (and log linear) spectrograms through the guarded
 `LogCompression`, normalised per channel with statistics computed once over the
@@ -12,7 +13,8 @@ Alignment metrics, per example (reported teacher-forced and, with prefix
   step t of T and character n of N sit at t/T and n/N;
 - monotone: fraction of consecutive argmax moves that go forward by 0 to
   `max_jump` characters;
-- mel_l1: teacher-forced L1 between the post-net mel and the target (normalised units);
+- mel_l1: teacher-forced L1 between the post-net mel and the target (normalised units;
+  for ParallelTacotron, the mel made with the durations the alignment search found);
 - free_mcd: mel cepstral distortion in dB (tfaudio.audio.distortion) between the
   free-running mel and the real recording's, after dynamic time warping;
 - free_length_ratio: free-running frames over the recording's frames;
@@ -38,10 +40,11 @@ from tfaudio.audio.distortion import mel_cepstral_distortion
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.images import plot
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
+from tfaudio.data.text import PhonemeVocabulary
 from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.errors import ConfigError
 from tfaudio.models.tacotron import ENDED_BY
-from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
+from tfaudio.tasks.alignment import alignment_metrics, forward_sum_loss, guided_attention_weights
 from tfaudio.tasks.base import Task, traced_method
 
 _LOSSES = {"l1": tf.abs, "l2": tf.square}
@@ -93,10 +96,13 @@ class TacotronTask(Task):
         bins below priority_hz (Tacotron 1's low-frequency priority); None disables it.
       stop_weight, stop_pos_weight: stop-token BCE weight and the weight of its
         positive (stop) targets.
+      duration_weight: weight of the log-duration loss of a model with durations instead of
+        attention (ParallelTacotron; its prior loss, the symbols' means against the recording on
+        the searched alignment, has weight 1; stop and guided losses apply to attention only).
       guided_weight, guided_sigma: guided-attention loss. It is summed over characters
         and averaged over valid decoder steps, so at weight 1 it is of the order of the
         mel loss (averaged over all cells it would be ~50x smaller and do nothing).
-      max_decoder_steps: bound on free-running decoding.
+      max_decoder_steps: bound on free-running decoding (decoder steps; frames for ParallelTacotron).
       stop_threshold: stop probability that ends free-running decoding.
       end_margin_seconds: synthesis (not the free_* metrics, which judge the stop token
         alone) also ends this long after the attention reached the last character having
@@ -116,9 +122,8 @@ class TacotronTask(Task):
                  stats_examples: int = 512, spectrum_loss: str = "l1", priority_hz: float | None = None,
                  priority_weight: float = 0.5, stop_weight: float = 1.0, stop_pos_weight: float = 5.0,
                  guided_weight: float = 1.0, guided_sigma: float = 0.2, max_decoder_steps: int = 500,
-                 stop_threshold: float = 0.5, end_margin_seconds: float | None = 0.15, window: int | None = 3,
-                 band: float = 0.2,
-                 max_jump: int = 3,
+                 duration_weight: float = 1.0, stop_threshold: float = 0.5,
+                 end_margin_seconds: float | None = 0.15, window: int | None = 3, band: float = 0.2, max_jump: int = 3,
                  griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.0):
         if spectrum_loss not in _LOSSES:
             raise ConfigError(f"TacotronTask.spectrum_loss={spectrum_loss!r}: use 'l1' or 'l2'")
@@ -131,6 +136,7 @@ class TacotronTask(Task):
                               max(1, int(priority_hz / (self.geometry.sample_rate / 2) * self.geometry.n_bins)))
         self.priority_weight = priority_weight
         self.stop_weight, self.stop_pos_weight = stop_weight, stop_pos_weight
+        self.duration_weight = duration_weight
         self.guided_weight, self.guided_sigma = guided_weight, guided_sigma
         self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
         self.end_margin_seconds, self.window = end_margin_seconds, window
@@ -207,7 +213,7 @@ class TacotronTask(Task):
     def _inputs(self, batch, model):
         mel, linear, frames, mask = self.targets(batch, model.reduction)
         inputs = {"text_ids": batch["text_ids"], "text_length": batch["text_length"],
-                  "go_frame": self.go_frame, "targets": mel}
+                  "go_frame": self.go_frame, "targets": mel, "frames": frames}
         return inputs, mel, linear, frames, mask
 
     def _terms(self, out, mel, linear, frames, mask, text_length, reduction):
@@ -219,8 +225,17 @@ class TacotronTask(Task):
             if self.priority_bins:
                 terms["linear"] = ((1 - self.priority_weight) * terms["linear"] + self.priority_weight
                                    * _masked_mean(diff[..., :self.priority_bins], mask))
-        steps = tf.shape(out["stop_logits"])[1]
+        total = terms["mel"] + terms["mel_post"] + terms.get("linear", 0.0)
         dec_len = (frames + reduction - 1) // reduction
+        if "log_durations" in out:  # durations instead of attention (ParallelTacotron)
+            symbols = tf.sequence_mask(text_length, tf.shape(out["log_durations"])[1])
+            terms["prior"] = _masked_mean(tf.square(tf.cast(out["prior"], tf.float32) - mel), mask)
+            error = tf.square(tf.cast(out["log_durations"], tf.float32) - tf.math.log1p(out["durations"]))
+            terms["duration"] = _masked_mean(error[..., None], symbols)
+            terms["forward_sum"] = forward_sum_loss(out["log_attention"], frames, text_length)
+            total += terms["prior"] + self.duration_weight * terms["duration"] + terms["forward_sum"]
+            return total, terms, dec_len
+        steps = tf.shape(out["stop_logits"])[1]
         stop_target = tf.cast(tf.range(steps)[None, :] >= dec_len[:, None] - 1, tf.float32)
         bce = tf.nn.weighted_cross_entropy_with_logits(stop_target, tf.cast(out["stop_logits"], tf.float32),
                                                        self.stop_pos_weight)
@@ -229,8 +244,7 @@ class TacotronTask(Task):
                                            self.guided_sigma)
         terms["guided"] = (tf.reduce_sum(out["alignments"] * weights, [1, 2])
                            / tf.cast(tf.maximum(dec_len, 1), tf.float32))
-        total = (terms["mel"] + terms["mel_post"] + terms.get("linear", 0.0)
-                 + self.stop_weight * terms["stop"] + self.guided_weight * terms["guided"])
+        total += self.stop_weight * terms["stop"] + self.guided_weight * terms["guided"]
         return total, terms, dec_len
 
     def loss(self, model, batch, training):
@@ -246,7 +260,7 @@ class TacotronTask(Task):
         result = {"loss": total, **terms, "mel_l1": _masked_mean(tf.abs(out["mel_post"] - mel), mask)}
         result.update(alignment_metrics(out["alignments"], dec_len, batch["text_length"], self.band,
                                         self.max_jump))
-        bound = tf.minimum(self.max_decoder_steps, 2 * tf.shape(out["stop_logits"])[1] + 10)
+        bound = tf.minimum(self.max_decoder_steps, 2 * tf.shape(mel)[1] // model.reduction + 10)
         free = model.infer(batch["text_ids"], batch["text_length"], self.go_frame, bound, self.stop_threshold)
         free_align = alignment_metrics(free["alignments"], free["steps"], batch["text_length"], self.band,
                                        self.max_jump)
@@ -269,7 +283,8 @@ class TacotronTask(Task):
 
     def build_for_inference(self, model):
         model({"text_ids": tf.constant([[3, self.vocabulary.end_id]]), "text_length": tf.constant([2]),
-               "go_frame": self.go_frame, "targets": tf.zeros([1, model.reduction, self.geometry.n_mels])})
+               "go_frame": self.go_frame, "targets": tf.zeros([1, 2 * model.reduction, self.geometry.n_mels]),
+               "frames": tf.constant([2 * model.reduction])})
 
     def to_audio(self, out: dict, index: int, frames: int) -> np.ndarray:
         """Waveform of example `index` (its first `frames` frames) by Griffin-Lim: from the
@@ -318,6 +333,11 @@ class TacotronTask(Task):
         with tf.init_scope():
             return tf.constant(np.linalg.pinv(features.mel_matrix(self.geometry).numpy()))
 
+    def alignment_axes(self, model) -> dict:
+        """Axis labels of an alignment picture: decoder steps (or frames) against symbols."""
+        return {"xlabel": f"decoder step ({model.reduction} frames)" if model.reduction > 1 else "frame",
+                "ylabel": "phoneme" if isinstance(self.vocabulary, PhonemeVocabulary) else "character"}
+
     def synthesize(self, model, texts: list[str], max_steps: int | None = None):
         """[(wave, alignment [steps, chars], ended_by)] for each text, decoded free-running;
         ended_by names the rule that ended it (tfaudio.models.tacotron.ENDED_BY)."""
@@ -346,8 +366,7 @@ class TacotronTask(Task):
         free_steps = int(free["steps"][0])
         ids = first["text_ids"][0, :chars].numpy().tolist()
         text = self.vocabulary.decode(ids)
-        align = dict(xlabel="decoder step", ylabel="character",
-                     yticklabels=[self.vocabulary.symbols[i] for i in ids])
+        align = dict(**self.alignment_axes(model), yticklabels=[self.vocabulary.symbols[i] for i in ids])
         mel_axes = dict(xlabel="frame", ylabel="mel channel")
         trackers.image(step, "alignment/teacher_forced",
                        plot(out["alignments"][0, :n_steps, :chars], f"teacher-forced: {text}", **align))

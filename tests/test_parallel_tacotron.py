@@ -1,0 +1,99 @@
+"""ParallelTacotron: the monotonic alignment search, duration expansion, and a tiny model that
+learns durations and speaks for as long as they say."""
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfaudio import config
+from tfaudio.models.parallel_tacotron import ParallelTacotron, expand, monotonic_alignment
+from tfaudio.training import run as training
+from tfaudio.training.trackers import read_metrics
+
+import audio_files
+
+
+def _best_by_enumeration(log_likelihood, frames, symbols):
+    """The highest summed log-likelihood over every split of `frames` into `symbols` runs."""
+    best = -np.inf
+    for cuts in itertools.combinations(range(1, frames), symbols - 1):
+        bounds = (0, *cuts, frames)
+        best = max(best, sum(log_likelihood[bounds[n]:bounds[n + 1], n].sum() for n in range(symbols)))
+    return best
+
+
+def test_monotonic_alignment_finds_the_best_monotonic_path():
+    rng = np.random.default_rng(0)
+    frames, symbols = np.array([9, 7, 5, 6]), np.array([5, 3, 5, 1])
+    for _ in range(10):
+        log_likelihood = rng.normal(size=(4, 9, 5))
+        path = monotonic_alignment(log_likelihood, frames, symbols)
+        for b in range(4):
+            valid = path[b, :frames[b], :symbols[b]]
+            assert (valid.sum(1) == 1).all() and path[b].sum() == frames[b]  # one symbol per valid frame
+            moves = np.diff(valid.argmax(1))
+            assert set(moves.tolist()) <= {0, 1} and valid[0, 0] == 1 and valid[-1, -1] == 1
+            score = (valid * log_likelihood[b, :frames[b], :symbols[b]]).sum()
+            assert score == pytest.approx(_best_by_enumeration(log_likelihood[b], frames[b], symbols[b]))
+
+
+def test_expand_repeats_each_symbol_by_its_duration():
+    path = expand(tf.constant([[2, 1, 3], [1, 1, 0]])).numpy()
+    assert path.shape == (2, 6, 3)
+    np.testing.assert_array_equal(path[0].argmax(1), [0, 0, 1, 2, 2, 2])
+    np.testing.assert_array_equal(path[1].sum(1), [1, 1, 0, 0, 0, 0])  # frames past the end: no symbol
+
+
+def test_synthesis_lasts_as_long_as_the_predicted_durations_and_respects_the_bound():
+    model = ParallelTacotron(vocab_size=10, n_mels=8, embedding_dim=8, conv_channels=8, encoder_units=4,
+                             duration_channels=8, decoder_channels=8, decoder_layers=2, postnet_layers=2,
+                             postnet_channels=8)
+    ids, length = tf.constant([[3, 4, 5, 1], [3, 1, 0, 0]]), tf.constant([4, 2])
+    out = model.infer(ids, length)
+    expected = tf.reduce_sum(tf.cast(out["durations"], tf.int32), 1).numpy()
+    np.testing.assert_array_equal(out["steps"].numpy(), expected)
+    assert (out["durations"].numpy()[0] >= 1).all() and (out["durations"].numpy()[1, 2:] == 0).all()
+    assert out["mel_post"].shape[1] == expected.max()
+    bounded = model.infer(ids, length, max_steps=tf.constant(3))
+    assert bounded["steps"].numpy().max() <= 3
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """tacotron_8khz.gin at tiny sizes, 64 utterances, 300 steps."""
+    root = tmp_path_factory.mktemp("parallel")
+    data = audio_files.char_speech(str(root / "chars"), n=64)
+    config.parse([os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")], [
+        f"data_dir = '{data}'", "vocabulary.kind = 'characters'", "train_steps = 300", "eval_every = 150",
+        "batch_size = 8", "learning_rate = 3e-3", "LearningRate.warmup_steps = 10", "AudioData.max_seconds = 2.0",
+        "AudioData.val_fraction = 0.1", "ParallelTacotron.embedding_dim = 32", "ParallelTacotron.conv_channels = 32",
+        "ParallelTacotron.encoder_units = 16", "ParallelTacotron.duration_channels = 32",
+        "ParallelTacotron.decoder_channels = 32", "ParallelTacotron.decoder_layers = 2",
+        "TacotronTask.griffin_lim_iterations = 8",
+        "Trainer.steps_per_loop = 25"], finalize=False)
+    run = str(root / "run")
+    training.train(run, tracker="none")
+    return run
+
+
+def test_tiny_run_finds_and_predicts_the_letters_durations(trained_run):
+    """Each letter of the tiny corpus is a 50 ms tone, 4 frames at a 12.5 ms hop: the search
+    must find that, and synthesis from the restored run must speak letters that long (within
+    1.5 frames on average: the final punctuation and the end token, silent here, take a frame
+    each from the last letter)."""
+    from tfaudio.data.pipeline import AudioData
+    from tfaudio.experiment import restore_for_inference
+
+    val = [r for r in read_metrics(trained_run) if r.get("split") == "val"]
+    assert val[-1]["mel_l1"] < 0.8 * val[0]["mel_l1"]
+    model, task = restore_for_inference(trained_run)
+    batch = next(iter(AudioData().train(8, seed=0)))
+    inputs = task._inputs(batch, model)[0]
+    letters = np.isin(batch["text_ids"].numpy(), [task.vocabulary.encode(c)[0] for c in "abcdefghijklmnopqrstuvwxyz"])
+    searched = model(inputs)["durations"].numpy()[letters]
+    assert np.mean(np.abs(searched - 4)) < 1.5, searched
+    predicted = model.infer(batch["text_ids"], batch["text_length"])["durations"].numpy()[letters]
+    assert np.mean(np.abs(predicted - 4)) < 1.5, predicted

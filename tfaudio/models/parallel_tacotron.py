@@ -1,0 +1,191 @@
+"""A Tacotron whose durations replace attention: text to mel frames in one parallel pass.
+
+The Tacotron 2 encoder (conv stack + BiLSTM) reads the text; each symbol predicts a
+mean mel frame (its "prior"), and during training the monotonic alignment search of
+Glow-TTS / Grad-TTS picks, for every recording, the monotonic alignment of frames to
+symbols under which the recording is most likely given those means (no gradient; it
+only chooses the alignment). The symbols' encodings are repeated by those durations
+and a residual conv decoder turns them into frames. A duration predictor learns the
+durations the search found; synthesis repeats each symbol by its predicted duration.
+No attention and no autoregression: free-running synthesis is the network trained.
+
+Shapes: text ids [B, N] with lengths [B]; frames [B, T, n_mels]; alignments [B, T, N]
+(one-hot rows); durations [B, N] frames per symbol.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from tfaudio.audio.geometry import audio_geometry
+from tfaudio.models.tacotron import ENDED_BY, ConvEncoder, ConvNorm
+
+
+def monotonic_alignment(log_likelihood: np.ndarray, frames: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """The monotonic alignment path [B, T, N] (float32 0/1) that maximises the summed
+    log_likelihood [B, T, N] over frame t -> symbol n assignments which start at symbol 0,
+    end at each example's last symbol on its last frame, move by 0 or 1 symbol per frame
+    and give every symbol at least one frame. Frames past `frames` [B] stay unassigned."""
+    batch, steps, width = log_likelihood.shape
+    best = np.full((batch, steps, width), -np.inf)
+    best[:, 0, 0] = log_likelihood[:, 0, 0]
+    for t in range(1, steps):
+        stay = best[:, t - 1]
+        advance = np.concatenate([np.full((batch, 1), -np.inf), best[:, t - 1, :-1]], axis=1)
+        best[:, t] = log_likelihood[:, t] + np.maximum(stay, advance)
+    path = np.zeros((batch, steps, width), np.float32)
+    rows = np.arange(batch)
+    symbol = symbols.astype(np.int64) - 1
+    for t in range(steps - 1, -1, -1):
+        active = t < frames
+        path[rows[active], t, symbol[active]] = 1.0
+        if t == 0:
+            break
+        previous = best[rows, t - 1, np.maximum(symbol - 1, 0)]
+        move = active & (symbol > 0) & ((symbol == t) | (previous > best[rows, t - 1, symbol]))
+        symbol = symbol - move
+    return path
+
+
+def diagonal_prior(frames, symbols, steps, width, scale: float = 1.0):
+    """log P(symbol n | frame t) [B, T, N] of the beta-binomial alignment prior (Badlani et
+    al. 2021): frame t of T is expected near symbol t/T * N, more loosely for smaller `scale`.
+    Zero outside each example's frames and symbols."""
+    t = tf.cast(tf.range(1, steps + 1), tf.float32)[None, :, None]
+    n = tf.cast(tf.range(width), tf.float32)[None, None, :]
+    total = tf.cast(frames, tf.float32)[:, None, None]
+    count = tf.cast(symbols, tf.float32)[:, None, None] - 1.0
+    a, b = scale * t, scale * (total - t + 1.0)
+    lbeta = lambda x, y: tf.math.lgamma(x) + tf.math.lgamma(y) - tf.math.lgamma(x + y)  # noqa: E731
+    log_pmf = (tf.math.lgamma(count + 1.0) - tf.math.lgamma(n + 1.0) - tf.math.lgamma(tf.maximum(count - n, 0.0) + 1.0)
+               + lbeta(n + a, tf.maximum(count - n, 0.0) + b) - lbeta(a, b))
+    valid = (t <= total) & (n <= count)
+    return tf.where(valid, log_pmf, 0.0)
+
+
+def expand(durations, total: int | None = None):
+    """One-hot alignment [B, T, N] that gives symbol n `durations[b, n]` consecutive frames;
+    T is the longest example's total (or `total`)."""
+    ends = tf.cumsum(durations, axis=1)
+    starts = ends - durations
+    steps = tf.reduce_max(ends) if total is None else total
+    t = tf.range(steps)[None, :, None]
+    return tf.cast((t >= starts[:, None, :]) & (t < ends[:, None, :]), tf.float32)
+
+
+class ParallelTacotron(keras.Model):
+    """Text to mel frames through predicted durations (see the module docstring).
+
+    Args:
+      vocab_size: symbols in the text vocabulary (gin: @vocabulary_size()).
+      n_mels: mel channels predicted (default: audio_geometry's).
+      embedding_dim, conv_layers, conv_channels, conv_kernel, encoder_units: the Tacotron 2
+        encoder (embedding, conv stack, BiLSTM with encoder_units per direction).
+      duration_channels, duration_layers: the duration predictor's conv stack.
+      decoder_channels, decoder_layers, decoder_kernel, decoder_dropout: the residual
+        conv decoder over frames.
+      postnet_layers, postnet_channels: the Tacotron 2 residual post-net (0 layers: none).
+    """
+
+    reduction = 1  # frames per output step, as the attention Tacotron's reduction factor
+
+    def __init__(self, vocab_size: int, n_mels: int | None = None, embedding_dim: int = 256,
+                 conv_layers: int = 3, conv_channels: int = 256, conv_kernel: int = 5, encoder_units: int = 128,
+                 duration_channels: int = 256, duration_layers: int = 2, decoder_channels: int = 256,
+                 decoder_layers: int = 6, decoder_kernel: int = 5, decoder_dropout: float = 0.1,
+                 postnet_layers: int = 5, postnet_channels: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.n_mels = n_mels or audio_geometry().n_mels
+        self.linear_cbhg = None  # the task asks; this model predicts mels only
+        self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.encoder = ConvEncoder(conv_layers, conv_channels, conv_kernel, encoder_units, name="encoder")
+        self.prior = layers.Dense(self.n_mels, name="prior")
+        self.templates = [layers.Dense(embedding_dim, activation="relu", name="template_hidden"),
+                          layers.Dense(self.n_mels, name="template")]
+        self.duration_convs = [ConvNorm(duration_channels, 3, "relu", 0.5, name=f"duration_{i}")
+                               for i in range(duration_layers)]
+        self.duration_out = layers.Dense(1, name="duration_out")
+        self.decoder_in = layers.Dense(decoder_channels, name="decoder_in")
+        self.decoder = [ConvNorm(decoder_channels, decoder_kernel, "relu", decoder_dropout, name=f"decoder_{i}")
+                        for i in range(decoder_layers)]
+        self.decoder_out = layers.Dense(self.n_mels, name="decoder_out")
+        self.postnet = [ConvNorm(postnet_channels if i < postnet_layers - 1 else self.n_mels, 5,
+                                 "tanh" if i < postnet_layers - 1 else None, 0.5, name=f"postnet_{i}")
+                        for i in range(postnet_layers)]
+
+    def encode(self, text_ids, text_length, training=False):
+        """(memory [B, N, D], prior means [B, N, n_mels], log(1 + duration) predictions [B, N], mask [B, N])."""
+        mask = tf.sequence_mask(text_length, tf.shape(text_ids)[1])
+        memory = self.encoder(self.embedding(text_ids), valid=mask, training=training)
+        x = tf.stop_gradient(memory)
+        for conv in self.duration_convs:
+            x = conv(x, valid=mask, training=training)
+        log_durations = tf.squeeze(self.duration_out(x), -1) * tf.cast(mask, x.dtype)
+        return memory, self.prior(memory), log_durations, mask
+
+    def decode(self, memory, prior, path, valid, training=False):
+        """mel, mel_post [B, T, n_mels] from the symbols' encodings repeated by `path` [B, T, N]."""
+        path = tf.cast(path, memory.dtype)
+        frames_prior = tf.einsum("btn,bnc->btc", path, prior)
+        x = self.decoder_in(tf.concat([tf.einsum("btn,bnd->btd", path, memory), frames_prior], -1))
+        for conv in self.decoder:
+            x = x + conv(x, valid=valid, training=training)
+        mel = frames_prior + self.decoder_out(x)
+        post = mel
+        for conv in self.postnet:
+            post = conv(post, valid=valid, training=training)
+        mel_post = mel + post if self.postnet else mel
+        valid_f = tf.cast(valid, mel.dtype)[..., None]
+        return frames_prior * valid_f, mel * valid_f, mel_post * valid_f
+
+    def call(self, inputs, training=False):
+        """Outputs for inputs {text_ids, text_length, targets [B, T, n_mels], frames [B]}
+        aligned by the monotonic alignment search: {mel, mel_post, prior (the symbols'
+        means on the searched frames), log_durations (predicted), durations (searched),
+        alignments}."""
+        memory, prior, log_durations, mask = self.encode(inputs["text_ids"], inputs["text_length"], training)
+        targets = tf.cast(inputs["targets"], tf.float32)
+        template = self.embedding(inputs["text_ids"])
+        for dense in self.templates:
+            template = dense(template)
+        template = tf.cast(template, tf.float32)
+        # log N(x_t; template_n, I) up to a constant, for every frame and symbol: [B, T, N].
+        log_likelihood = -0.5 * (tf.reduce_sum(tf.square(targets), -1)[:, :, None]
+                                 - 2.0 * tf.einsum("btc,bnc->btn", targets, template)
+                                 + tf.reduce_sum(tf.square(template), -1)[:, None, :])
+        # Each frame's attention over the text: the symbols' likelihoods under a diagonal prior, normalised.
+        log_likelihood += diagonal_prior(inputs["frames"], inputs["text_length"], tf.shape(targets)[1],
+                                         tf.shape(prior)[1])
+        log_attention = tf.nn.log_softmax(tf.where(mask[:, None, :], log_likelihood, -1e9), axis=-1)
+        path = tf.numpy_function(monotonic_alignment, [tf.stop_gradient(log_attention), inputs["frames"],
+                                                       inputs["text_length"]], tf.float32, stateful=False)
+        path.set_shape(log_likelihood.shape)
+        valid = tf.sequence_mask(inputs["frames"], tf.shape(targets)[1])
+        frames_prior, mel, mel_post = self.decode(memory, prior, path, valid, training)
+        return {"mel": mel, "mel_post": mel_post, "prior": frames_prior, "log_durations": log_durations,
+                "durations": tf.reduce_sum(path, 1), "alignments": path, "log_attention": log_attention}
+
+    def infer(self, text_ids, text_length, go_frame=None, max_steps=None, stop_threshold=None,
+              end_margin=None, window=None):
+        """Synthesis: outputs as `call` plus "steps" [B] (frames) and "ended_by" [B] (always
+        the end of text). Predicted durations are rounded up, as in Glow-TTS: the log-domain
+        loss predicts about the geometric mean, short of the mean (rounded to nearest, the
+        demo's synthesis was 15% short of the recordings and recognised 11/20 times instead
+        of 13/20). `max_steps` bounds the total; the other arguments belong to the attention
+        Tacotron's signature and are ignored."""
+        memory, prior, log_durations, mask = self.encode(text_ids, text_length)
+        durations = tf.maximum(tf.math.ceil(tf.exp(tf.cast(log_durations, tf.float32)) - 1.0), 1.0)
+        durations = tf.cast(durations, tf.int32) * tf.cast(mask, tf.int32)
+        if max_steps is not None:  # keep the first max_steps frames of each example
+            ends = tf.minimum(tf.cumsum(durations, axis=1), max_steps)
+            durations = ends - tf.pad(ends[:, :-1], [[0, 0], [1, 0]])
+        path = expand(durations)
+        steps = tf.reduce_sum(durations, 1)
+        valid = tf.sequence_mask(steps, tf.shape(path)[1])
+        frames_prior, mel, mel_post = self.decode(memory, prior, path, valid)
+        return {"mel": mel, "mel_post": mel_post, "prior": frames_prior, "log_durations": log_durations,
+                "durations": durations, "alignments": path, "steps": steps,
+                "ended_by": tf.fill(tf.shape(steps), ENDED_BY.index("end of text"))}
