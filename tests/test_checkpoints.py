@@ -90,7 +90,9 @@ def tiny_params(gin_file, tmp_path):
         # The tiny corpus spells letters as tones, so characters are its vocabulary.
         params += ["AudioData.val_fraction = 0.3", "TacotronTask.max_decoder_steps = 20",
                    "vocabulary.kind = 'characters'", "Tacotron.attention_rnn_units = 64",
-                   "Tacotron.decoder_rnn_units = 64", "Tacotron.postnet_channels = 32"]
+                   "Tacotron.decoder_rnn_units = 64", "Tacotron.postnet_channels = 32",
+                   "ParallelTacotron.embedding_dim = 32", "ParallelTacotron.conv_channels = 32",
+                   "ParallelTacotron.encoder_units = 16", "ParallelTacotron.decoder_channels = 32"]
     elif os.path.basename(gin_file).startswith("classifier"):
         data = audio_files.class_folders(str(tmp_path / "classes"))
         params += ["num_classes = 3", "crop_seconds = 0.5", "Classifier.head_units = 8",

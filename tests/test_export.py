@@ -58,8 +58,7 @@ def expected_cases(run: str) -> dict:
 # (gin file, format): TFLite is converted (and checked, where it needs no TensorFlow ops)
 # for the families whose conversion takes seconds; the others' is measured by
 # benchmarks/export_speed.py.
-FAMILIES = [("tacotron_8khz.gin", "saved_model"), ("tacotron_8khz_attention.gin", "saved_model"),
-            ("audio_unet.gin", "saved_model"),
+FAMILIES = [("tacotron_8khz.gin", "saved_model"), ("audio_unet.gin", "saved_model"),
             ("openunmix_8khz_uni.gin", "saved_model"), ("ctc_dilated_small.gin", "both"),
             ("classifier_digits.gin", "both")]
 

@@ -127,7 +127,8 @@ class ParallelTacotron(keras.Model):
         return memory, self.prior(memory), log_durations, mask
 
     def decode(self, memory, prior, path, valid, training=False):
-        """mel, mel_post [B, T, n_mels] from the symbols' encodings repeated by `path` [B, T, N]."""
+        """(prior, mel, mel_post) [B, T, n_mels] from the symbols' encodings and means repeated
+        by `path` [B, T, N]."""
         path = tf.cast(path, memory.dtype)
         frames_prior = tf.einsum("btn,bnc->btc", path, prior)
         x = self.decoder_in(tf.concat([tf.einsum("btn,bnd->btd", path, memory), frames_prior], -1))
@@ -138,8 +139,8 @@ class ParallelTacotron(keras.Model):
         for conv in self.postnet:
             post = conv(post, valid=valid, training=training)
         mel_post = mel + post if self.postnet else mel
-        valid_f = tf.cast(valid, mel.dtype)[..., None]
-        return frames_prior * valid_f, mel * valid_f, mel_post * valid_f
+        valid_f = tf.cast(valid, tf.float32)[..., None]  # outputs in float32, also under mixed precision
+        return tuple(tf.cast(x, tf.float32) * valid_f for x in (frames_prior, mel, mel_post))
 
     def call(self, inputs, training=False):
         """Outputs for inputs {text_ids, text_length, targets [B, T, n_mels], frames [B]}
