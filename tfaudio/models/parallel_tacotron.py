@@ -1,13 +1,16 @@
 """A Tacotron whose durations replace attention: text to mel frames in one parallel pass.
 
-The Tacotron 2 encoder (conv stack + BiLSTM) reads the text; each symbol predicts a
-mean mel frame (its "prior"), and during training the monotonic alignment search of
-Glow-TTS / Grad-TTS picks, for every recording, the monotonic alignment of frames to
-symbols under which the recording is most likely given those means (no gradient; it
-only chooses the alignment). The symbols' encodings are repeated by those durations
-and a residual conv decoder turns them into frames. A duration predictor learns the
-durations the search found; synthesis repeats each symbol by its predicted duration.
-No attention and no autoregression: free-running synthesis is the network trained.
+The Tacotron 2 encoder (conv stack + BiLSTM) reads the text. During training the
+monotonic alignment search of Glow-TTS / Grad-TTS picks, for every recording, the
+monotonic frame -> symbol alignment under which the recording is most likely given a
+mel template per symbol (a projection of its embedding alone: templates with context
+can settle on alignments shifted by a symbol), under a beta-binomial diagonal prior; a
+forward-sum loss over all monotonic alignments (tfaudio.tasks.alignment) teaches the
+templates. The search itself has no gradient; it only chooses the alignment. The
+symbols' encodings and contextual mean mels ("prior") are repeated by the durations
+found and a residual conv decoder turns them into frames; a duration predictor learns
+those durations, and synthesis repeats each symbol by its predicted duration. No
+attention and no autoregression: free-running synthesis is the network trained.
 
 Shapes: text ids [B, N] with lengths [B]; frames [B, T, n_mels]; alignments [B, T, N]
 (one-hot rows); durations [B, N] frames per symbol.
@@ -50,15 +53,15 @@ def monotonic_alignment(log_likelihood: np.ndarray, frames: np.ndarray, symbols:
     return path
 
 
-def diagonal_prior(frames, symbols, steps, width, scale: float = 1.0):
+def diagonal_prior(frames, symbols, steps, width):
     """log P(symbol n | frame t) [B, T, N] of the beta-binomial alignment prior (Badlani et
-    al. 2021): frame t of T is expected near symbol t/T * N, more loosely for smaller `scale`.
-    Zero outside each example's frames and symbols."""
+    al. 2021): frame t of T is expected near symbol t/T * N. Zero outside each example's
+    frames and symbols."""
     t = tf.cast(tf.range(1, steps + 1), tf.float32)[None, :, None]
     n = tf.cast(tf.range(width), tf.float32)[None, None, :]
     total = tf.cast(frames, tf.float32)[:, None, None]
     count = tf.cast(symbols, tf.float32)[:, None, None] - 1.0
-    a, b = scale * t, scale * (total - t + 1.0)
+    a, b = t, total - t + 1.0
     lbeta = lambda x, y: tf.math.lgamma(x) + tf.math.lgamma(y) - tf.math.lgamma(x + y)  # noqa: E731
     log_pmf = (tf.math.lgamma(count + 1.0) - tf.math.lgamma(n + 1.0) - tf.math.lgamma(tf.maximum(count - n, 0.0) + 1.0)
                + lbeta(n + a, tf.maximum(count - n, 0.0) + b) - lbeta(a, b))
@@ -66,13 +69,12 @@ def diagonal_prior(frames, symbols, steps, width, scale: float = 1.0):
     return tf.where(valid, log_pmf, 0.0)
 
 
-def expand(durations, total: int | None = None):
+def expand(durations):
     """One-hot alignment [B, T, N] that gives symbol n `durations[b, n]` consecutive frames;
-    T is the longest example's total (or `total`)."""
+    T is the longest example's total."""
     ends = tf.cumsum(durations, axis=1)
     starts = ends - durations
-    steps = tf.reduce_max(ends) if total is None else total
-    t = tf.range(steps)[None, :, None]
+    t = tf.range(tf.reduce_max(ends))[None, :, None]
     return tf.cast((t >= starts[:, None, :]) & (t < ends[:, None, :]), tf.float32)
 
 
