@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfaudio.audio.geometry import audio_geometry
-from tfaudio.models.tacotron import ENDED_BY, ConvEncoder, ConvNorm
+from tfaudio.models.tacotron import ENDED_BY, ConvEncoder, ConvNorm, apply_postnet, conv_postnet
 
 
 def monotonic_alignment(log_likelihood: np.ndarray, frames: np.ndarray, symbols: np.ndarray) -> np.ndarray:
@@ -114,9 +114,7 @@ class ParallelTacotron(keras.Model):
         self.decoder = [ConvNorm(decoder_channels, decoder_kernel, "relu", decoder_dropout, name=f"decoder_{i}")
                         for i in range(decoder_layers)]
         self.decoder_out = layers.Dense(self.n_mels, name="decoder_out")
-        self.postnet = [ConvNorm(postnet_channels if i < postnet_layers - 1 else self.n_mels, 5,
-                                 "tanh" if i < postnet_layers - 1 else None, 0.5, name=f"postnet_{i}")
-                        for i in range(postnet_layers)]
+        self.postnet = conv_postnet(postnet_layers, postnet_channels, self.n_mels)
 
     def encode(self, text_ids, text_length, training=False):
         """(memory [B, N, D], prior means [B, N, n_mels], log(1 + duration) predictions [B, N], mask [B, N])."""
@@ -137,10 +135,7 @@ class ParallelTacotron(keras.Model):
         for conv in self.decoder:
             x = x + conv(x, valid=valid, training=training)
         mel = frames_prior + self.decoder_out(x)
-        post = mel
-        for conv in self.postnet:
-            post = conv(post, valid=valid, training=training)
-        mel_post = mel + post if self.postnet else mel
+        mel_post = apply_postnet(self.postnet, mel, valid, training)
         valid_f = tf.cast(valid, tf.float32)[..., None]  # outputs in float32, also under mixed precision
         return tuple(tf.cast(x, tf.float32) * valid_f for x in (frames_prior, mel, mel_post))
 

@@ -62,6 +62,22 @@ class ConvNorm(layers.Layer):
         return x if valid is None else x * tf.cast(valid[..., None], x.dtype)
 
 
+def conv_postnet(postnet_layers: int, channels: int, n_mels: int) -> list:
+    """The Tacotron 2 post-net's layers: tanh convs of `channels`, the last one to n_mels."""
+    return [ConvNorm(channels if i < postnet_layers - 1 else n_mels, 5, "tanh" if i < postnet_layers - 1 else None,
+                     0.5, name=f"postnet_{i}") for i in range(postnet_layers)]
+
+
+def apply_postnet(postnet: list, mel, valid=None, training=False):
+    """mel plus the post-net's residual (mel itself when the post-net has no layers)."""
+    if not postnet:
+        return mel
+    x = mel
+    for conv in postnet:
+        x = conv(x, valid=valid, training=training)
+    return mel + tf.cast(x, mel.dtype)
+
+
 class CBHG(layers.Layer):
     """Conv bank (widths 1..K), max-pool, conv projections with a residual, highway
     layers and a bidirectional GRU (Tacotron 1)."""
@@ -201,9 +217,7 @@ class Tacotron(keras.Model):
         self.decoder_rnn = layers.LSTMCell(decoder_rnn_units, name="decoder_rnn")
         self.frame_projection = layers.Dense(n_mels * reduction, name="frame_projection")
         self.stop_projection = layers.Dense(1, name="stop_projection")
-        self.postnet = ([ConvNorm(postnet_channels if i < postnet_layers - 1 else n_mels, 5,
-                                  "tanh" if i < postnet_layers - 1 else None, 0.5, name=f"postnet_{i}")
-                         for i in range(postnet_layers)] if postnet == "conv" else [])
+        self.postnet = conv_postnet(postnet_layers, postnet_channels, n_mels) if postnet == "conv" else []
         self.linear_cbhg = (CBHG(8, 128, (256, n_mels), 4, 128, name="linear_cbhg")
                             if linear_postnet == "cbhg" else None)
         self.linear_projection = layers.Dense(n_linear, name="linear_projection") if self.linear_cbhg else None
@@ -310,12 +324,7 @@ class Tacotron(keras.Model):
     # -------------------------------------------------------------- post-nets
 
     def _postnets(self, mel, training):
-        out = {"mel": mel, "mel_post": mel}
-        if self.postnet:
-            x = mel
-            for conv in self.postnet:
-                x = conv(x, training=training)
-            out["mel_post"] = mel + tf.cast(x, mel.dtype)
+        out = {"mel": mel, "mel_post": apply_postnet(self.postnet, mel, training=training)}
         if self.linear_cbhg is not None:
             out["linear"] = self.linear_projection(self.linear_cbhg(out["mel_post"], training=training))
         return out
