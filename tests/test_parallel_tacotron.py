@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tfaudio import config
-from tfaudio.models.parallel_tacotron import ParallelTacotron, expand, monotonic_alignment
+from tfaudio.models.alignment_search import search, search_numpy
+from tfaudio.models.parallel_tacotron import ParallelTacotron, expand
 from tfaudio.training import run as training
 from tfaudio.training.trackers import read_metrics
 
@@ -25,23 +26,36 @@ def _best_by_enumeration(log_likelihood, frames, symbols):
     return best
 
 
-def test_monotonic_alignment_finds_the_best_monotonic_path():
+@pytest.mark.parametrize("implementation", ["tensorflow", "numpy"])
+def test_monotonic_alignment_finds_the_best_monotonic_path(implementation):
     rng = np.random.default_rng(0)
     frames, symbols = np.array([9, 7, 5, 6]), np.array([5, 3, 5, 1])
     for _ in range(10):
-        log_likelihood = rng.normal(size=(4, 9, 5))
-        path = monotonic_alignment(log_likelihood, frames, symbols)
+        log_likelihood = rng.normal(size=(4, 9, 5)).astype(np.float32)
+        path = (search(tf.constant(log_likelihood), frames, symbols).numpy() if implementation == "tensorflow"
+                else search_numpy(log_likelihood, frames, symbols))
         for b in range(4):
             valid = path[b, :frames[b], :symbols[b]]
             assert (valid.sum(1) == 1).all() and path[b].sum() == frames[b]  # one symbol per valid frame
             moves = np.diff(valid.argmax(1))
             assert set(moves.tolist()) <= {0, 1} and valid[0, 0] == 1 and valid[-1, -1] == 1
             score = (valid * log_likelihood[b, :frames[b], :symbols[b]]).sum()
-            assert score == pytest.approx(_best_by_enumeration(log_likelihood[b], frames[b], symbols[b]))
+            assert score == pytest.approx(_best_by_enumeration(log_likelihood[b], frames[b], symbols[b]), rel=1e-5)
+
+
+def test_the_tensorflow_search_equals_the_numpy_one_and_compiles_with_xla():
+    rng = np.random.default_rng(1)
+    log_likelihood = rng.normal(size=(6, 40, 12)).astype(np.float32)
+    frames, symbols = np.array([40, 31, 12, 25, 40, 7]), np.array([12, 9, 12, 3, 1, 7])
+    expected = search_numpy(log_likelihood, frames, symbols)
+    compiled = tf.function(search, jit_compile=True)
+    for fn in (search, compiled):
+        np.testing.assert_array_equal(fn(tf.constant(log_likelihood), tf.constant(frames, tf.int32),
+                                         tf.constant(symbols, tf.int32)).numpy(), expected)
 
 
 def test_expand_repeats_each_symbol_by_its_duration():
-    path = expand(tf.constant([[2, 1, 3], [1, 1, 0]])).numpy()
+    path = expand(tf.constant([[2, 1, 3], [1, 1, 0]]), 6).numpy()
     assert path.shape == (2, 6, 3)
     np.testing.assert_array_equal(path[0].argmax(1), [0, 0, 1, 2, 2, 2])
     np.testing.assert_array_equal(path[1].sum(1), [1, 1, 0, 0, 0, 0])  # frames past the end: no symbol

@@ -338,8 +338,7 @@ class AudioData:
                 self.failures.add(ex["path"], str(exc))
                 return np.zeros(1, np.float32), False
 
-        texts = tf.constant([e.get("text", "") for e in examples])
-        labels = tf.constant([int(e.get("label", -1)) for e in examples], tf.int64)
+        labels = tf.constant([int(e.get("label", -1)) for e in examples], tf.int32)
         multi_label = any("label_ids" in e for e in examples)
         if multi_label:  # a multi-hot "label_set" [classes] beside the first class
             label_sets = np.zeros([len(examples), len(self.labels)], np.float32)
@@ -358,8 +357,8 @@ class AudioData:
                 n = self.geometry.samples(self.fixed_seconds)
                 wave = (random_crop(wave, n, seed, self.pad_method) if seed is not None
                         else pad_to(wave, n, self.pad_method)[:n])
-            out = {"audio": self._features(wave), "length": tf.shape(wave)[-1],
-                   "text": tf.gather(texts, i), "label": tf.gather(labels, i), "ok": ok}
+            out = {"audio": self._features(wave), "length": tf.shape(wave)[-1], "label": tf.gather(labels, i),
+                   "ok": ok}
             if multi_label:
                 out["label_set"] = tf.gather(label_sets, i)
             if self.text_encoder is not None:

@@ -1,10 +1,12 @@
 """The DataSource contract: what the trainer asks of a corpus.
 
 SeparationData and AudioData implement it; a new family's data does too, and the
-trainer needs nothing else. Batches are dicts of tensors; the task that reads them
-documents its keys (e.g. {"audio" [B, samples] float32, "length" [B] int32,
-"text_ids" [B, N] int32, "text_length" [B] int32} for TTS, {"mixture", "target"}
-[B, samples] float32 for separation, "label" [B] int64 for classification).
+trainer needs nothing else. Batches are dicts of float32 and int32 tensors only (the
+device contract: they enter a step that XLA compiles on TPUs); transcripts, paths and
+ids stay in the corpus on the host. The task that reads a batch documents its keys (e.g.
+{"audio" [B, samples] float32, "length" [B] int32, "text_ids" [B, N] int32,
+"text_length" [B] int32} for TTS, {"mixture", "target"} [B, samples] float32 for
+separation, "label" [B] int32 for classification).
 """
 
 from __future__ import annotations

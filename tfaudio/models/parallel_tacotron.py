@@ -19,38 +19,12 @@ Shapes: text ids [B, N] with lengths [B]; frames [B, T, n_mels]; alignments [B, 
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import layers
 
 from tfaudio.audio.geometry import audio_geometry
+from tfaudio.models.alignment_search import search
 from tfaudio.models.tacotron import ENDED_BY, ConvEncoder, ConvNorm, apply_postnet, conv_postnet
-
-
-def monotonic_alignment(log_likelihood: np.ndarray, frames: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-    """The monotonic alignment path [B, T, N] (float32 0/1) that maximises the summed
-    log_likelihood [B, T, N] over frame t -> symbol n assignments which start at symbol 0,
-    end at each example's last symbol on its last frame, move by 0 or 1 symbol per frame
-    and give every symbol at least one frame. Frames past `frames` [B] stay unassigned."""
-    batch, steps, width = log_likelihood.shape
-    best = np.full((batch, steps, width), -np.inf)
-    best[:, 0, 0] = log_likelihood[:, 0, 0]
-    for t in range(1, steps):
-        stay = best[:, t - 1]
-        advance = np.concatenate([np.full((batch, 1), -np.inf), best[:, t - 1, :-1]], axis=1)
-        best[:, t] = log_likelihood[:, t] + np.maximum(stay, advance)
-    path = np.zeros((batch, steps, width), np.float32)
-    rows = np.arange(batch)
-    symbol = symbols.astype(np.int64) - 1
-    for t in range(steps - 1, -1, -1):
-        active = t < frames
-        path[rows[active], t, symbol[active]] = 1.0
-        if t == 0:
-            break
-        previous = best[rows, t - 1, np.maximum(symbol - 1, 0)]
-        move = active & (symbol > 0) & ((symbol == t) | (previous > best[rows, t - 1, symbol]))
-        symbol = symbol - move
-    return path
 
 
 def diagonal_prior(frames, symbols, steps, width):
@@ -69,12 +43,12 @@ def diagonal_prior(frames, symbols, steps, width):
     return tf.where(valid, log_pmf, 0.0)
 
 
-def expand(durations):
-    """One-hot alignment [B, T, N] that gives symbol n `durations[b, n]` consecutive frames;
-    T is the longest example's total."""
+def expand(durations, steps):
+    """One-hot alignment [B, steps, N] that gives symbol n `durations[b, n]` consecutive
+    frames (`steps` is at least the largest total: a static bound under XLA)."""
     ends = tf.cumsum(durations, axis=1)
     starts = ends - durations
-    t = tf.range(tf.reduce_max(ends))[None, :, None]
+    t = tf.range(steps)[None, :, None]
     return tf.cast((t >= starts[:, None, :]) & (t < ends[:, None, :]), tf.float32)
 
 
@@ -158,9 +132,7 @@ class ParallelTacotron(keras.Model):
         log_likelihood += diagonal_prior(inputs["frames"], inputs["text_length"], tf.shape(targets)[1],
                                          tf.shape(prior)[1])
         log_attention = tf.nn.log_softmax(tf.where(mask[:, None, :], log_likelihood, -1e9), axis=-1)
-        path = tf.numpy_function(monotonic_alignment, [tf.stop_gradient(log_attention), inputs["frames"],
-                                                       inputs["text_length"]], tf.float32, stateful=False)
-        path.set_shape(log_likelihood.shape)
+        path = search(log_attention, inputs["frames"], inputs["text_length"])
         valid = tf.sequence_mask(inputs["frames"], tf.shape(targets)[1])
         frames_prior, mel, mel_post = self.decode(memory, prior, path, valid, training)
         return {"mel": mel, "mel_post": mel_post, "prior": frames_prior, "log_durations": log_durations,
@@ -177,10 +149,13 @@ class ParallelTacotron(keras.Model):
         memory, prior, log_durations, mask = self.encode(text_ids, text_length)
         durations = tf.maximum(tf.math.ceil(tf.exp(tf.cast(log_durations, tf.float32)) - 1.0), 1.0)
         durations = tf.cast(durations, tf.int32) * tf.cast(mask, tf.int32)
-        if max_steps is not None:  # keep the first max_steps frames of each example
+        if max_steps is None:
+            steps = tf.reduce_max(tf.reduce_sum(durations, 1))
+        else:  # keep the first max_steps frames of each example; outputs have max_steps frames
             ends = tf.minimum(tf.cumsum(durations, axis=1), max_steps)
             durations = ends - tf.pad(ends[:, :-1], [[0, 0], [1, 0]])
-        path = expand(durations)
+            steps = max_steps
+        path = expand(durations, steps)
         steps = tf.reduce_sum(durations, 1)
         valid = tf.sequence_mask(steps, tf.shape(path)[1])
         frames_prior, mel, mel_post = self.decode(memory, prior, path, valid)

@@ -140,6 +140,14 @@ class CBHGEncoder(layers.Layer):
         return self.cbhg(x, valid=valid, training=training)
 
 
+def _per_position(dense, x):
+    """`dense` applied to x [B, N, C] as one matrix product over B x N rows: Keras' 3-D
+    tensordot has a transpose whose gradient XLA cannot compile inside the decoder loop."""
+    shape = tf.shape(x)
+    y = dense(tf.reshape(x, [-1, x.shape[-1]]))
+    return tf.reshape(y, tf.concat([shape[:2], tf.shape(y)[-1:]], 0))
+
+
 class Attention(layers.Layer):
     """Additive attention; with `location_filters` it is location-sensitive: the
     cumulative attention weights, convolved, enter the energies (Chorowski et al.)."""
@@ -159,8 +167,8 @@ class Attention(layers.Layer):
         """(context [B, D], weights [B, N]) for query [B, Q], precomputed keys [B, N, units]."""
         hidden = keys + self.query(query)[:, None, :]
         if self.location:
-            hidden += self.location_dense(self.location_conv(cumulative[..., None]))
-        energies = tf.squeeze(self.energy(tf.tanh(hidden)), -1)
+            hidden += _per_position(self.location_dense, self.location_conv(cumulative[..., None]))
+        energies = tf.squeeze(_per_position(self.energy, tf.tanh(hidden)), -1)
         energies = tf.where(mask, tf.cast(energies, tf.float32), -1e9)
         weights = tf.nn.softmax(energies, axis=-1)
         context = tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory)
@@ -271,7 +279,9 @@ class Tacotron(keras.Model):
         if targets is not None:
             # The input of step t is the last frame of the group emitted at step t - 1.
             teacher = tf.transpose(tf.reshape(targets, [batch, -1, r, n])[:, :, -1, :], [1, 0, 2])
-        arrays = [tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(3)]
+        # Fixed-size arrays (XLA needs a static size): steps not run stay zero.
+        arrays = [tf.TensorArray(tf.float32, size=steps, element_shape=shape)
+                  for shape in ([None, r * n], [None], [None, None])]
         stopped_at = tf.fill([batch], steps)
         ended_by = tf.zeros([batch], tf.int32)
         end_at = tf.fill([batch], steps)  # first step at the last character with the text covered
@@ -315,7 +325,7 @@ class Tacotron(keras.Model):
 
         _, _, _, stopped_at, ended_by, _, _, _, frames_ta, stop_ta, align_ta = tf.while_loop(
             cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, ended_by, end_at, visited,
-                         tf.zeros([batch], tf.int32), *arrays))
+                         tf.zeros([batch], tf.int32), *arrays), maximum_iterations=steps)
         frames = tf.reshape(tf.transpose(frames_ta.stack(), [1, 0, 2]), [batch, -1, n])
         stop = tf.transpose(stop_ta.stack(), [1, 0])
         alignments = tf.transpose(align_ta.stack(), [1, 0, 2])

@@ -39,16 +39,24 @@ def alignment_metrics(alignments, dec_len, enc_len, band: float = 0.2, max_jump:
     return {"focus_rate": focus, "diagonal_mass": diagonal, "monotone": monotone, "coverage": coverage}
 
 
-def forward_sum_loss(log_attention, frames, symbols, blank_logit: float = -1.0):
+def ctc_loss(ids, lengths, logits, frames, dense: bool = False):
+    """Per-example CTC loss [B] of batch-major logits [B, T, classes] (blank 0) against
+    padded label ids [B, N] with `lengths`. Sparse labels by default (on CPU, an order of
+    magnitude faster); dense ones for an XLA-compiled step (the sparse op has no XLA kernel)."""
+    ids, lengths = tf.cast(ids, tf.int32), tf.cast(lengths, tf.int32)
+    if dense:
+        return tf.nn.ctc_loss(ids, logits, lengths, frames, logits_time_major=False, blank_index=0)
+    labels = tf.sparse.from_dense(tf.where(tf.sequence_mask(lengths, tf.shape(ids)[1]), ids, 0))
+    return tf.nn.ctc_loss(labels, logits, None, frames, logits_time_major=False, blank_index=0)
+
+
+def forward_sum_loss(log_attention, frames, symbols, blank_logit: float = -1.0, dense: bool = False):
     """-log of the summed probability of every monotonic alignment that visits each symbol
     in order, per frame [B] (Badlani et al. 2021, "One TTS alignment to rule them all"):
     CTC over log_attention [B, T, N] (frame t's log-probabilities over the text) with the
-    symbol positions 1..N as labels and a constant blank."""
+    symbol positions 1..N as labels and a constant blank (`dense`: see ctc_loss)."""
     batch, steps = tf.shape(log_attention)[0], tf.shape(log_attention)[1]
     logits = tf.concat([tf.fill([batch, steps, 1], blank_logit), log_attention], axis=-1)
-    labels = tf.sequence_mask(symbols, tf.shape(log_attention)[2])
-    labels = tf.where(labels, tf.range(1, tf.shape(log_attention)[2] + 1)[None, :], 0)
-    # Sparse labels: on CPU, tf.nn.ctc_loss is an order of magnitude faster with them.
-    loss = tf.nn.ctc_loss(tf.sparse.from_dense(labels), logits, None, frames, logits_time_major=False,
-                          blank_index=0)
-    return loss / tf.cast(frames, tf.float32)
+    width = tf.shape(log_attention)[2]
+    positions = tf.broadcast_to(tf.range(1, width + 1)[None, :], [batch, width])
+    return ctc_loss(positions, symbols, logits, frames, dense) / tf.cast(frames, tf.float32)

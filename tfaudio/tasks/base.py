@@ -8,6 +8,11 @@ defaults, so the trainer never probes with `hasattr`.
 Shapes: B is the per-replica batch. Every per-example value is a float tensor [B]
 (float32 is expected; other floats are cast); the trainer sums them over the batch
 and divides by the global batch, so a loss is a mean over examples.
+
+The device contract: `loss` and `metrics` run inside the step that XLA compiles on a
+TPU (and on request elsewhere): static shapes, no strings, no numpy_function. Work
+that needs the host (decoding to text, distances in numpy) returns its inputs from
+`metrics` under "host/<name>" and is finished in `host_metrics`.
 """
 
 from __future__ import annotations
@@ -52,15 +57,23 @@ class Task:
     """
 
     state: tf.Module | None = None
+    xla: bool = False  # set by the trainer: the step is XLA-compiled, pick ops XLA can compile
 
     def loss(self, model, batch: dict, training: bool):
         """(per-example loss [B], {term name: per-example term [B]}) for one batch; traced."""
         raise NotImplementedError
 
     def metrics(self, model, batch: dict) -> dict:
-        """{metric name: per-example value [B] (or [B, n])} on a validation batch; traced.
-        Include "loss"."""
+        """{metric name: per-example value [B] (or [B, n])} on a validation batch; traced
+        and compiled like the train step. Include "loss". Values for `host_metrics` go
+        under "host/<name>" (any shape with B first)."""
         raise NotImplementedError
+
+    def host_metrics(self, values: dict) -> dict:
+        """{metric name: per-example value [B]} computed on the host (numpy, or eager
+        TensorFlow on the CPU) from one replica's "host/" values of `metrics`, named
+        without the prefix; none by default."""
+        return {}
 
     def corpus_metrics(self, means: dict) -> dict:
         """Metrics of a whole split from the means of `metrics` over its examples (e.g. an

@@ -1,5 +1,5 @@
 """Audio classification: batch["audio"] [B, samples] (or [B, crops, samples] whose
-predictions are averaged) with batch["label"] [B] int64, or for multi-label corpora
+predictions are averaged) with batch["label"] [B] int32, or for multi-label corpora
 batch["label_set"] [B, classes] (multi-hot).
 
 Single-label: softmax cross-entropy with label smoothing; metrics per split: accuracy,

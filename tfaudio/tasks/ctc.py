@@ -2,12 +2,14 @@
 transcript's ids (vocabulary(kind='transcript'), id 0 the blank) in batch["text_ids"]
 with batch["text_length"].
 
-The loss is `tf.nn.ctc_loss` with sparse labels (about 13x faster than dense labels on
-CPU) and blank 0. An example whose label needs more frames than it has (its length plus
+The loss is `tf.nn.ctc_loss` with blank 0 and sparse labels (about 13x faster than
+dense labels on CPU), or dense labels when the step is XLA-compiled (the sparse op has
+no XLA kernel). An example whose label needs more frames than it has (its length plus
 its repeated neighbours) gets loss 0 and is counted in the `label_too_long` term:
 TensorFlow would return a large finite loss for it, not an error. Metrics are corpus
 level: the character and word error rates are the validation split's summed edit
-distances over its summed reference lengths, not means of per-example ratios.
+distances over its summed reference lengths, not means of per-example ratios; the
+decoding and edit distances run on the host after the device step.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from absl import logging
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.data.text import vocabulary
 from tfaudio.errors import ConfigError
+from tfaudio.tasks.alignment import ctc_loss
 from tfaudio.tasks.base import Task, inference
 
 
@@ -85,9 +88,11 @@ class CTCTask(Task):
     def _logits(self, model, batch, training):
         if self.padding or not training:
             return model(batch["audio"], batch["length"], training=training)
-        rows = []  # each example alone, at its own length (the batch size is static in training)
+        # Each example alone (the batch size is static in training), at its own length; under
+        # XLA at the batch's static length, its padding masked as the model masks it.
+        rows = []
         for i in range(batch["audio"].shape[0]):
-            n = batch["length"][i]
+            n = None if self.xla else batch["length"][i]
             rows.append(model(batch["audio"][i:i + 1, :n], batch["length"][i:i + 1], training=True))
         longest = tf.reduce_max([tf.shape(r)[1] for r in rows])
         return tf.concat([tf.pad(r, [[0, 0], [0, longest - tf.shape(r)[1]], [0, 0]]) for r in rows], 0)
@@ -100,8 +105,7 @@ class CTCTask(Task):
         """(per-example CTC loss, terms) of logits with `frames` valid frames each."""
         ids, lengths = batch["text_ids"], batch["text_length"]
         too_long = labels_needed_frames(ids, lengths) > tf.cast(frames, tf.int32)
-        nll = tf.nn.ctc_loss(tf.cast(sparse_labels(ids, lengths), tf.int32), logits, label_length=None,
-                             logit_length=frames, logits_time_major=False, blank_index=0)
+        nll = ctc_loss(ids, lengths, logits, frames, dense=self.xla)
         if self.normalize_by_label_length:
             nll /= tf.cast(tf.maximum(lengths, 1), tf.float32)
         nll = tf.where(too_long, 0.0, nll)
@@ -111,16 +115,20 @@ class CTCTask(Task):
         logits = tf.cast(model(batch["audio"], batch["length"], training=False), tf.float32)
         frames = model.frames(batch["length"])
         loss, terms = self._ctc(logits, frames, batch)  # the one forward pass serves loss and decoding
-        hypotheses = decode(logits, frames, self.beam_width)
-        ids, lengths = batch["text_ids"], batch["text_length"]
-        truth = sparse_labels(ids, lengths)
+        return {"loss": loss, "label_too_long": terms["label_too_long"],
+                "chars": tf.cast(batch["text_length"], tf.float32), "host/logits": logits, "host/frames": frames,
+                "host/text_ids": batch["text_ids"], "host/text_length": batch["text_length"]}
+
+    def host_metrics(self, values):
+        """Character and word edits of the decoded transcripts, and the reference words."""
+        hypotheses = decode(values["logits"], values["frames"], self.beam_width)
+        truth = sparse_labels(values["text_ids"], values["text_length"])
         chars = tf.edit_distance(tf.cast(hypotheses, tf.int64), tf.cast(truth, tf.int64), normalize=False)
         truth_words = tf.strings.split(self._strings(truth))
         words = tf.edit_distance(tf.strings.split(self._strings(hypotheses)).to_sparse(), truth_words.to_sparse(),
                                  normalize=False)
-        word_counts = tf.cast(truth_words.row_lengths(), tf.float32)
-        return {"loss": loss, "label_too_long": terms["label_too_long"], "char_edits": chars,
-                "chars": tf.cast(lengths, tf.float32), "word_edits": words, "words": word_counts}
+        return {"char_edits": chars.numpy(), "word_edits": words.numpy(),
+                "words": truth_words.row_lengths().numpy().astype(np.float32)}
 
     def corpus_metrics(self, means: dict) -> dict:
         out = dict(means)

@@ -232,7 +232,7 @@ class TacotronTask(Task):
             terms["prior"] = _masked_mean(tf.square(tf.cast(out["prior"], tf.float32) - mel), mask)
             error = tf.square(tf.cast(out["log_durations"], tf.float32) - tf.math.log1p(out["durations"]))
             terms["duration"] = _masked_mean(error[..., None], symbols)
-            terms["forward_sum"] = forward_sum_loss(out["log_attention"], frames, text_length)
+            terms["forward_sum"] = forward_sum_loss(out["log_attention"], frames, text_length, dense=self.xla)
             total += terms["prior"] + self.duration_weight * terms["duration"] + terms["forward_sum"]
             return total, terms, dec_len
         steps = tf.shape(out["stop_logits"])[1]
@@ -267,13 +267,17 @@ class TacotronTask(Task):
         stopped = tf.cast(free["steps"] < bound, tf.float32)
         aligned = stopped * tf.cast((free_align["monotone"] >= 0.9) & (free_align["coverage"] >= 0.8), tf.float32)
         result.update({f"free_{k}": v for k, v in free_align.items()})
-        free_frames = free["steps"] * model.reduction
-        mcd = tf.numpy_function(_batch_mcd, [self._log_mel(free["mel_post"]), free_frames, self._log_mel(mel), frames],
-                                tf.float32, stateful=False)
-        mcd.set_shape(stopped.shape)
-        result.update(free_stopped=stopped, free_aligned=aligned, free_mcd=mcd,
+        result.update(free_stopped=stopped, free_aligned=aligned,
                       free_length_ratio=tf.cast(free["steps"], tf.float32) / tf.cast(dec_len, tf.float32))
+        result.update({"host/free_log_mel": self._log_mel(free["mel_post"]),
+                       "host/free_frames": free["steps"] * model.reduction,
+                       "host/log_mel": self._log_mel(mel), "host/frames": frames})
         return result
+
+    def host_metrics(self, values):
+        """free_mcd [B]: MCD between each free-running mel and its recording's (numpy)."""
+        return {"free_mcd": _batch_mcd(values["free_log_mel"], values["free_frames"], values["log_mel"],
+                                       values["frames"])}
 
     def _log_mel(self, mel):
         """Natural-log mel from the model's (normalised) mel."""

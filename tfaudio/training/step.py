@@ -83,9 +83,13 @@ class TrainStep:
         self.model_vars: dict = {}
         self.ema: WeightEMA | None = None
         self._stats: dict = {}
+        # A TPU compiles every step with XLA; elsewhere StepOptions.jit_compile asks for it.
+        # The task is told, so it picks XLA-compatible ops (e.g. dense CTC labels).
+        self.xla = task.xla = options.jit_compile or isinstance(strategy, tf.distribute.TPUStrategy)
         self._loop = tf.function(self._loop_fn)
-        self._grads = (tf.function(self._replica_grads, jit_compile=True) if options.jit_compile
-                       else self._replica_grads)
+        compiled = (lambda fn: tf.function(fn, jit_compile=True)) if self.xla else (lambda fn: fn)
+        self._grads = compiled(self._replica_grads)
+        self._metrics = compiled(self._replica_metrics)
         # Validation batches vary in padded length: trace once with relaxed shapes.
         self._eval = tf.function(self._eval_fn, reduce_retracing=True)
 
@@ -107,7 +111,8 @@ class TrainStep:
         if self.options.ema_decay:
             self.ema = WeightEMA(self.model_vars, self.options.ema_decay)
         names = sorted(terms)
-        self._stats = {name: tf.Variable(0.0, dtype=tf.float64, trainable=False, name=name)
+        # float32 on the device (TPUs have no float64): sums over one inner loop only.
+        self._stats = {name: tf.Variable(0.0, dtype=tf.float32, trainable=False, name=name)
                        for name in ["loss", "count", "grad_norm", "input_wait", "skipped", "overflows", "lr",
                                 "steps", "stopped"]
                        + [f"term_{t}" for t in names]}
@@ -125,13 +130,25 @@ class TrainStep:
     def evaluate(self, dataset, max_batches: int | None) -> dict:
         """{metric: mean over examples} of task.metrics on a distributed dataset (a metric
         may be a vector per example, e.g. a one-hot confusion cell) and "examples", the
-        count, completed by task.corpus_metrics."""
+        count, completed by task.corpus_metrics. The device part is summed over replicas
+        per batch; the task's host metrics are summed here in numpy (64-bit) and over
+        replicas once at the end."""
         totals: dict[str, np.ndarray] = {}
+        host_totals: dict[str, np.ndarray] = {}
         for i, batch in enumerate(dataset):
             if max_batches is not None and i >= max_batches:
                 break
-            for k, v in self._eval(batch).items():
+            sums, host = self._eval(batch)
+            for k, v in sums.items():
                 totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+            for values in self.strategy.experimental_local_results(host):
+                if not values:
+                    continue
+                with tf.device("/cpu:0"):
+                    per_example = self.task.host_metrics({k: np.asarray(v) for k, v in values.items()})
+                for k, v in per_example.items():
+                    host_totals[k] = host_totals.get(k, 0.0) + np.sum(np.asarray(v, np.float64), axis=0)
+        totals.update(self._sum_over_workers(host_totals))
         count = max(float(totals.pop("count", 0.0)), 1.0)
         means = {k: float(v) / count if v.ndim == 0 else v / count for k, v in totals.items()}
         return self.task.corpus_metrics({**means, "examples": count})
@@ -190,7 +207,7 @@ class TrainStep:
             self.optimizer.learning_rate.assign(lr)
             t0 = tf.timestamp()
             batch = next(iterator)
-            self._stats["input_wait"].assign_add(tf.timestamp() - t0)
+            self._stats["input_wait"].assign_add(tf.cast(tf.timestamp() - t0, tf.float32))
             grads, sums = self._all_reduced(self._replica_step, batch)
             stop = sums.pop("stop") > 0
             norm = tf.linalg.global_norm(grads)
@@ -206,9 +223,9 @@ class TrainStep:
                 grads, _ = tf.clip_by_global_norm(grads, self.options.clip_norm, use_norm=norm)
             tf.cond(finite, lambda: self._apply(grads), lambda: self._skip(overflow))
             for key, value in sums.items():
-                self._stats[key].assign_add(tf.cast(value, tf.float64))
-            self._stats["grad_norm"].assign(tf.cast(norm, tf.float64))
-            self._stats["lr"].assign(tf.cast(lr, tf.float64))
+                self._stats[key].assign_add(tf.cast(value, tf.float32))
+            self._stats["grad_norm"].assign(tf.cast(norm, tf.float32))
+            self._stats["lr"].assign(tf.cast(lr, tf.float32))
             self._stats["steps"].assign_add(1.0)
             self.step.assign_add(1)
             self.examples_seen.assign_add(self.effective_batch)
@@ -226,8 +243,8 @@ class TrainStep:
     def _skip(self, overflow):
         non_finite = tf.where(overflow, 0, 1)  # an overflow is counted apart
         self.skipped.assign_add(tf.cast(non_finite, tf.int64))
-        self._stats["skipped"].assign_add(tf.cast(non_finite, tf.float64))
-        self._stats["overflows"].assign_add(tf.cast(1 - non_finite, tf.float64))
+        self._stats["skipped"].assign_add(tf.cast(non_finite, tf.float32))
+        self._stats["overflows"].assign_add(tf.cast(1 - non_finite, tf.float32))
         return tf.constant(False)
 
     def _update_loss_scale(self, finite):
@@ -237,11 +254,34 @@ class TrainStep:
                                         tf.maximum(self.loss_scale / 2.0, 1.0)))
         self.finite_steps.assign(tf.where(grow, tf.zeros_like(self.finite_steps), self.finite_steps))
 
+    def _replica_metrics(self, batch):
+        """(this replica's metric sums, its "host/" values) of one validation batch."""
+        values = self.task.metrics(self.model, batch)
+        host = {k[len("host/"):]: v for k, v in values.items() if k.startswith("host/")}
+        sums = {k: tf.reduce_sum(tf.cast(v, tf.float32), axis=0) for k, v in values.items()
+                if not k.startswith("host/")}
+        sums["count"] = tf.cast(tf.shape(values["loss"])[0], tf.float32)
+        return sums, host
+
     def _eval_fn(self, batch):
-        def metrics(b):
-            values = self.task.metrics(self.model, b)
-            out = {k: tf.reduce_sum(tf.cast(v, tf.float32), axis=0) for k, v in values.items()}
-            out["count"] = tf.cast(tf.shape(next(iter(values.values())))[0], tf.float32)
-            return out
-        return self._all_reduced(metrics, batch)
+        def replica(b):
+            sums, host = self._metrics(b)
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, sums), host
+        sums, host = self.strategy.run(replica, args=(batch,))
+        return tf.nest.map_structure(lambda x: self.strategy.experimental_local_results(x)[0], sums), host
+
+    def _sum_over_workers(self, totals: dict) -> dict:
+        """`totals` of this worker summed over all workers (one collective per evaluation)."""
+        if not totals:
+            return totals
+        keys = sorted(totals)
+        given = []
+
+        def local(context):  # the first local replica carries this worker's totals
+            mine = not given
+            given.append(context.replica_id_in_sync_group)
+            return {k: tf.constant(totals[k] if mine else np.zeros_like(totals[k]), tf.float32) for k in keys}
+        values = self.strategy.experimental_distribute_values_from_function(local)
+        summed = self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)
+        return {k: np.asarray(v, np.float64) for k, v in summed.items()}
 
