@@ -43,7 +43,7 @@ class DivergenceGuard(tf.Module):
         self.backoff, self.max_rollbacks = backoff, max_rollbacks
         self.lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
         self.rollbacks = tf.Variable(0, trainable=False, name="rollbacks")
-        self.window_losses = tf.Variable(tf.zeros([window], tf.float64), trainable=False, name="window_losses")
+        self.window_losses = tf.Variable(tf.zeros([window], tf.float32), trainable=False, name="window_losses")
         self.losses_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="losses_seen")
         self.runs = tf.Variable([0, 0], dtype=tf.int64, trainable=False, name="spike_and_nonfinite_runs")
 
