@@ -3,6 +3,8 @@ with): every family trains and evaluates with StepOptions.jit_compile, and the c
 step's loss and gradients equal the default uncompiled step's on the same weights and batch."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -52,3 +54,26 @@ def test_every_family_trains_and_evaluates_compiled_and_matches_the_uncompiled_s
     for variable, a, b in zip(model.trainable_variables, compiled_grads, plain_grads):
         error, size = float(tf.norm(a - b)), float(tf.norm(b))
         assert error <= 1e-2 * size + 1e-4 * total, (variable.path, error, size, total)
+
+
+def _compilations(tmp_path, static: bool) -> tuple[int, int]:
+    """(XLA compilations of the train step, duration buckets) over four epochs of the durations
+    Tacotron, counted from XLA's dump of every module it compiled, by the user's command."""
+    path = os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")
+    params = tiny_params(path, tmp_path) + [
+        "train_steps = 16", "eval_every = 16", "AudioData.bucket_boundaries = (0.5,)",
+        "StepOptions.jit_compile = True", f"AudioData.static_shapes = {static}"]
+    dump = tmp_path / f"xla_dump_{static}"
+    env = dict(os.environ, XLA_FLAGS=f"--xla_dump_to={dump}", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file={path}",
+                           f"--model_dir={tmp_path / f'run_{static}'}", "--tracker=none"]
+                          + [f"--gin_param={p}" for p in params], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    modules = {f.name.split(".")[0] for f in dump.iterdir() if "replica_grads" in f.name}
+    return len(modules), 2
+
+
+def test_static_shapes_compile_the_train_step_at_most_once_per_bucket(tmp_path):
+    compiled, buckets = _compilations(tmp_path, static=True)
+    assert 1 <= compiled <= buckets

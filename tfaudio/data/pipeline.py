@@ -254,6 +254,10 @@ class AudioData:
         model averages its predictions over them.
       validate_train_pct: a fraction of the training files (by hash) also evaluated as
         the "train_subset" split, to watch the gap between training and validation.
+      static_shapes: pad each variable-length batch to its duration bucket's bound (the
+        corpus' longest clip bounds the last bucket) and transcripts to the corpus'
+        longest, so an XLA-compiled step compiles at most once per bucket; None: on under
+        a TPUStrategy (a TPU compiles every new shape), off elsewhere.
     """
 
     def __init__(self, data_dir: str | list = gin.REQUIRED, layout: str = "ljspeech", feature: str = "wave",
@@ -263,7 +267,7 @@ class AudioData:
                  bucket_boundaries=(), data_percentage: float = 1.0, max_bad_fraction: float = 0.1,
                  cache_dir: str | None = None, log_compression=None, text_encoder=None,
                  min_seconds_per_token: float = 0.02, crops_per_file: int = 1, crop_mode: str = "examples",
-                 validate_train_pct: float = 0.0):
+                 validate_train_pct: float = 0.0, static_shapes: bool | None = None):
         self.geometry = audio_geometry()
         self.feature, self.fixed_seconds, self.pad_method = feature, fixed_seconds, pad_method
         self.bucket_boundaries, self.cache_dir = list(bucket_boundaries), cache_dir
@@ -312,6 +316,13 @@ class AudioData:
             logging.warning("%s: no validation examples (val_fraction=%s): the run will not evaluate",
                             data_dir, val_fraction)
         self.failures = DecodeFailures(len(self.train_corpus.examples), max_bad_fraction)
+        self.static_shapes = static_shapes
+        examples = self.train_corpus.examples + self.val_corpus.examples
+        # One hop beyond the longest clip: a resampled file may decode a sample longer than probed.
+        longest = self.geometry.samples(max(e["duration"] for e in examples)) + self.geometry.hop_length
+        self.bounds = sorted({b for b in (self.geometry.samples(s) for s in self.bucket_boundaries) if b < longest}
+                             | {longest})
+        self.max_tokens = max((len(e.get("text_ids", ())) for e in examples), default=0)
 
     @staticmethod
     def _encode_texts(corpus, text_encoder, min_seconds_per_token: float):
@@ -406,10 +417,34 @@ class AudioData:
             return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
         if self.bucket_boundaries and not bucketed:
             bounds = [self.geometry.samples(b) for b in self.bucket_boundaries]
-            return ds.bucket_by_sequence_length(
-                lambda x: x["length"], bounds, [batch_size] * (len(bounds) + 1),
-                drop_remainder=drop_remainder).prefetch(AUTOTUNE)
-        return ds.padded_batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+            ds = ds.bucket_by_sequence_length(lambda x: x["length"], bounds, [batch_size] * (len(bounds) + 1),
+                                              drop_remainder=drop_remainder)
+        else:
+            ds = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
+        static = (self.static_shapes if self.static_shapes is not None
+                  else isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy))
+        return (ds.map(self._to_bucket_bound) if static else ds).prefetch(AUTOTUNE)
+
+    def _to_bucket_bound(self, batch):
+        """A padded batch padded on to the first bound at or above its longest clip (its
+        features to that many frames) and its transcripts to the corpus' longest."""
+        bounds = tf.constant(self.bounds, tf.int32)
+        index = tf.searchsorted(bounds, tf.reduce_max(batch["length"])[None], side="left")[0]
+        out = dict(batch)
+        if self.feature == "wave":
+            target = tf.gather(bounds, index)
+        else:
+            target = tf.gather(tf.constant([self.geometry.frames(b) for b in self.bounds], tf.int32), index)
+        audio = batch["audio"]
+        out["audio"] = tf.pad(audio, [[0, 0], [0, target - tf.shape(audio)[1]]] + [[0, 0]] * (audio.shape.rank - 2))
+        if len(self.bounds) == 1:  # one bucket: fully static
+            out["audio"].set_shape([audio.shape[0], self.bounds[0] if self.feature == "wave"
+                                    else self.geometry.frames(self.bounds[0])] + audio.shape[2:])
+        if "text_ids" in batch:
+            ids = batch["text_ids"]
+            out["text_ids"] = tf.pad(ids, [[0, 0], [0, self.max_tokens - tf.shape(ids)[1]]])
+            out["text_ids"].set_shape([ids.shape[0], self.max_tokens])
+        return out
 
     def train(self, batch_size, seed, start=0, input_context=None) -> tf.data.Dataset:
         """Infinite batches from global example `start`; with bucket_boundaries the

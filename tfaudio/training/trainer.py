@@ -136,10 +136,11 @@ class Trainer:
         def train_fn(input_context):
             return self.data.train(replica_step_batch, seed, start, input_context)
 
-        self.train_iterator = iter(self.strategy.distribute_datasets_from_function(train_fn))
-        val = self.data.validation(self.inner.global_micro_batch)
+        with self.strategy.scope():  # a pipeline may shape its batches for the strategy (static on TPU)
+            self.train_iterator = iter(self.strategy.distribute_datasets_from_function(train_fn))
+            val = self.data.validation(self.inner.global_micro_batch)
+            subset = self.data.train_subset(self.inner.global_micro_batch)
         self.val_dataset = self.strategy.experimental_distribute_dataset(val) if val is not None else None
-        subset = self.data.train_subset(self.inner.global_micro_batch)
         self.subset_dataset = self.strategy.experimental_distribute_dataset(subset) if subset is not None else None
 
     def data_position(self) -> int:
