@@ -1,12 +1,13 @@
 """SequenceLSTM computes what Keras's LSTM computes with the same weights, in both
-directions, and continues from a carried state as one call over the whole sequence."""
+directions, and continues from a carried state as one call over the whole sequence; on a
+GPU it hands cuDNN the parameters Keras's LSTM hands it."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio.models.lstm import SequenceLSTM
+from tfaudio.models.lstm import SequenceLSTM, cudnn_params
 
 
 def keras_twin(layer: SequenceLSTM, direction: int) -> keras.layers.LSTM:
@@ -68,3 +69,27 @@ def test_the_written_out_backward_pass_equals_autodiff(bidirectional):
 
     for written, autodiff in zip(gradients(True), gradients(False)):
         np.testing.assert_allclose(written.numpy(), autodiff.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_the_cudnn_parameters_are_those_keras_lstm_hands_cudnn_on_a_gpu():
+    """No GPU here: the cuDNN path is checked through its parameters. Keras's LSTM runs
+    cuDNN on a GPU with this packing (and equals SequenceLSTM above on the CPU); cuDNN adds
+    the input and recurrent biases, so only their sum must agree."""
+    from keras.src.backend.tensorflow.rnn import _standardize_cudnn_weights
+
+    rng = np.random.default_rng(2)
+    layer = SequenceLSTM(3, bidirectional=True)
+    layer(tf.zeros([1, 2, 5]))
+    for weight in layer.weights:
+        weight.assign(rng.normal(size=weight.shape))
+    for d in range(2):
+        kernel, recurrent = layer.kernel[d], layer.recurrent_kernel[d]
+        bias, recurrent_bias = layer.bias[d], layer.recurrent_bias[d]
+        summed = bias + recurrent_bias
+        keras_params = _standardize_cudnn_weights(
+            tf.split(kernel, 4, axis=1) + tf.split(recurrent, 4, axis=1),
+            tf.split(tf.concat([tf.zeros_like(summed), summed], 0), 8), tf.constant([-1]), transpose_weights=True)
+        np.testing.assert_allclose(cudnn_params(kernel, recurrent, tf.zeros_like(summed), summed), keras_params)
+        ours = cudnn_params(kernel, recurrent, bias, recurrent_bias).numpy()
+        np.testing.assert_allclose(ours[:-24], keras_params[:-24])  # the gate matrices
+        np.testing.assert_allclose(ours[-24:-12] + ours[-12:], summed, rtol=1e-6)  # input + recurrent biases

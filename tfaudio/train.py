@@ -19,7 +19,7 @@ flags.DEFINE_string("study", "", "Groups runs of one study in wandb (default: th
 flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker", "tpu"],
                   "Distribution strategy.")
 flags.DEFINE_integer("num_cpu_replicas", 0, "Split the CPU into N logical devices (try 'mirrored').")
-flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu.")
+flags.DEFINE_string("tpu", "local", "TPU for --strategy=tpu: 'local' on a TPU VM, else the TPU node's name.")
 flags.DEFINE_integer("seed", 0, "Seeds Python, NumPy, TensorFlow and the data order.")
 flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism.")
 flags.DEFINE_enum("tracker", "tensorboard", ["tensorboard", "wandb", "both", "none"],
@@ -65,8 +65,8 @@ def main(argv):
         fail(f"error: --model_dir={model_dir}: {blocked} is not a writable folder; choose another")
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)
     try:
+        strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)
         _, results = run.train(model_dir, strategy, FLAGS.tracker, FLAGS.seed, name=FLAGS.run_name + name,
                                group=FLAGS.study or name, argv=sys.argv)
     except ConfigError as exc:

@@ -9,6 +9,9 @@ benchmarks/openunmix_speed.py).
 
 Gates in the order input, forget, cell, output. Each direction has an input bias and a
 recurrent bias, as the reference Open-Unmix (PyTorch) has, so parameter counts match it.
+This is also cuDNN's layout: where a GPU is present the layer runs cuDNN's LSTM kernel
+(the one keras.layers.LSTM takes on a GPU) from the same variables, so a checkpoint
+trained on either device restores on the other.
 """
 
 from __future__ import annotations
@@ -55,15 +58,18 @@ class SequenceLSTM(keras.layers.Layer):
     def call(self, x, initial_state=None, return_state=False, training=False):
         dtype = x.dtype
         kernel, recurrent = tf.cast(self.kernel, dtype), tf.cast(self.recurrent_kernel, dtype)
-        bias = tf.cast(self.bias + self.recurrent_bias, dtype)
         xs = tf.stack([x, tf.reverse(x, [1])]) if self.bidirectional else x[None]  # [D, B, T, F]
-        projected = tf.einsum("dbtf,dfg->tdbg", xs, kernel) + bias[:, None]  # [T, D, B, 4U]
         if initial_state is None:
             initial_state = self.zero_state(tf.shape(x)[0])
         h0, c0 = (tf.cast(s, dtype) for s in initial_state)
-
-        run = _recurrence_with_gradient if training else _recurrence
-        hs, cs = run(projected, recurrent, h0, c0)  # [T, D, B, U]
+        if tf.config.list_logical_devices("GPU"):
+            biases = tf.cast(self.bias, dtype), tf.cast(self.recurrent_bias, dtype)
+            hs, cs = _cudnn_recurrence(xs, kernel, recurrent, *biases, h0, c0, training)
+        else:
+            bias = tf.cast(self.bias + self.recurrent_bias, dtype)
+            projected = tf.einsum("dbtf,dfg->tdbg", xs, kernel) + bias[:, None]  # [T, D, B, 4U]
+            run = _recurrence_with_gradient if training else _recurrence
+            hs, cs = run(projected, recurrent, h0, c0)  # [T, D, B, U]
         out = tf.transpose(hs, [1, 2, 0, 3])  # [D, B, T, U]
         if self.bidirectional:
             out = tf.concat([out[0], tf.reverse(out[1], [1])], -1)
@@ -73,6 +79,31 @@ class SequenceLSTM(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units * self.directions,)
+
+
+def cudnn_params(kernel, recurrent, bias, recurrent_bias):
+    """One direction's weights [F, 4U], [U, 4U], [4U], [4U] as cuDNN's flat parameter
+    vector: the eight gate matrices (input i, f, c, o, then recurrent), each transposed
+    and flattened, then the eight gate biases (input, then recurrent)."""
+    matrices = tf.split(kernel, 4, axis=1) + tf.split(recurrent, 4, axis=1)
+    biases = tf.split(bias, 4) + tf.split(recurrent_bias, 4)
+    return tf.concat([tf.reshape(tf.transpose(w), [-1]) for w in matrices] + biases, 0)
+
+
+def _cudnn_recurrence(xs, kernel, recurrent, bias, recurrent_bias, h0, c0, training):
+    """(hs, cs) [T, D, B, U] as `_recurrence` computes them, by cuDNN (a GPU only); cs
+    holds the final cell state at every frame (only the last is read, for streaming)."""
+    hs, cs = [], []
+    for d in range(xs.shape[0]):
+        time_major = tf.transpose(xs[d], [1, 0, 2])
+        lengths = tf.fill([tf.shape(time_major)[1]], tf.shape(time_major)[0])
+        out, _, c, _, _ = tf.raw_ops.CudnnRNNV3(
+            input=time_major, input_h=h0[d][None], input_c=c0[d][None],
+            params=cudnn_params(kernel[d], recurrent[d], bias[d], recurrent_bias[d]), sequence_lengths=lengths,
+            rnn_mode="lstm", is_training=training, time_major=True)
+        hs.append(out)
+        cs.append(tf.broadcast_to(c, tf.shape(out)))
+    return tf.stack(hs, 1), tf.stack(cs, 1)
 
 
 def _gates(z):

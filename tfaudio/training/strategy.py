@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfaudio.errors import ConfigError
+
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -18,7 +20,7 @@ def split_cpu(num_replicas: int):
 def make_strategy(name: str = "default", num_cpu_replicas: int = 0, tpu: str = ""):
     """default/one_device: the first GPU when present, else the CPU; mirrored: all local
     GPUs (or the logical CPUs from --num_cpu_replicas); multi_worker: from TF_CONFIG;
-    tpu: the TPU at `tpu`."""
+    tpu: the TPU at `tpu` (default "local", a TPU VM's own)."""
     if name not in STRATEGIES:
         raise ValueError(f"--strategy={name}: choose one of {', '.join(STRATEGIES)}")
     if name == "multi_worker":  # before anything initialises TensorFlow's context
@@ -30,9 +32,20 @@ def make_strategy(name: str = "default", num_cpu_replicas: int = 0, tpu: str = "
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return _tpu_strategy(tpu or "local")
+
+
+def _tpu_strategy(tpu: str):
+    """TPUStrategy on the TPU at `tpu` ("local": this TPU VM's); one ConfigError line when
+    there is none."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as exc:
+        reason = str(exc).strip().splitlines()[0].split(". ")[0]
+        raise ConfigError(f"--strategy=tpu --tpu={tpu}: no TPU found ({reason}); run on a TPU VM "
+                          "(--tpu=local) or name a TPU node with --tpu=NAME") from exc
     return tf.distribute.TPUStrategy(resolver)
 
 
