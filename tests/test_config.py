@@ -1,8 +1,11 @@
 """Strict gin: typos, unknown configurables, wrong types; every shipped gin file trains."""
 
 import glob
+import json
 import os
 import re
+import subprocess
+import sys
 
 import gin
 import pytest
@@ -58,16 +61,18 @@ def test_shipped_gin_file_exposes_the_sweep_macros(gin_file):
         assert gin.query_parameter(f"{macro}/macro.value") is not None, f"{gin_file} lacks the {macro} macro"
 
 
-def test_exactly_one_tensorflow_per_install():
-    import configparser
-
-    cfg = configparser.ConfigParser()
-    cfg.read(os.path.join(os.path.dirname(config.REPO_GIN_DIR), "setup.cfg"))
-    required = cfg["options"]["install_requires"].split()
-    extras = {name: value.split() for name, value in cfg["options.extras_require"].items()}
-    assert not [r for r in required if r.startswith("tensorflow")]
-    assert [r.split("=")[0] for r in extras["cpu"]] == ["tensorflow-cpu"]
-    assert [r.split("=")[0] for r in extras["gpu"]] == ["tensorflow[and-cuda]"]
-    with open(os.path.join(os.path.dirname(config.REPO_GIN_DIR), "Makefile")) as f:
+def test_exactly_one_tensorflow_per_install_and_the_gpu_extra_resolves(tmp_path):
+    """The Makefile installs the cpu or the gpu extra, never both, and pip resolves the gpu
+    extra (what a CUDA host installs) to TensorFlow with cuDNN, without tensorflow-cpu."""
+    root = os.path.dirname(config.REPO_GIN_DIR)
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report),
+                           "-e", f"{root}[gpu]"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(report) as f:
+        resolved = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.load(f)["install"]}
+    assert resolved.get("tensorflow", "").startswith("2.21.") and "nvidia-cudnn-cu12" in resolved
+    assert "tensorflow-cpu" not in resolved
+    with open(os.path.join(root, "Makefile")) as f:
         installs = re.findall(r"pip install -q -e '\.\[([\w,]+)\]'", f.read())
     assert installs and all(("cpu" in i.split(",")) != ("gpu" in i.split(",")) for i in installs)
