@@ -75,4 +75,4 @@ def test_exactly_one_tensorflow_per_install_and_the_gpu_extra_resolves(tmp_path)
     assert "tensorflow-cpu" not in resolved
     with open(os.path.join(root, "Makefile")) as f:
         installs = re.findall(r"pip install -q -e '\.\[([\w,]+)\]'", f.read())
-    assert installs and all(("cpu" in i.split(",")) != ("gpu" in i.split(",")) for i in installs)
+    assert installs and all(sum(x in i.split(",") for x in ("cpu", "gpu", "tpu")) == 1 for i in installs)
