@@ -109,3 +109,15 @@ def test_a_model_dir_that_cannot_be_created_is_one_line(tmp_path, capsys, mixtur
     (tmp_path / "a_file").write_text("")
     code, _ = wrong(tmp_path / "a_file", "audio_unet.gin", f"data_dir = '{mixtures}'")
     assert code == 2 and "a_file is not a writable folder" in capsys.readouterr().err
+
+
+def test_a_tpu_strategy_without_a_tpu_is_one_line(tmp_path, mixtures):
+    # In a subprocess: connecting to a TPU cluster resets this process' TensorFlow context.
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "tfaudio.train", "--gin_file=gin/audio_unet.gin", f"--model_dir={run}",
+            "--strategy=tpu", "--tracker=none", f"--gin_param=data_dir = '{mixtures}'"]
+    out = subprocess.run(args + [f"--gin_param={p}" for p in TINY], capture_output=True, text=True, timeout=300,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines = [line for line in out.stderr.splitlines() if line.startswith(("config error:", "error:"))]
+    assert out.returncode == 2 and len(lines) == 1 and "--strategy=tpu" in lines[0], out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and not run.exists()
