@@ -169,7 +169,7 @@ def test_classify_prints_labels_for_files_and_skips_bad_ones(classifier_run, tmp
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF....WAVEfmt garbage")
     proc = subprocess.run([sys.executable, "-m", "tfaudio.classify", f"--model_dir={run}", "--noema", "--top_k=3",
-                           f"--input={good}", f"--input={corrupt}"], capture_output=True, text=True, timeout=300)
+                           "--input", good, str(corrupt)], capture_output=True, text=True, timeout=300)  # as *.wav
     assert proc.returncode == 1 and "corrupt.wav" in proc.stderr
     path, *ranked = proc.stdout.strip().split("\t")
     assert path == good and len(ranked) == 3

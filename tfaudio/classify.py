@@ -1,4 +1,4 @@
-"""`python -m tfaudio.classify --model_dir=runs/x --input=a.wav [--input=more.wav | folder | manifest]`
+"""`python -m tfaudio.classify --model_dir=runs/x --input a.wav [more.wav | folder | manifest ...]`
 
 Restores a classifier run (operative config and checkpoint, EMA weights when the run
 kept them) and prints one line per audio file: its path, then the --top_k labels with
@@ -26,28 +26,23 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not FLAGS.input:
-        sys.exit("error: give at least one --input (a file, a folder or a manifest)")
+    cli.need(FLAGS.top_k >= 1, f"--top_k={FLAGS.top_k} must be at least 1")
+    inputs = cli.audio_inputs(argv)
     import numpy as np
 
     from tfaudio import config
-    from tfaudio.audio.io import InferenceInputs
-    from tfaudio.data.readers import expand_inputs
     from tfaudio.experiment import restore_for_inference
     from tfaudio.tasks.classification import LABELS_FILE
 
     try:
         model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="classify")
-        paths = expand_inputs(FLAGS.input)
     except config.ConfigError as exc:
-        sys.exit(f"error: {exc}")
+        cli.fail(f"error: {exc}")
     with open(os.path.join(FLAGS.model_dir, LABELS_FILE)) as f:
         labels = json.load(f)
     crop_seconds, pad_method = config.query("AudioData.fixed_seconds"), config.query("AudioData.pad_method")
-    inputs = InferenceInputs(paths, task.sample_rate, FLAGS.resample)
-    for path, wave in inputs:
+    for path, wave in inputs.read(task.sample_rate):
         probs = task.classify(model, wave, crop_seconds, pad_method)
         best = np.argsort(-probs)[:FLAGS.top_k]
         print(path + "\t" + "\t".join(f"{labels[i]} {probs[i]:.3f}" for i in best), flush=True)

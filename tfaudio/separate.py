@@ -6,8 +6,9 @@ target source and the residual (mixture minus estimate) as WAVs, computed by
 chunked overlap-add, or with --stream block by block as a live input would arrive
 (a unidirectional OpenUnmix: running STFT, LSTM state carried, overlap-add), printing
 the real-time factor; Open-Unmix runs optionally through the Wiener post-filter
-(--wiener_iterations). An input at another sample rate is rejected unless --resample
-is given.
+(--wiener_iterations). Every file after --input is separated (`--input *.wav`); one at
+another sample rate is rejected unless --resample is given, an unreadable one named and
+skipped, and the command exits 1 when it skipped any.
 """
 
 from __future__ import annotations
@@ -48,37 +49,33 @@ def _source_names() -> tuple[str, str]:
 
 
 def main(argv):
-    del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not FLAGS.input:
-        sys.exit("error: give at least one --input=mixture.wav")
+    cli.need(FLAGS.chunk_seconds > 0, f"--chunk_seconds={FLAGS.chunk_seconds} must be positive")
+    cli.need(0 <= FLAGS.overlap < 1, f"--overlap={FLAGS.overlap} must lie in [0, 1)")
+    cli.need(FLAGS.block_samples >= 1, f"--block_samples={FLAGS.block_samples} must be at least 1")
+    cli.need(FLAGS.wiener_iterations is None or (FLAGS.wiener_iterations >= 0 and not FLAGS.stream),
+             f"--wiener_iterations={FLAGS.wiener_iterations} needs a count >= 0 and offline separation "
+             "(not --stream)")
+    inputs = cli.audio_inputs(argv)
+    cli.output_folder("--output_dir", FLAGS.output_dir)
     from tfaudio import config
-    from tfaudio.audio.io import AudioReadError, audio_info, read_audio, write_wav
+    from tfaudio.audio.io import write_wav
     from tfaudio.experiment import restore_for_inference
     from tfaudio.models.openunmix import OpenUnmix
 
     try:
         model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="separate")
     except config.ConfigError as exc:
-        sys.exit(f"error: {exc}")
+        cli.fail(f"error: {exc}")
     target, residual = _source_names()
     rate = task.sample_rate
-    channels = model.channels if isinstance(model, OpenUnmix) else 1
+    openunmix = isinstance(model, OpenUnmix)
+    cli.need(openunmix or not (FLAGS.stream or FLAGS.wiener_iterations is not None),
+             f"--stream and --wiener_iterations need an OpenUnmix run; {FLAGS.model_dir} trained a "
+             f"{type(model).__name__}")
     if FLAGS.wiener_iterations is not None:
-        if not isinstance(model, OpenUnmix) or FLAGS.wiener_iterations < 0 or FLAGS.stream:
-            sys.exit(f"error: --wiener_iterations={FLAGS.wiener_iterations} needs an OpenUnmix run, a count >= 0 "
-                     "and offline separation (not --stream)")
         model.wiener_iterations = FLAGS.wiener_iterations
-    for path in FLAGS.input:
-        try:
-            file_rate = audio_info(path).samplerate
-            if file_rate != rate and not FLAGS.resample:
-                sys.exit(f"error: {path} is {file_rate} Hz but the model was trained at {rate} Hz; "
-                         "pass --resample to convert it")
-            mixture = read_audio(path, rate, channels)
-            mixture = mixture[:, 0] if channels == 1 else mixture
-        except (AudioReadError, RuntimeError) as exc:
-            sys.exit(f"error: {exc}")
+    for path, mixture in inputs.read(rate, model.channels if openunmix else 1):
         if FLAGS.stream:
             estimate = _stream(model, mixture, rate)
         else:
@@ -88,6 +85,7 @@ def main(argv):
             # 32-bit float: an estimate may exceed full scale, and clipping it would change it
             out = write_wav(os.path.join(FLAGS.output_dir, f"{stem}_{name}.wav"), audio, rate, subtype="FLOAT")
             print(out)
+    sys.exit(inputs.report())
 
 
 def _stream(model, mixture, rate):
@@ -97,14 +95,12 @@ def _stream(model, mixture, rate):
     import numpy as np
 
     from tfaudio import config
-    from tfaudio.models.openunmix import OpenUnmix, StreamingSeparator
+    from tfaudio.models.openunmix import StreamingSeparator
 
-    if not isinstance(model, OpenUnmix):
-        sys.exit(f"error: --stream needs an OpenUnmix run; {FLAGS.model_dir} trained a {type(model).__name__}")
     try:
         stream = StreamingSeparator(model)
     except config.ConfigError as exc:
-        sys.exit(f"error: {exc}")
+        cli.fail(f"error: {exc}")
     start = time.perf_counter()
     pieces = [stream.push(mixture[i:i + FLAGS.block_samples]) for i in range(0, len(mixture), FLAGS.block_samples)]
     pieces.append(stream.flush())

@@ -10,7 +10,6 @@ to `<output stem>_<line number>.wav`.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags
 
@@ -27,18 +26,19 @@ flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 
-def _texts() -> list[str]:
-    if bool(FLAGS.text) == bool(FLAGS.text_file):
-        sys.exit("error: give exactly one of --text or --text_file")
-    if FLAGS.text:
+def _texts(argv) -> list[str]:
+    cli.need(len(argv) == 1, f"unexpected argument {' '.join(argv[1:])!r}: quote the text, "
+                             "--text=\"Please hold.\", or give one per line with --text_file")
+    cli.need((FLAGS.text is None) != (FLAGS.text_file is None), "give exactly one of --text or --text_file")
+    if FLAGS.text is not None:
+        cli.need(bool(FLAGS.text.strip()), "--text is empty")
         return [FLAGS.text]
     try:
         with open(FLAGS.text_file, encoding="utf-8") as f:
             lines = [line.strip() for line in f if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
-        sys.exit(f"error: --text_file={FLAGS.text_file} cannot be read ({exc})")
-    if not lines:
-        sys.exit(f"error: --text_file={FLAGS.text_file} has no text")
+        cli.fail(f"error: --text_file={FLAGS.text_file} cannot be read ({exc})")
+    cli.need(bool(lines), f"--text_file={FLAGS.text_file} has no text")
     return lines
 
 
@@ -50,9 +50,10 @@ def _outputs(count: int) -> list[str]:
 
 
 def main(argv):
-    del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    texts = _texts()
+    texts = _texts(argv)
+    cli.need(FLAGS.max_steps is None or FLAGS.max_steps >= 1, f"--max_steps={FLAGS.max_steps} must be at least 1")
+    cli.output_folder("--output", os.path.dirname(FLAGS.output))
     from tfaudio import config
     from tfaudio.audio.images import save_plot
     from tfaudio.audio.io import write_wav
@@ -63,11 +64,11 @@ def main(argv):
         model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="synthesize",
                                             gin_params=FLAGS.gin_param)
     except config.ConfigError as exc:
-        sys.exit(f"error: {exc}")
+        cli.fail(f"error: {exc}")
     try:
         results = task.synthesize(model, texts, FLAGS.max_steps)
     except TextError as exc:
-        sys.exit(f"error: {exc}")
+        cli.fail(f"error: {exc}")
     for text, path, (wave, alignment, ended_by) in zip(texts, _outputs(len(texts)), results):
         write_wav(path, wave, task.geometry.sample_rate)
         png = os.path.splitext(path)[0] + ".png"

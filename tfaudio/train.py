@@ -10,6 +10,8 @@ import sys
 
 from absl import app, flags
 
+from tfaudio.cli import fail, unwritable_parent
+
 flags.DEFINE_multi_string("gin_file", [], "Gin experiment file(s); later ones override earlier.")
 flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. 'batch_size = 32'.")
 flags.DEFINE_multi_string("gin_search_path", [], "Folders searched for gin files and includes.")
@@ -29,20 +31,6 @@ FLAGS = flags.FLAGS
 
 def experiment_name(gin_files) -> str:
     return os.path.splitext(os.path.basename(gin_files[-1]))[0] if gin_files else "experiment"
-
-
-def fail(message: str, code: int = 2):
-    """Ends the command with one line on stderr (gin appends call sites: dropped)."""
-    print(str(message).strip().splitlines()[0], file=sys.stderr)
-    sys.exit(code)
-
-
-def unwritable_parent(path: str) -> str | None:
-    """The nearest existing path at or above `path` when it is not a writable folder."""
-    folder = os.path.abspath(path)
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    return None if os.path.isdir(folder) and os.access(folder, os.W_OK) else folder
 
 
 def main(argv):

@@ -1,4 +1,4 @@
-"""`python -m tfaudio.transcribe --model_dir=runs/x --input=a.wav [--input=more.wav | folder | manifest]`
+"""`python -m tfaudio.transcribe --model_dir=runs/x --input a.wav [more.wav | folder | manifest ...]`
 
 Restores a CTC recogniser run (operative config and checkpoint, EMA weights when the
 run kept them) and prints one line per audio file: its path, a tab, its transcript.
@@ -25,24 +25,20 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not FLAGS.input:
-        sys.exit("error: give at least one --input (a file, a folder or a manifest)")
+    cli.need(FLAGS.beam_width is None or FLAGS.beam_width >= 1,
+             f"--beam_width={FLAGS.beam_width} must be at least 1 (1: greedy)")
+    inputs = cli.audio_inputs(argv)
     from tfaudio import config
-    from tfaudio.audio.io import InferenceInputs
-    from tfaudio.data.readers import expand_inputs
     from tfaudio.experiment import restore_for_inference
 
     params = [] if FLAGS.beam_width is None else [f"CTCTask.beam_width = {FLAGS.beam_width}"]
     try:
         model, task = restore_for_inference(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ema, require="transcribe",
                                             gin_params=params)
-        paths = expand_inputs(FLAGS.input)
     except config.ConfigError as exc:
-        sys.exit(f"error: {exc}")
-    inputs = InferenceInputs(paths, task.sample_rate, FLAGS.resample)
-    for path, wave in inputs:
+        cli.fail(f"error: {exc}")
+    for path, wave in inputs.read(task.sample_rate):
         print(f"{path}\t{task.transcribe(model, wave)}", flush=True)
     sys.exit(inputs.report())
 

@@ -20,6 +20,8 @@ class AudioReadError(ValueError):
 
 def audio_info(path: str) -> sf._SoundFileInfo:
     """Header information (samplerate, frames, channels) without decoding samples."""
+    if not os.path.isfile(path):
+        raise AudioReadError(f"{path}: no such file")
     try:
         info = sf.info(path)
     except Exception as exc:  # soundfile raises several types for bad headers
@@ -119,26 +121,38 @@ def _short(exc: Exception) -> str:
 
 
 class InferenceInputs:
-    """The mono waveforms of an inference command's files at `rate`: a file at another rate
-    is rejected (unless `resample`) and an unreadable one skipped, each with one line on
-    stderr; iterate for (path, wave), then `report()` says what was skipped."""
+    """The files of an inference command: each is probed at once (an unreadable one is
+    named on stderr and skipped, before any model loads); `read(rate)` then yields
+    (path, wave) for the rest, rejecting a file at another rate (unless `resample`) or
+    one that fails to decode, each with one line; `report()` says what was skipped."""
 
-    def __init__(self, paths: list[str], rate: int, resample: bool = False):
-        self.paths, self.rate, self.resample, self.skipped = paths, rate, resample, 0
+    def __init__(self, paths: list[str], resample: bool = False):
+        self.paths, self.resample, self.skipped = paths, resample, 0
+        self.readable = []
+        for path in paths:
+            try:
+                audio_info(path)
+                self.readable.append(path)
+            except (AudioReadError, RuntimeError) as exc:
+                self._skip(exc)
 
-    def __iter__(self):
-        for path in self.paths:
+    def _skip(self, reason):
+        print(f"skipped: {reason}", file=sys.stderr)
+        self.skipped += 1
+
+    def read(self, rate: int, channels: int = 1):
+        """(path, wave [samples] for mono, [samples, channels] otherwise) of each readable file."""
+        for path in self.readable:
             try:
                 file_rate = audio_info(path).samplerate
-                if file_rate != self.rate and not self.resample:
-                    raise AudioReadError(f"{path} is {file_rate} Hz but the model was trained at {self.rate} Hz; "
+                if file_rate != rate and not self.resample:
+                    raise AudioReadError(f"{path} is {file_rate} Hz but the model was trained at {rate} Hz; "
                                          "pass --resample to convert it")
-                wave = read_audio(path, self.rate)[:, 0]
+                wave = read_audio(path, rate, channels)
             except (AudioReadError, RuntimeError) as exc:
-                print(f"skipped: {exc}", file=sys.stderr)
-                self.skipped += 1
+                self._skip(exc)
                 continue
-            yield path, wave
+            yield path, wave[:, 0] if channels == 1 else wave
 
     def report(self) -> int:
         """Prints how many files were skipped; the exit code (1 when any was)."""
