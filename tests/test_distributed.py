@@ -1,5 +1,6 @@
 """Distribution on CPU: MirroredStrategy over 2 logical devices and MultiWorkerMirroredStrategy
-with 2 local worker processes on loopback match one device (accumulation and EMA on)."""
+with 2 local worker processes on loopback match one device (accumulation and EMA on), in
+their weights and in their evaluation, host metrics summed over workers included."""
 
 import json
 import os
@@ -49,3 +50,15 @@ def test_mirrored_and_multi_worker_match_one_device(tmp_path):
     np.testing.assert_allclose(np.load(os.path.join(mirrored, "weights.npy")), expected, atol=1e-5)
     np.testing.assert_allclose(np.load(os.path.join(multi, "weights.npy")), expected, atol=1e-5)
     assert os.path.isdir(os.path.join(multi, ".worker1"))  # the second worker's private copies
+    single_val = _final_val(single)
+    assert single_val["examples"] == 64 and single_val["abs_error"] > 0
+    for run in (mirrored, multi):
+        val = _final_val(run)
+        assert val["examples"] == 64
+        np.testing.assert_allclose([val["loss"], val["abs_error"]], [single_val["loss"], single_val["abs_error"]],
+                                   rtol=1e-4)
+
+
+def _final_val(run):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        return [row for row in map(json.loads, f) if row.get("split") == "val"][-1]

@@ -274,14 +274,11 @@ class TrainStep:
         """`totals` of this worker summed over all workers (one collective per evaluation)."""
         if not totals:
             return totals
-        keys = sorted(totals)
-        given = []
+        calls = []
 
-        def local(context):  # the first local replica carries this worker's totals
-            mine = not given
-            given.append(context.replica_id_in_sync_group)
-            return {k: tf.constant(totals[k] if mine else np.zeros_like(totals[k]), tf.float32) for k in keys}
-        values = self.strategy.experimental_distribute_values_from_function(local)
-        summed = self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)
+        def local(context):  # called once per local replica: the first carries this worker's totals
+            calls.append(context)
+            return {k: tf.constant(v if len(calls) == 1 else np.zeros_like(v), tf.float32) for k, v in totals.items()}
+        summed = self._all_reduced(lambda v: v, self.strategy.experimental_distribute_values_from_function(local))
         return {k: np.asarray(v, np.float64) for k, v in summed.items()}
 
