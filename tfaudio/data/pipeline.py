@@ -428,18 +428,13 @@ class AudioData:
     def _to_bucket_bound(self, batch):
         """A padded batch padded on to the first bound at or above its longest clip (its
         features to that many frames) and its transcripts to the corpus' longest."""
-        bounds = tf.constant(self.bounds, tf.int32)
-        index = tf.searchsorted(bounds, tf.reduce_max(batch["length"])[None], side="left")[0]
-        out = dict(batch)
-        if self.feature == "wave":
-            target = tf.gather(bounds, index)
-        else:
-            target = tf.gather(tf.constant([self.geometry.frames(b) for b in self.bounds], tf.int32), index)
+        index = tf.searchsorted(tf.constant(self.bounds), tf.reduce_max(batch["length"])[None], side="left")[0]
+        sizes = self.bounds if self.feature == "wave" else [self.geometry.frames(b) for b in self.bounds]
         audio = batch["audio"]
-        out["audio"] = tf.pad(audio, [[0, 0], [0, target - tf.shape(audio)[1]]] + [[0, 0]] * (audio.shape.rank - 2))
-        if len(self.bounds) == 1:  # one bucket: fully static
-            out["audio"].set_shape([audio.shape[0], self.bounds[0] if self.feature == "wave"
-                                    else self.geometry.frames(self.bounds[0])] + audio.shape[2:])
+        out = dict(batch, audio=tf.pad(audio, [[0, 0], [0, tf.gather(sizes, index) - tf.shape(audio)[1]]]
+                                       + [[0, 0]] * (audio.shape.rank - 2)))
+        if len(sizes) == 1:  # one bucket: fully static
+            out["audio"].set_shape([audio.shape[0], sizes[0]] + audio.shape[2:])
         if "text_ids" in batch:
             ids = batch["text_ids"]
             out["text_ids"] = tf.pad(ids, [[0, 0], [0, self.max_tokens - tf.shape(ids)[1]]])
