@@ -18,7 +18,8 @@ def define_restore_flags(trained: str, ema_help: str = "Use the EMA weights when
     flags.DEFINE_bool("ema", True, ema_help)
 
 
-def define_audio_input_flags(input_help: str = "Audio file, folder or manifest (repeatable)."):
+def define_audio_input_flags(input_help: str = "Audio file, folder or manifest; repeat --input or list several "
+                                                "after it (as a shell expands *.wav)."):
     """--input (repeatable) and --resample."""
     flags.DEFINE_multi_string("input", [], input_help)
     flags.DEFINE_bool("resample", False, "Resample inputs at another sample rate instead of rejecting them.")
@@ -38,7 +39,7 @@ def unwritable_parent(path: str) -> str | None:
     return None if os.path.isdir(folder) and os.access(folder, os.W_OK) else folder
 
 
-def output_folder(flag: str, folder: str) -> str:
+def output_folder(flag: str, folder: str):
     """Creates `folder` (the one `flag` writes into) or ends the command with one line."""
     try:
         os.makedirs(folder or ".", exist_ok=True)
@@ -46,7 +47,6 @@ def output_folder(flag: str, folder: str) -> str:
         fail(f"error: {flag}: cannot create {folder} ({exc.strerror}); choose another")
     if not os.access(folder or ".", os.W_OK):
         fail(f"error: {flag}: {folder} is not writable; choose another")
-    return folder
 
 
 def need(ok: bool, message: str):

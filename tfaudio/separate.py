@@ -21,7 +21,7 @@ from absl import app, flags
 from tfaudio import cli
 
 cli.define_restore_flags("separator")
-cli.define_audio_input_flags("Mixture file(s) to separate (repeatable).")
+cli.define_audio_input_flags("Mixture file(s) to separate; repeat --input or list several after it.")
 flags.DEFINE_string("output_dir", "separated", "Folder for <input stem>_<source>.wav files.")
 flags.DEFINE_float("chunk_seconds", 4.0, "Length of the overlap-added chunks.")
 flags.DEFINE_float("overlap", 0.5, "Overlap of consecutive chunks (Hann windows); 0: rectangular chunks.")
