@@ -77,3 +77,24 @@ def _compilations(tmp_path, static: bool) -> tuple[int, int]:
 def test_static_shapes_compile_the_train_step_at_most_once_per_bucket(tmp_path):
     compiled, buckets = _compilations(tmp_path, static=True)
     assert 1 <= compiled <= buckets
+
+
+def test_a_completed_last_batch_evaluates_as_whole_batches(tmp_path):
+    """Static shapes: the 6 validation examples in batches of 4 (the last completed by 2
+    repeated rows, "valid" 0) give the evaluation, host metrics included, that batches of
+    2 give (all whole, padded to the same bucket bounds)."""
+    path = os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")
+    params = tiny_params(path, tmp_path) + ["AudioData.bucket_boundaries = (0.5,)", "AudioData.static_shapes = True"]
+    config.parse([path], params, finalize=False)
+    trainer, _ = training.train(str(tmp_path / "run"), tracker="none")
+
+    def evaluate(batch_size):
+        return trainer.inner.evaluate(trainer.strategy.experimental_distribute_dataset(
+            trainer.data.validation(batch_size)), None)
+    batches = list(trainer.data.validation(4))
+    assert [float(b["valid"].numpy().sum()) for b in batches] == [4.0, 2.0]
+    assert all(b["audio"].shape[0] == 4 and b["audio"].shape[1] in trainer.data.bounds for b in batches)
+    whole, completed = evaluate(2), evaluate(4)
+    assert whole["examples"] == completed["examples"] == 6
+    for key in ("loss", "mel_l1", "free_mcd", "free_length_ratio", "duration"):
+        assert completed[key] == pytest.approx(whole[key], rel=1e-5), key

@@ -58,6 +58,18 @@ def drop_failed(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.filter(_decoded).map(_without_flag)
 
 
+def full_batch(batch: dict, size: int) -> dict:
+    """An evaluation batch of exactly `size` rows: a smaller last one is completed by
+    repeating its first row, and "valid" [size] (float32, 1 on real rows) tells the
+    trainer which rows its metrics count."""
+    real = tf.shape(next(iter(batch.values())))[0]
+    out = {k: tf.concat([v, tf.repeat(v[:1], size - real, axis=0)], 0) for k, v in batch.items()}
+    out["valid"] = tf.cast(tf.range(size) < real, tf.float32)
+    for v in out.values():
+        v.set_shape([size] + v.shape[1:])
+    return out
+
+
 def select(corpus: readers.Corpus, data_percentage: float, owner: str) -> list:
     """A deterministic `data_percentage` subset (by hash of the example id)."""
     if not 0 < data_percentage <= 1:
@@ -256,8 +268,9 @@ class AudioData:
         the "train_subset" split, to watch the gap between training and validation.
       static_shapes: pad each variable-length batch to its duration bucket's bound (the
         corpus' longest clip bounds the last bucket) and transcripts to the corpus'
-        longest, so an XLA-compiled step compiles at most once per bucket; None: on under
-        a TPUStrategy (a TPU compiles every new shape), off elsewhere.
+        longest, and complete the last evaluation batch (see full_batch), so an
+        XLA-compiled step compiles at most once per bucket; None: on under a TPUStrategy
+        (a TPU compiles every new shape), off elsewhere.
     """
 
     def __init__(self, data_dir: str | list = gin.REQUIRED, layout: str = "ljspeech", feature: str = "wave",
@@ -414,8 +427,8 @@ class AudioData:
     def _finish(self, ds, batch_size, drop_remainder, bucketed=False):
         ds = drop_failed(ds)
         if self.fixed_seconds is not None:
-            return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
-        if self.bucket_boundaries and not bucketed:
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        elif self.bucket_boundaries and not bucketed:
             bounds = [self.geometry.samples(b) for b in self.bucket_boundaries]
             ds = ds.bucket_by_sequence_length(lambda x: x["length"], bounds, [batch_size] * (len(bounds) + 1),
                                               drop_remainder=drop_remainder)
@@ -423,7 +436,11 @@ class AudioData:
             ds = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
         static = (self.static_shapes if self.static_shapes is not None
                   else isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy))
-        return (ds.map(self._to_bucket_bound) if static else ds).prefetch(AUTOTUNE)
+        if static and self.fixed_seconds is None:
+            ds = ds.map(self._to_bucket_bound)
+        if static and not drop_remainder:
+            ds = ds.map(lambda batch: full_batch(batch, batch_size))
+        return ds.prefetch(AUTOTUNE)
 
     def _to_bucket_bound(self, batch):
         """A padded batch padded on to the first bound at or above its longest clip (its

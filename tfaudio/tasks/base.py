@@ -12,7 +12,9 @@ and divides by the global batch, so a loss is a mean over examples.
 The device contract: `loss` and `metrics` run inside the step that XLA compiles on a
 TPU (and on request elsewhere): static shapes, no strings, no numpy_function. Work
 that needs the host (decoding to text, distances in numpy) returns its inputs from
-`metrics` under "host/<name>" and is finished in `host_metrics`.
+`metrics` under "host/<name>" and is finished in `host_metrics`. A validation batch may
+hold "valid" [B] (0 on rows that only complete a static batch): the trainer leaves those
+rows out of every metric, so tasks ignore it.
 """
 
 from __future__ import annotations

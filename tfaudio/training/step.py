@@ -144,10 +144,12 @@ class TrainStep:
             for values in self.strategy.experimental_local_results(host):
                 if not values:
                     continue
+                values = {k: np.asarray(v) for k, v in values.items()}
+                valid = values.pop("valid") > 0
                 with tf.device("/cpu:0"):
-                    per_example = self.task.host_metrics({k: np.asarray(v) for k, v in values.items()})
+                    per_example = self.task.host_metrics(values)
                 for k, v in per_example.items():
-                    host_totals[k] = host_totals.get(k, 0.0) + np.sum(np.asarray(v, np.float64), axis=0)
+                    host_totals[k] = host_totals.get(k, 0.0) + np.sum(np.asarray(v, np.float64)[valid], axis=0)
         totals.update(self._sum_over_workers(host_totals))
         count = max(float(totals.pop("count", 0.0)), 1.0)
         means = {k: float(v) / count if v.ndim == 0 else v / count for k, v in totals.items()}
@@ -255,12 +257,19 @@ class TrainStep:
         self.finite_steps.assign(tf.where(grow, tf.zeros_like(self.finite_steps), self.finite_steps))
 
     def _replica_metrics(self, batch):
-        """(this replica's metric sums, its "host/" values) of one validation batch."""
+        """(this replica's metric sums, its "host/" values) of one validation batch; rows
+        a completed batch repeats ("valid" 0, tfaudio.data.pipeline.full_batch) count nowhere."""
         values = self.task.metrics(self.model, batch)
+        valid = batch.get("valid", tf.ones_like(values["loss"], tf.float32))
         host = {k[len("host/"):]: v for k, v in values.items() if k.startswith("host/")}
-        sums = {k: tf.reduce_sum(tf.cast(v, tf.float32), axis=0) for k, v in values.items()
-                if not k.startswith("host/")}
-        sums["count"] = tf.cast(tf.shape(values["loss"])[0], tf.float32)
+        if host:
+            host["valid"] = valid
+
+        def total(v):
+            keep = tf.reshape(valid > 0, [-1] + [1] * (v.shape.rank - 1))
+            return tf.reduce_sum(tf.where(keep, tf.cast(v, tf.float32), 0.0), axis=0)
+        sums = {k: total(v) for k, v in values.items() if not k.startswith("host/")}
+        sums["count"] = tf.reduce_sum(valid)
         return sums, host
 
     def _eval_fn(self, batch):
