@@ -150,12 +150,12 @@ class ParallelTacotron(keras.Model):
         durations = tf.maximum(tf.math.ceil(tf.exp(tf.cast(log_durations, tf.float32)) - 1.0), 1.0)
         durations = tf.cast(durations, tf.int32) * tf.cast(mask, tf.int32)
         if max_steps is None:
-            steps = tf.reduce_max(tf.reduce_sum(durations, 1))
+            length = tf.reduce_max(tf.reduce_sum(durations, 1))
         else:  # keep the first max_steps frames of each example; outputs have max_steps frames
             ends = tf.minimum(tf.cumsum(durations, axis=1), max_steps)
             durations = ends - tf.pad(ends[:, :-1], [[0, 0], [1, 0]])
-            steps = max_steps
-        path = expand(durations, steps)
+            length = max_steps
+        path = expand(durations, length)
         steps = tf.reduce_sum(durations, 1)
         valid = tf.sequence_mask(steps, tf.shape(path)[1])
         frames_prior, mel, mel_post = self.decode(memory, prior, path, valid)

@@ -39,6 +39,11 @@ def alignment_metrics(alignments, dec_len, enc_len, band: float = 0.2, max_jump:
     return {"focus_rate": focus, "diagonal_mass": diagonal, "monotone": monotone, "coverage": coverage}
 
 
+def sparse_labels(ids, lengths):
+    """The labels of padded ids [B, N] with `lengths`, as a SparseTensor (padding dropped)."""
+    return tf.sparse.from_dense(tf.where(tf.sequence_mask(lengths, tf.shape(ids)[1]), ids, 0))
+
+
 def ctc_loss(ids, lengths, logits, frames, dense: bool = False):
     """Per-example CTC loss [B] of batch-major logits [B, T, classes] (blank 0) against
     padded label ids [B, N] with `lengths`. Sparse labels by default (on CPU, an order of
@@ -46,8 +51,7 @@ def ctc_loss(ids, lengths, logits, frames, dense: bool = False):
     ids, lengths = tf.cast(ids, tf.int32), tf.cast(lengths, tf.int32)
     if dense:
         return tf.nn.ctc_loss(ids, logits, lengths, frames, logits_time_major=False, blank_index=0)
-    labels = tf.sparse.from_dense(tf.where(tf.sequence_mask(lengths, tf.shape(ids)[1]), ids, 0))
-    return tf.nn.ctc_loss(labels, logits, None, frames, logits_time_major=False, blank_index=0)
+    return tf.nn.ctc_loss(sparse_labels(ids, lengths), logits, None, frames, logits_time_major=False, blank_index=0)
 
 
 def forward_sum_loss(log_attention, frames, symbols, blank_logit: float = -1.0, dense: bool = False):

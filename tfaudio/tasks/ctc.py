@@ -24,7 +24,7 @@ from absl import logging
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.data.text import vocabulary
 from tfaudio.errors import ConfigError
-from tfaudio.tasks.alignment import ctc_loss
+from tfaudio.tasks.alignment import ctc_loss, sparse_labels
 from tfaudio.tasks.base import Task, inference
 
 
@@ -40,11 +40,6 @@ def decode(logits, frames, beam_width: int = 1):
     else:
         (paths,), _ = tf.nn.ctc_beam_search_decoder(time_major, frames, beam_width=beam_width, top_paths=1)
     return tf.SparseTensor(paths.indices, paths.values + 1, paths.dense_shape)
-
-
-def sparse_labels(ids, lengths):
-    """The labels of padded ids [B, N] with `lengths`, as a SparseTensor (padding dropped)."""
-    return tf.sparse.from_dense(tf.where(tf.sequence_mask(lengths, tf.shape(ids)[1]), ids, 0))
 
 
 def labels_needed_frames(ids, lengths):
