@@ -19,6 +19,7 @@ import gin
 from gin import config_parser
 
 from tfaudio.errors import ConfigError
+from tfaudio.limits import declared, resolve_macros, violation
 
 REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 
@@ -144,6 +145,7 @@ def _check_types(gin_files, gin_params, search_paths, skip_unknown: bool = False
         with open(path, encoding="utf-8") as f:
             sources.append((f.read(), path))
     sources.append(("\n".join(gin_params), None))
+    last = {}
     for text, filename in sources:
         for st in _statements(text, filename, search_paths, skip_unknown):
             if not st.arg_name:
@@ -151,12 +153,13 @@ def _check_types(gin_files, gin_params, search_paths, skip_unknown: bool = False
             configurable = _configurable(st.selector)
             if configurable is None:
                 continue
-            where = f"{st.location.filename or '<--gin_param>'}:{st.location.line_num}: "
+            where = f"{st.location.filename}:{st.location.line_num}: " if st.location.filename else "--gin_param: "
+            last[(st.scope, st.selector, st.arg_name)] = where, configurable, st.value
             names = _parameter_names(configurable)
             if _takes_kwargs(configurable) and st.arg_name not in names + list(KERAS_LAYER_KWARGS):
                 raise ConfigError(f"{where}Configurable '{st.selector}' doesn't have a parameter named "
                                   f"'{st.arg_name}'.{_closest(st.arg_name, names)}")
-            value = _resolve_macros(st.value)
+            value = resolve_macros(st.value)
             if isinstance(value, gin.config.ConfigurableReference):
                 continue
             try:
@@ -168,21 +171,30 @@ def _check_types(gin_files, gin_params, search_paths, skip_unknown: bool = False
                 expected = getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
                 raise ConfigError(f"{where}{st.selector}.{st.arg_name} = {value!r} has type "
                                   f"{type(value).__name__}; expected {expected}.")
+    _check_limits(last)
+
+
+def _check_limits(last):
+    """Every bound value against its declared limit (tfaudio.limits), as finally bound;
+    `last` maps (scope, selector, parameter) to its last binding's location, configurable
+    and value as written (a %macro is named in the message)."""
+    for (scope, selector, name), (where, configurable, written) in last.items():
+        limit = declared(configurable.wrapped).get(name)
+        if limit is None:
+            continue
+        value = resolve_macros(gin.query_parameter(f"{scope + '/' if scope else ''}{selector}.{name}"))
+        if isinstance(value, gin.config.ConfigurableReference):
+            continue
+        problem = violation(selector.split(".")[-1], name, value, limit)
+        if problem:
+            macro = (written.scoped_selector.split("/")[0] if isinstance(written, gin.config.ConfigurableReference)
+                     and written.configurable.wrapped is gin.config.macro else None)
+            raise ConfigError(where + (problem.replace(" = ", f" = %{macro} = ", 1) if macro else problem))
 
 
 def query(binding: str):
     """The value bound to `binding` (e.g. "AudioData.fixed_seconds"), macros followed."""
-    return _resolve_macros(gin.query_parameter(binding))
-
-
-def _resolve_macros(value):
-    """Follows `%macro` references to their bound value (other references stay)."""
-    seen = set()
-    while (isinstance(value, gin.config.ConfigurableReference)
-           and value.configurable.wrapped is gin.config.macro and value.scoped_selector not in seen):
-        seen.add(value.scoped_selector)
-        value = gin.query_parameter(f"{value.scoped_selector}.value")
-    return value
+    return resolve_macros(gin.query_parameter(binding))
 
 
 def resolve_gin_file(name: str, search_paths) -> str:

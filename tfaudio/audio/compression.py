@@ -14,10 +14,12 @@ import keras
 import tensorflow as tf
 
 from tfaudio.errors import ConfigError
+from tfaudio.limits import POSITIVE, Choice, limits
 
 _FLOAT32_MAX = 3.4e38
 
 
+@limits(floor=POSITIVE, scale=Choice("log", "db"), db_multiplier=POSITIVE, max_value=POSITIVE, max_abs=POSITIVE)
 class LogCompression(keras.layers.Layer):
     """Maps non-negative magnitudes to a bounded log scale and back.
 
@@ -38,10 +40,6 @@ class LogCompression(keras.layers.Layer):
                  check_nan: bool = True, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
-        if floor <= 0:
-            raise ConfigError(f"LogCompression.floor={floor} must be positive")
-        if scale not in ("log", "db"):
-            raise ConfigError(f"LogCompression.scale={scale!r}: use 'log' or 'db'")
         if max_value <= floor:
             raise ConfigError(f"LogCompression.max_value={max_value} must exceed floor={floor}")
         self.floor, self.scale, self.db_multiplier = floor, scale, db_multiplier

@@ -12,6 +12,7 @@ import dataclasses
 import gin
 
 from tfaudio.errors import ConfigError
+from tfaudio.limits import NON_NEGATIVE, NYQUIST, POSITIVE_INT, Range, limits
 
 
 class GeometryError(ConfigError):
@@ -89,6 +90,8 @@ class AudioGeometry:
 
 
 @gin.configurable
+@limits(sample_rate=POSITIVE_INT, n_fft=POSITIVE_INT, win_length=POSITIVE_INT.or_none(), hop_length=POSITIVE_INT,
+        n_mels=POSITIVE_INT, fmin=NON_NEGATIVE, fmax=Range(0, NYQUIST, low_open=True, none=True))
 def audio_geometry(sample_rate: int = 22050, n_fft: int = 1024, win_length: int | None = None,
                    hop_length: int = 256, n_mels: int = 80, fmin: float = 0.0,
                    fmax: float | None = None, center: bool = True) -> AudioGeometry:

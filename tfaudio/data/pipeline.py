@@ -23,6 +23,7 @@ from tfaudio.audio.io import AudioReadError, read_audio
 from tfaudio.audio.padding import PAD_METHODS, pad_to, random_crop
 from tfaudio.data import readers
 from tfaudio.data.order import bucketed_stream, index_stream
+from tfaudio.limits import NON_NEGATIVE, POSITIVE, POSITIVE_INT, PROPORTION, RATE, UNIT, Choice, Rule, limits
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -70,10 +71,8 @@ def full_batch(batch: dict, size: int) -> dict:
     return out
 
 
-def select(corpus: readers.Corpus, data_percentage: float, owner: str) -> list:
+def select(corpus: readers.Corpus, data_percentage: float) -> list:
     """A deterministic `data_percentage` subset (by hash of the example id)."""
-    if not 0 < data_percentage <= 1:
-        raise ConfigError(f"{owner}.data_percentage={data_percentage} must lie in (0, 1]")
     if data_percentage == 1:
         return corpus.examples
     return [e for e in corpus.examples if _bucket(e["id"]) < data_percentage]
@@ -98,7 +97,18 @@ def split_examples(examples: list, val_fraction: float):
     return train, val
 
 
+def _gain_range(value) -> bool:
+    return len(value) == 2 and 0 <= value[0] <= value[1]
+
+
+def _increasing(values) -> bool:
+    return all(isinstance(v, (int, float)) and v > 0 for v in values) and list(values) == sorted(set(values))
+
+
 @gin.configurable
+@limits(segment_seconds=POSITIVE, samples_per_track=POSITIVE_INT, val_seconds=POSITIVE,
+        data_percentage=PROPORTION, max_bad_fraction=UNIT, channels=Choice(1, 2),
+        augment_gain=Rule(_gain_range, "(low, high) with 0 <= low <= high", [(1.5, 0.5), (-1.0, 1.0)], none=True))
 class SeparationData:
     """Mixture/target waveform pairs from a MUSDB18-HQ-like corpus.
 
@@ -124,10 +134,6 @@ class SeparationData:
                  train_split: str = "train", val_split: str = "valid", data_percentage: float = 1.0,
                  max_bad_fraction: float = 0.1, channels: int = 1, augment_gain: tuple | None = None,
                  channel_swap: bool = False, remix: bool = False):
-        if channels not in (1, 2):
-            raise ConfigError(f"SeparationData.channels={channels}: use 1 (mono) or 2 (stereo)")
-        if augment_gain is not None and not (len(augment_gain) == 2 and 0 <= augment_gain[0] <= augment_gain[1]):
-            raise ConfigError(f"SeparationData.augment_gain={augment_gain}: give (low, high) with 0 <= low <= high")
         self.channels, self.others = channels, tuple(others)
         self.augment_gain, self.channel_swap, self.remix = augment_gain, channel_swap, remix
         self.geometry = audio_geometry()
@@ -135,7 +141,7 @@ class SeparationData:
         self.segment_seconds, self.val_seconds = segment_seconds, val_seconds
         stems = (target,) + tuple(others)
         train = readers.read_musdb(data_dir, train_split, stems)
-        train.examples = select(train, data_percentage, "SeparationData")
+        train.examples = select(train, data_percentage)
         self.train_corpus = readers.probe_durations(train, ("path", target)).check(max_bad_fraction)
         val = readers.read_musdb(data_dir, val_split, stems)
         self.val_corpus = readers.probe_durations(val, ("path", target)).check(max_bad_fraction)
@@ -236,6 +242,11 @@ class SeparationData:
 
 
 @gin.configurable
+@limits(layout=Choice("ljspeech", "class_folders", "manifest"), feature=Choice("wave", "mel", "log_mel"),
+        fixed_seconds=POSITIVE.or_none(), pad_method=Choice(*PAD_METHODS), max_seconds=POSITIVE.or_none(),
+        val_fraction=RATE, bucket_boundaries=Rule(_increasing, "increasing positive seconds", [(2.0, 1.0), (0.0,)]),
+        data_percentage=PROPORTION, max_bad_fraction=UNIT, min_seconds_per_token=NON_NEGATIVE,
+        crops_per_file=POSITIVE_INT, crop_mode=Choice("examples", "average"), validate_train_pct=RATE)
 class AudioData:
     """Single-audio examples (speech, classes) with text or label, for any reader.
 
@@ -285,17 +296,9 @@ class AudioData:
         self.feature, self.fixed_seconds, self.pad_method = feature, fixed_seconds, pad_method
         self.bucket_boundaries, self.cache_dir = list(bucket_boundaries), cache_dir
         self.log_compression, self.text_encoder = log_compression, text_encoder
-        if feature not in ("wave", "mel", "log_mel"):
-            raise ConfigError(f"AudioData.feature={feature!r}: use wave, mel or log_mel")
-        if pad_method not in PAD_METHODS:
-            raise ConfigError(f"AudioData.pad_method={pad_method!r}: use {', '.join(PAD_METHODS)}")
-        if crops_per_file < 1 or (crops_per_file > 1 and fixed_seconds is None):
+        if crops_per_file > 1 and fixed_seconds is None:
             raise ConfigError(f"AudioData.crops_per_file={crops_per_file} must be 1, or more with "
                               "AudioData.fixed_seconds set")
-        if crop_mode not in ("examples", "average"):
-            raise ConfigError(f"AudioData.crop_mode={crop_mode!r}: use 'examples' or 'average'")
-        if not 0 <= validate_train_pct < 1:
-            raise ConfigError(f"AudioData.validate_train_pct={validate_train_pct} must lie in [0, 1)")
         self.crops_per_file, self.crop_mode = crops_per_file, crop_mode
         if not isinstance(data_dir, str) and layout == "class_folders":
             raise ConfigError("AudioData.data_dir: a list of folders needs layout 'ljspeech' or 'manifest' "
@@ -305,16 +308,14 @@ class AudioData:
             val = readers.read_class_folders(data_dir, val_split) if val_split else None
         else:
             reader = {"ljspeech": readers.read_ljspeech, "class_folders": readers.read_class_folders,
-                      "manifest": readers.read_manifest}.get(layout)
-            if reader is None:
-                raise ConfigError(f"AudioData.layout={layout!r}: use ljspeech, class_folders or manifest")
+                      "manifest": readers.read_manifest}[layout]
             train, val = readers.union([reader(d) for d in ([data_dir] if isinstance(data_dir, str) else data_dir)]), None
         self.labels = train.labels
         if val is None:
             train_ex, val_ex = split_examples(train.examples, val_fraction)
             val = readers.Corpus(train.root, val_ex)
             train.examples = train_ex
-        train.examples = select(train, data_percentage, "AudioData")
+        train.examples = select(train, data_percentage)
         self.train_corpus = readers.probe_durations(train, max_seconds=max_seconds)
         self.val_corpus = readers.probe_durations(val, max_seconds=max_seconds)
         if text_encoder is not None:  # once, at start-up: a bad transcript fails here

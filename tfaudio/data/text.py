@@ -17,6 +17,7 @@ import gin
 from absl import logging
 
 from tfaudio.errors import ConfigError
+from tfaudio.limits import Choice, limits
 
 PAD, END = "_", "~"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -227,6 +228,7 @@ class TranscriptVocabulary(CharVocabulary):
 
 
 @gin.configurable
+@limits(unknown=Choice("drop", "error"), kind=Choice("characters", "phonemes", "transcript"))
 def vocabulary(normalize_text: bool = True, unknown: str = "drop", kind: str = "characters") -> CharVocabulary:
     """The experiment's vocabulary: the one place its settings are bound, read by the data
     (AudioData.text_encoder), the task and, through `vocabulary_size`, the model.
@@ -236,8 +238,6 @@ def vocabulary(normalize_text: bool = True, unknown: str = "drop", kind: str = "
         return PhonemeVocabulary(unknown)
     if kind == "transcript":
         return TranscriptVocabulary()
-    if kind != "characters":
-        raise ConfigError(f"vocabulary.kind={kind!r}: use 'characters', 'phonemes' or 'transcript'")
     return CharVocabulary(normalize_text, unknown)
 
 

@@ -23,6 +23,7 @@ from tfaudio.audio import features as spectral
 from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.errors import ConfigError
+from tfaudio.limits import POSITIVE_INT, RATE, Choice, Range, limits
 from tfaudio.models.backbones import BACKBONES, make_backbone
 from tfaudio.models.weights import parameter_count
 
@@ -35,11 +36,6 @@ class SpectrogramFeatures(keras.layers.Layer):
 
     def __init__(self, kind: str = "log_mel", normalization: str = "separate", **kwargs):
         super().__init__(**kwargs)
-        if kind not in FEATURES:
-            raise ConfigError(f"Classifier.features={kind!r}: choose one of {', '.join(FEATURES)}")
-        if normalization not in NORMALIZATIONS:
-            raise ConfigError(f"Classifier.normalization={normalization!r}: choose one of "
-                              f"{', '.join(NORMALIZATIONS)}")
         self.kind, self.normalization = kind, normalization
         self.geometry = audio_geometry()
         self.channels = 2 if kind == "both" else 1
@@ -73,6 +69,9 @@ class SpectrogramFeatures(keras.layers.Layer):
         return x
 
 
+@limits(num_classes=Range(2, integer=True), backbone=Choice(*BACKBONES), features=Choice(*FEATURES),
+        normalization=Choice(*NORMALIZATIONS), head_layers=Choice(1, 2, 3), head_units=POSITIVE_INT, dropout=RATE,
+        max_params=POSITIVE_INT.or_none())
 class Classifier(keras.Model):
     """Args:
       num_classes: output classes (the data's label count).
@@ -88,12 +87,6 @@ class Classifier(keras.Model):
                  normalization: str = "separate", head_layers: int = 2, head_units: int = 256,
                  dropout: float = 0.3, max_params: int | None = 50_000_000, **kwargs):
         super().__init__(**kwargs)
-        if num_classes < 2:
-            raise ConfigError(f"Classifier.num_classes={num_classes} must be at least 2")
-        if head_layers not in (1, 2, 3):
-            raise ConfigError(f"Classifier.head_layers={head_layers}: use 1, 2 or 3")
-        if backbone not in BACKBONES:
-            raise ConfigError(f"Classifier.backbone={backbone!r}: choose one of {', '.join(BACKBONES)}")
         self.backbone_name, self.max_params, self.num_classes = backbone, max_params, num_classes
         self.features = SpectrogramFeatures(features, normalization)
         self.backbone = make_backbone(backbone, self.features.channels)

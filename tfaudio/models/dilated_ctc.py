@@ -24,6 +24,7 @@ from tfaudio.audio import features
 from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.errors import ConfigError
+from tfaudio.limits import POSITIVE_INT, RATE, Choice, Range, Rule, limits, power_of_two
 
 
 class ResidualBlock(keras.layers.Layer):
@@ -59,6 +60,10 @@ class ResidualBlock(keras.layers.Layer):
         return out, self.skip(h) * valid
 
 
+@limits(num_classes=Range(2, integer=True), front_end=Choice("log_mel", "wave"), channels=POSITIVE_INT,
+        skip_channels=POSITIVE_INT, kernel_size=Range(2, integer=True),
+        max_dilation=Rule(power_of_two, "a power of two (1, 2, 4, ...)", [3, 0]), num_stacks=POSITIVE_INT,
+        activation=Choice("gated", "relu"), dropout=RATE)
 class DilatedCTC(keras.Model):
     """Args:
       num_classes: CTC classes, blank included (the vocabulary's size: its padding id 0
@@ -79,15 +84,9 @@ class DilatedCTC(keras.Model):
                  activation: str = "gated", batch_norm: bool = True, causal: bool = False, dropout: float = 0.1,
                  **kwargs):
         super().__init__(**kwargs)
-        if front_end not in ("log_mel", "wave"):
-            raise ConfigError(f"DilatedCTC.front_end={front_end!r}: use 'log_mel' or 'wave' (raw samples)")
-        if activation not in ("gated", "relu"):
-            raise ConfigError(f"DilatedCTC.activation={activation!r}: use 'gated' or 'relu'")
-        if max_dilation < 1 or max_dilation & (max_dilation - 1):
-            raise ConfigError(f"DilatedCTC.max_dilation={max_dilation} must be a power of two (1, 2, 4, ...)")
-        if num_stacks < 1 or kernel_size < 2 or (not causal and kernel_size % 2 == 0):
-            raise ConfigError(f"DilatedCTC.num_stacks={num_stacks} must be positive and kernel_size={kernel_size} "
-                              "at least 2 (odd unless causal)")
+        if not causal and kernel_size % 2 == 0:
+            raise ConfigError(f"DilatedCTC.kernel_size={kernel_size} must be odd unless DilatedCTC.causal = True "
+                              "(a centred kernel needs a middle tap)")
         self.front_end, self.kernel_size, self.causal = front_end, kernel_size, causal
         self.geometry = audio_geometry()
         self.hop = self.geometry.hop_length

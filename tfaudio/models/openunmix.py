@@ -29,6 +29,7 @@ from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.wiener import wiener
 from tfaudio.errors import ConfigError
+from tfaudio.limits import COUNT, NYQUIST, POSITIVE_INT, RATE, Range, Rule, limits
 from tfaudio.models.lstm import SequenceLSTM
 
 
@@ -38,6 +39,8 @@ def bandwidth_to_max_bin(sample_rate: int, n_fft: int, bandwidth: float) -> int:
     return int(np.max(np.where(freqs <= bandwidth)[0])) + 1
 
 
+@limits(channels=POSITIVE_INT, hidden_size=Rule(lambda n: n >= 2 and n % 2 == 0, "a positive even integer", [7, 0]),
+        nb_layers=POSITIVE_INT, bandwidth=Range(0, NYQUIST, low_open=True, none=True), dropout=RATE, wiener_iterations=COUNT)
 class OpenUnmix(keras.Model):
     """Args:
       channels: audio channels (1 mono, 2 stereo); the mixture's last axis when 2-D.
@@ -45,7 +48,8 @@ class OpenUnmix(keras.Model):
       nb_layers: stacked LSTMs.
       unidirectional: causal LSTMs of hidden_size (real-time); else bidirectional,
         hidden_size / 2 per direction.
-      bandwidth: Hz kept at the input (the output always covers every bin).
+      bandwidth: Hz kept at the input, at most Nyquist (None: all; the output always
+        covers every bin).
       dropout: between LSTM layers (when nb_layers > 1).
       wiener_iterations: EM iterations of the Wiener post-filter at inference (0: the
         mask with the mixture's phase). Offline only: it estimates spatial covariances
@@ -53,21 +57,15 @@ class OpenUnmix(keras.Model):
     """
 
     def __init__(self, channels: int = 1, hidden_size: int = 512, nb_layers: int = 3,
-                 unidirectional: bool = False, bandwidth: float = 16000.0, dropout: float = 0.4,
+                 unidirectional: bool = False, bandwidth: float | None = None, dropout: float = 0.4,
                  wiener_iterations: int = 0, **kwargs):
         super().__init__(**kwargs)
-        if wiener_iterations < 0:
-            raise ConfigError(f"OpenUnmix.wiener_iterations={wiener_iterations} must be 0 (off) or more")
         self.wiener_iterations = wiener_iterations
-        if hidden_size < 2 or hidden_size % 2:
-            raise ConfigError(f"OpenUnmix.hidden_size={hidden_size} must be a positive even number")
-        if nb_layers < 1 or channels < 1:
-            raise ConfigError(f"OpenUnmix.nb_layers={nb_layers} and channels={channels} must be positive")
         self.geometry = audio_geometry()
         self.channels, self.unidirectional = channels, unidirectional
         self.nb_bins = self.geometry.n_fft // 2 + 1
-        self.max_bin = min(self.nb_bins, bandwidth_to_max_bin(self.geometry.sample_rate, self.geometry.n_fft,
-                                                              bandwidth))
+        self.max_bin = self.nb_bins if bandwidth is None else min(
+            self.nb_bins, bandwidth_to_max_bin(self.geometry.sample_rate, self.geometry.n_fft, bandwidth))
         self.fc1 = keras.layers.Dense(hidden_size, use_bias=False)
         self.bn1 = keras.layers.BatchNormalization()
         units = hidden_size if unidirectional else hidden_size // 2

@@ -23,6 +23,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfaudio.audio.geometry import audio_geometry
+from tfaudio.limits import COUNT, POSITIVE_INT, RATE, limits
 from tfaudio.models.alignment_search import search
 from tfaudio.models.tacotron import ENDED_BY, ConvEncoder, ConvNorm, apply_postnet, conv_postnet
 
@@ -52,6 +53,11 @@ def expand(durations, steps):
     return tf.cast((t >= starts[:, None, :]) & (t < ends[:, None, :]), tf.float32)
 
 
+@limits(vocab_size=POSITIVE_INT, n_mels=POSITIVE_INT.or_none(), embedding_dim=POSITIVE_INT, conv_layers=POSITIVE_INT,
+        conv_channels=POSITIVE_INT, conv_kernel=POSITIVE_INT, encoder_units=POSITIVE_INT,
+        duration_channels=POSITIVE_INT, duration_layers=POSITIVE_INT, decoder_channels=POSITIVE_INT,
+        decoder_layers=POSITIVE_INT, decoder_kernel=POSITIVE_INT, decoder_dropout=RATE, postnet_layers=COUNT,
+        postnet_channels=POSITIVE_INT)
 class ParallelTacotron(keras.Model):
     """Text to mel frames through predicted durations (see the module docstring).
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfaudio.audio.geometry import audio_geometry
-from tfaudio.errors import ConfigError
+from tfaudio.limits import COUNT, POSITIVE_INT, RATE, UNIT, Choice, Each, limits
 
 # What ended free-running decoding, by index (Tacotron.infer's "ended_by").
 ENDED_BY = ("max-steps bound", "stop token", "end of text")
@@ -175,6 +175,14 @@ class Attention(layers.Layer):
         return context, weights
 
 
+@limits(vocab_size=POSITIVE_INT, n_mels=POSITIVE_INT.or_none(), n_linear=POSITIVE_INT.or_none(),
+        embedding_dim=POSITIVE_INT, encoder=Choice("conv", "cbhg"), conv_layers=POSITIVE_INT,
+        conv_channels=POSITIVE_INT, conv_kernel=POSITIVE_INT, encoder_units=POSITIVE_INT,
+        attention_units=POSITIVE_INT, location_filters=COUNT,
+        location_kernel=POSITIVE_INT, prenet_units=Each(POSITIVE_INT), prenet_dropout=RATE,
+        attention_rnn_units=POSITIVE_INT, decoder_rnn_units=POSITIVE_INT, reduction=POSITIVE_INT,
+        postnet=Choice("conv", "none"), postnet_layers=POSITIVE_INT, postnet_channels=POSITIVE_INT,
+        linear_postnet=Choice("cbhg", "none"), scheduled_sampling=UNIT)
 class Tacotron(keras.Model):
     """Text to mel frames (and optionally linear spectrogram frames).
 
@@ -204,11 +212,6 @@ class Tacotron(keras.Model):
                  postnet: str = "conv", postnet_layers: int = 5, postnet_channels: int = 512,
                  linear_postnet: str = "none", scheduled_sampling: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        if encoder not in ("conv", "cbhg"):
-            raise ConfigError(f"Tacotron.encoder={encoder!r}: use 'conv' or 'cbhg'")
-        if postnet not in ("conv", "none") or linear_postnet not in ("cbhg", "none"):
-            raise ConfigError(f"Tacotron.postnet={postnet!r} / linear_postnet={linear_postnet!r}: "
-                             "use 'conv' or 'none' / 'cbhg' or 'none'")
         geometry = audio_geometry()
         n_mels, n_linear = n_mels or geometry.n_mels, n_linear or geometry.n_bins
         self.n_mels, self.n_linear, self.reduction = n_mels, n_linear, reduction

@@ -20,6 +20,10 @@ import tensorflow as tf
 from tfaudio.audio import features
 from tfaudio.audio.geometry import GeometryError, audio_geometry
 from tfaudio.errors import ConfigError
+from tfaudio.limits import POSITIVE_INT, Choice, Each, limits
+
+UNET_LIMITS = dict(channels=Each(POSITIVE_INT), kernel_size=POSITIVE_INT, strides=Each(POSITIVE_INT),
+                   upsample=Choice("transposed", "subpixel"), norm=Choice("batch", "layer", "none"))
 
 
 def _norm(kind: str):
@@ -70,6 +74,7 @@ class UpBlock(keras.layers.Layer):
         return keras.activations.gelu(x)
 
 
+@limits(**UNET_LIMITS)
 class AudioUNet(keras.Model):
     """Waveform U-Net separator.
 
@@ -146,6 +151,7 @@ class SpecUNet(keras.layers.Layer):
         return self.head(x)[:, :t, :f, 0]
 
 
+@limits(**UNET_LIMITS, spec_bins=POSITIVE_INT, spec_channels=Each(POSITIVE_INT))
 class HybridUNet(keras.Model):
     """AudioUNet on the waveform + SpecUNet masking the top `spec_bins` STFT bins.
 

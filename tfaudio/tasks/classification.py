@@ -24,6 +24,7 @@ from absl import logging
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.normalization import FeatureNormalization, save_stats
 from tfaudio.errors import ConfigError
+from tfaudio.limits import POSITIVE_INT, RATE, limits
 from tfaudio.tasks.base import Task, inference
 
 LABELS_FILE = "labels.json"  # the class names of a run, in label order
@@ -68,6 +69,7 @@ def confusion_image(confusion: np.ndarray, labels: list[str], title: str) -> np.
 
 
 @gin.configurable
+@limits(label_smoothing=RATE, top_k=POSITIVE_INT, stats_examples=POSITIVE_INT)
 class ClassificationTask(Task):
     """Args:
       label_smoothing: of the cross-entropy targets.
@@ -79,8 +81,6 @@ class ClassificationTask(Task):
     def __init__(self, label_smoothing: float = 0.0, top_k: int = 3, stats_examples: int = 256,
                  multi_label: bool = False):
         self.multi_label = multi_label
-        if not 0 <= label_smoothing < 1:
-            raise ConfigError(f"ClassificationTask.label_smoothing={label_smoothing} must lie in [0, 1)")
         self.label_smoothing, self.top_k, self.stats_examples = label_smoothing, top_k, stats_examples
         self.sample_rate = audio_geometry().sample_rate
         self.state = FeatureNormalization(2, name="feature_stats")

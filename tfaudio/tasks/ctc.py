@@ -24,6 +24,7 @@ from absl import logging
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.data.text import vocabulary
 from tfaudio.errors import ConfigError
+from tfaudio.limits import COUNT, POSITIVE_INT, limits
 from tfaudio.tasks.alignment import ctc_loss, sparse_labels
 from tfaudio.tasks.base import Task, inference
 
@@ -50,6 +51,7 @@ def labels_needed_frames(ids, lengths):
 
 
 @gin.configurable
+@limits(beam_width=POSITIVE_INT, shown_examples=COUNT)
 class CTCTask(Task):
     """Args:
       normalize_by_label_length: divide each example's loss by its label length.
@@ -62,8 +64,6 @@ class CTCTask(Task):
 
     def __init__(self, normalize_by_label_length: bool = False, beam_width: int = 1, padding: bool = True,
                  shown_examples: int = 3):
-        if beam_width < 1:
-            raise ConfigError(f"CTCTask.beam_width={beam_width} must be at least 1 (1: greedy)")
         self.vocab = vocabulary()
         if self.vocab.symbols[:3] != ["_", " ", "'"]:
             raise ConfigError("CTCTask needs vocabulary.kind = 'transcript' (blank 0, space, apostrophe, letters)")

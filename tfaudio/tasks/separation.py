@@ -19,7 +19,7 @@ from absl import logging
 from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
-from tfaudio.errors import ConfigError
+from tfaudio.limits import POSITIVE_INT, Rule, limits
 from tfaudio.tasks.base import Task, inference
 
 MAX_SI_SDR_DB = 100.0
@@ -73,7 +73,13 @@ LOSSES = {
 }
 
 
+def _weighted_losses(losses) -> bool:
+    return set(losses) <= set(LOSSES) and all(w >= 0 for w in losses.values())
+
+
 @gin.configurable
+@limits(losses=Rule(_weighted_losses, f"{{loss: weight >= 0}} with losses from {', '.join(sorted(LOSSES))}",
+                    [{"sisdr": 1.0}, {"l1": -1.0}], none=True))
 class SeparationTask(Task):
     """Estimates batch["target"] from batch["mixture"].
 
@@ -85,9 +91,6 @@ class SeparationTask(Task):
 
     def __init__(self, losses=None, zero_mean: bool = True):
         self.losses = dict(losses or {"l1": 1.0})
-        unknown = set(self.losses) - set(LOSSES)
-        if unknown:
-            raise ConfigError(f"SeparationTask.losses has {sorted(unknown)}; choose from {sorted(LOSSES)}")
         self.zero_mean = zero_mean
         self.sample_rate = audio_geometry().sample_rate
 
@@ -155,6 +158,7 @@ class SeparationTask(Task):
 
 
 @gin.configurable
+@limits(stats_examples=POSITIVE_INT)
 class MaskSeparationTask(SeparationTask):
     """Separation by a model that masks the mixture's magnitude spectrogram (OpenUnmix):
     trained with the mean squared error of the target magnitude; evaluated, like every

@@ -42,7 +42,7 @@ from tfaudio.audio.images import plot
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
 from tfaudio.data.text import PhonemeVocabulary
 from tfaudio.data.text import vocabulary as default_vocabulary
-from tfaudio.errors import ConfigError
+from tfaudio.limits import COUNT, NON_NEGATIVE, NYQUIST, POSITIVE, POSITIVE_INT, PROPORTION, UNIT, Choice, Range, limits
 from tfaudio.models.tacotron import ENDED_BY
 from tfaudio.tasks.alignment import alignment_metrics, forward_sum_loss, guided_attention_weights
 from tfaudio.tasks.base import Task, traced_method
@@ -83,6 +83,13 @@ class _State(tf.Module):
 
 
 @gin.configurable
+@limits(stats_examples=POSITIVE_INT, spectrum_loss=Choice(*_LOSSES),
+        priority_hz=Range(0, NYQUIST, low_open=True, none=True), priority_weight=UNIT, stop_weight=NON_NEGATIVE,
+        stop_pos_weight=POSITIVE, guided_weight=NON_NEGATIVE,
+        guided_sigma=POSITIVE, max_decoder_steps=POSITIVE_INT, duration_weight=NON_NEGATIVE,
+        stop_threshold=Range(0, 1, low_open=True, high_open=True), end_margin_seconds=NON_NEGATIVE.or_none(),
+        window=POSITIVE_INT.or_none(), band=PROPORTION, max_jump=POSITIVE_INT, griffin_lim_iterations=COUNT,
+        griffin_lim_power=POSITIVE)
 class TacotronTask(Task):
     """Losses, metrics and synthesis for `tfaudio.models.tacotron.Tacotron`.
 
@@ -125,8 +132,6 @@ class TacotronTask(Task):
                  duration_weight: float = 1.0, stop_threshold: float = 0.5,
                  end_margin_seconds: float | None = 0.15, window: int | None = 3, band: float = 0.2, max_jump: int = 3,
                  griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.0):
-        if spectrum_loss not in _LOSSES:
-            raise ConfigError(f"TacotronTask.spectrum_loss={spectrum_loss!r}: use 'l1' or 'l2'")
         self.geometry = audio_geometry()
         self.vocabulary = vocabulary or default_vocabulary()
         self.compression = log_compression or LogCompression()

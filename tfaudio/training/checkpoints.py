@@ -19,12 +19,14 @@ from absl import logging
 
 from tfaudio.errors import ConfigError
 from tfaudio.experiment import CHECKPOINTS, latest_checkpoint
+from tfaudio.limits import METRIC, MODE, POSITIVE_INT, limits
 from tfaudio.models import weights
 
 BEST = "best"
 
 
 @gin.configurable
+@limits(every=POSITIVE_INT, keep=POSITIVE_INT, best_metric=METRIC.or_none(), best_mode=MODE)
 class CheckpointConfig:
     """When and what to save, and where a fresh run starts from.
 
@@ -40,8 +42,6 @@ class CheckpointConfig:
 
     def __init__(self, every: int = 1000, keep: int = 3, best_metric: str | None = None, best_mode: str = "min",
                  init_from: str | None = None, init_modules: tuple = ()):
-        if int(every) < 1 or int(keep) < 1:
-            raise ConfigError(f"CheckpointConfig.every={every} and keep={keep} must be positive integers")
         if init_from and not latest_checkpoint(init_from):
             raise ConfigError(f"CheckpointConfig.init_from={init_from!r} has no checkpoint in {CHECKPOINTS}/")
         self.every, self.keep, self.best_metric, self.best_mode = every, keep, best_metric, best_mode

@@ -18,10 +18,13 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.errors import ConfigError, DivergenceError
+from tfaudio.errors import DivergenceError
+from tfaudio.limits import COUNT, POSITIVE_INT, Range, limits
 
 
 @gin.configurable
+@limits(spike_factor=Range(1, low_open=True), spike_patience=POSITIVE_INT, window=POSITIVE_INT, min_history=COUNT,
+        nonfinite_patience=POSITIVE_INT, backoff=Range(0, 1, low_open=True, high_open=True), max_rollbacks=COUNT)
 class DivergenceGuard(tf.Module):
     """Args:
       spike_factor: a loop loss above this many times the running median is a spike.
@@ -36,8 +39,6 @@ class DivergenceGuard(tf.Module):
                  min_history: int = 5, nonfinite_patience: int = 2, backoff: float = 0.5,
                  max_rollbacks: int = 3):
         super().__init__(name="guard")
-        if not 0 < backoff < 1:
-            raise ConfigError(f"DivergenceGuard.backoff={backoff} must lie in (0, 1)")
         self.spike_factor, self.spike_patience = spike_factor, spike_patience
         self.min_history, self.nonfinite_patience = min_history, nonfinite_patience
         self.backoff, self.max_rollbacks = backoff, max_rollbacks

@@ -16,7 +16,7 @@ import math
 import gin
 import tensorflow as tf
 
-from tfaudio.errors import ConfigError
+from tfaudio.limits import COUNT, METRIC, MODE, NON_NEGATIVE, POSITIVE_INT, Range, limits
 
 
 class MetricMonitor(tf.Module):
@@ -26,11 +26,6 @@ class MetricMonitor(tf.Module):
 
     def __init__(self, metric: str, mode: str = "min", min_delta: float = 0.0, name=None):
         super().__init__(name=name)
-        if mode not in ("min", "max"):
-            raise ConfigError(f"{type(self).__name__}.mode={mode!r} for metric {metric!r}: use 'min' or 'max'")
-        if "/" not in metric:
-            raise ConfigError(f"{type(self).__name__}.metric={metric!r}: name it as '<split>/<metric>', "
-                              "e.g. 'val/loss'")
         self.metric, self.mode, self.min_delta = metric, mode, min_delta
         self.best = tf.Variable(float("inf") if mode == "min" else float("-inf"), trainable=False)
         self.wait = tf.Variable(0, trainable=False)
@@ -53,6 +48,7 @@ class MetricMonitor(tf.Module):
 
 
 @gin.configurable
+@limits(metric=METRIC, mode=MODE, patience=POSITIVE_INT, min_delta=NON_NEGATIVE)
 class EarlyStopping(MetricMonitor):
     """Stops training after `patience` evaluations without an improvement of `min_delta`."""
 
@@ -73,6 +69,8 @@ class EarlyStopping(MetricMonitor):
 
 
 @gin.configurable
+@limits(metric=METRIC, mode=MODE, patience=POSITIVE_INT, factor=Range(0, 1, low_open=True, high_open=True),
+        cooldown=COUNT, min_lr=NON_NEGATIVE, min_delta=NON_NEGATIVE)
 class ReduceOnPlateau(MetricMonitor):
     """Multiplies the learning rate by `factor` after `patience` evaluations without
     improvement, then waits `cooldown` evaluations; never goes below `min_lr`."""
@@ -80,8 +78,6 @@ class ReduceOnPlateau(MetricMonitor):
     def __init__(self, metric: str = "val/loss", mode: str = "min", patience: int = 3,
                  factor: float = 0.5, cooldown: int = 0, min_lr: float = 0.0, min_delta: float = 0.0):
         super().__init__(metric, mode, min_delta)
-        if not 0 < factor < 1:
-            raise ConfigError(f"ReduceOnPlateau.factor={factor} must lie in (0, 1)")
         self.patience, self.factor, self.cooldown, self.min_lr = patience, factor, cooldown, min_lr
         self.scale = tf.Variable(1.0, trainable=False)
         self.cooldown_left = tf.Variable(0, trainable=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gin
 import keras
 
-from tfaudio.errors import ConfigError
+from tfaudio.limits import NON_NEGATIVE, POSITIVE, RATE, Choice, limits
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -22,6 +22,8 @@ NO_DECAY_NAMES = ("bias", "gamma", "beta")
 
 
 @gin.configurable
+@limits(name=Choice(*OPTIMIZERS), weight_decay=NON_NEGATIVE.or_none(), momentum=RATE, beta_1=RATE, beta_2=RATE,
+        epsilon=POSITIVE)
 def make_optimizer(name: str = "adam", weight_decay: float | None = None, momentum: float = 0.0,
                    beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
                    nesterov: bool = False, exclude_from_decay=NO_DECAY_NAMES) -> keras.Optimizer:
@@ -35,9 +37,7 @@ def make_optimizer(name: str = "adam", weight_decay: float | None = None, moment
       epsilon: numerical stabiliser.
       exclude_from_decay: variable-name fragments never decayed.
     """
-    key = name.lower()
-    if key not in OPTIMIZERS:
-        raise ConfigError(f"make_optimizer.name={name!r}: choose one of {', '.join(OPTIMIZERS)}")
+    key = name
     kwargs = {"learning_rate": 0.0, "epsilon": epsilon}
     if key in ("adam", "adamw", "adamax", "lamb"):
         kwargs.update(beta_1=beta_1, beta_2=beta_2)

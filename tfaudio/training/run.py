@@ -11,7 +11,6 @@ import shutil
 import gin
 import keras
 
-from tfaudio.errors import ConfigError
 from tfaudio.experiment import build
 from tfaudio.training import run_record
 from tfaudio.training.optimizers import make_optimizer
@@ -54,7 +53,7 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
 
     Everything the run needs (data, model, task, optimizer, checkpoints) is built first:
     a configuration mistake raises ConfigError before the run record is written, and
-    a run directory this call created is removed again. Then the chief writes the run
+    a run directory this call created is removed again (on any failure to build). Then the chief writes the run
     record (command.txt, config.gin, versions.json) when `argv` is given; other
     workers write to their own folder, without trackers."""
     quiet_checkpoint_logs()
@@ -65,7 +64,7 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
     try:
         os.makedirs(own_dir, exist_ok=True)
         trainer = make_trainer(own_dir, strategy, trackers=None, seed=seed)
-    except ConfigError:
+    except Exception:  # a ConfigError above all; any failure to build leaves no folder behind
         if created:
             shutil.rmtree(model_dir, ignore_errors=True)
         raise

@@ -15,6 +15,7 @@ import gin
 import tensorflow as tf
 
 from tfaudio.errors import ConfigError
+from tfaudio.limits import COUNT, POSITIVE, POSITIVE_INT, PROPORTION, UNIT, Choice, Each, Rule, limits
 
 SCALING_RULES = ("none", "linear", "sqrt")
 
@@ -28,14 +29,12 @@ class ConstantDecay:
 
 
 @gin.configurable
+@limits(decay_steps=POSITIVE_INT.or_none(), decay_rate=PROPORTION)
 class ExponentialDecay:
     """multiplier = decay_rate ** (t / decay_steps), or of floor(t / decay_steps) when staircase;
     decay_steps None: the run's train_steps."""
 
     def __init__(self, decay_steps: int | None = None, decay_rate: float = 0.5, staircase: bool = False):
-        if (decay_steps is not None and decay_steps <= 0) or not 0 < decay_rate <= 1:
-            raise ConfigError(f"ExponentialDecay needs decay_steps > 0 and 0 < decay_rate <= 1, "
-                             f"got {decay_steps}, {decay_rate}")
         self.decay_steps, self.decay_rate, self.staircase = decay_steps, decay_rate, staircase
 
     def __call__(self, t):
@@ -46,6 +45,7 @@ class ExponentialDecay:
 
 
 @gin.configurable
+@limits(decay_steps=POSITIVE_INT.or_none(), floor=UNIT)
 class CosineDecay:
     """Half a cosine from 1 down to `floor` over `decay_steps` (None: the run's train_steps),
     then flat at `floor`.
@@ -54,9 +54,6 @@ class CosineDecay:
     """
 
     def __init__(self, decay_steps: int | None = None, floor: float = 0.0):
-        if (decay_steps is not None and decay_steps <= 0) or not 0 <= floor <= 1:
-            raise ConfigError(f"CosineDecay needs decay_steps > 0 and 0 <= floor <= 1, "
-                             f"got {decay_steps}, {floor}")
         self.decay_steps, self.floor = decay_steps, floor
 
     def __call__(self, t):
@@ -64,7 +61,13 @@ class CosineDecay:
         return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + tf.cos(math.pi * frac))
 
 
+def _increasing_steps(values) -> bool:
+    return all(isinstance(v, int) and v > 0 for v in values) and list(values) == sorted(set(values))
+
+
 @gin.configurable
+@limits(boundaries=Rule(_increasing_steps, "increasing positive steps", [(200, 100), (0,)]),
+        multipliers=Each(POSITIVE))
 class PiecewiseConstant:
     """multipliers[i] applies from boundaries[i-1] (inclusive) to boundaries[i] (exclusive)."""
 
@@ -72,8 +75,6 @@ class PiecewiseConstant:
         if len(multipliers) != len(boundaries) + 1:
             raise ConfigError(f"PiecewiseConstant needs one more multiplier than boundaries, got "
                              f"{len(boundaries)} boundaries and {len(multipliers)} multipliers")
-        if list(boundaries) != sorted(boundaries):
-            raise ConfigError(f"PiecewiseConstant.boundaries={boundaries} must increase")
         self.boundaries, self.multipliers = list(boundaries), list(multipliers)
 
     def __call__(self, t):
@@ -95,6 +96,8 @@ def batch_scale(effective_batch: int, reference_batch_size: int | None, rule: st
 
 
 @gin.configurable
+@limits(learning_rate=POSITIVE, warmup_steps=COUNT, scaling_rule=Choice(*SCALING_RULES),
+        reference_batch_size=POSITIVE_INT.or_none())
 class LearningRate:
     """The learning rate at each step.
 
@@ -110,8 +113,6 @@ class LearningRate:
 
     def __init__(self, learning_rate: float = 1e-3, decay=None, warmup_steps: int = 0,
                  scaling_rule: str = "none", reference_batch_size: int | None = None):
-        if learning_rate <= 0:
-            raise ConfigError(f"LearningRate.learning_rate={learning_rate} must be positive")
         self.base = learning_rate
         self.decay = decay or ConstantDecay()
         self.warmup_steps = int(warmup_steps)

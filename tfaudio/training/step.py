@@ -17,7 +17,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.errors import ConfigError
+from tfaudio.limits import POSITIVE, Choice, Range, limits
 from tfaudio.models.weights import float_names, named_variables
 from tfaudio.training.ema import WeightEMA
 
@@ -26,6 +26,8 @@ LOSS_SCALE_PERIOD = 2000
 
 
 @gin.configurable
+@limits(clip_norm=POSITIVE.or_none(), ema_decay=Range(0, 1, low_open=True, high_open=True, none=True),
+        precision=Choice(*PRECISIONS), initial_loss_scale=Range(1))
 class StepOptions:
     """How each update is computed.
 
@@ -40,10 +42,6 @@ class StepOptions:
 
     def __init__(self, clip_norm: float | None = None, ema_decay: float | None = None,
                  jit_compile: bool = False, precision: str = "float32", initial_loss_scale: float = 2.0 ** 15):
-        if precision not in PRECISIONS:
-            raise ConfigError(f"StepOptions.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
-        if initial_loss_scale < 1:
-            raise ConfigError(f"StepOptions.initial_loss_scale={initial_loss_scale} must be at least 1")
         self.clip_norm, self.ema_decay, self.jit_compile, self.precision = clip_norm, ema_decay, jit_compile, precision
         self.initial_loss_scale = initial_loss_scale
 
@@ -117,6 +115,25 @@ class TrainStep:
                                 "steps", "stopped"]
                        + [f"term_{t}" for t in names]}
         return names
+
+    @property
+    def stats_names(self) -> list[str]:
+        """The statistics `loop` returns."""
+        return list(self._stats)
+
+    def metric_names(self, batch) -> list[str]:
+        """The names `evaluate` returns, without evaluating: task.metrics traced on
+        `batch`'s shapes, its host metrics and corpus metrics computed on ones."""
+        spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, batch)
+        outputs = tf.function(lambda b: self.task.metrics(self.model, b)).get_concrete_function(spec).structured_outputs
+        shapes = {k: [d or 1 for d in v.shape] for k, v in outputs.items()}
+        host = {k[len("host/"):]: np.ones(s, outputs[k].dtype.as_numpy_dtype) for k, s in shapes.items()
+                if k.startswith("host/")}
+        means = {k: np.zeros(s[1:]) for k, s in shapes.items() if not k.startswith("host/")}
+        if host:
+            with tf.device("/cpu:0"):
+                means.update({k: np.zeros(np.shape(v)[1:]) for k, v in self.task.host_metrics(host).items()})
+        return sorted(self.task.corpus_metrics({**means, "examples": 1.0}))
 
     def weights_finite(self) -> bool:
         """True when no float model variable holds a NaN or an infinity."""

@@ -19,6 +19,7 @@ from absl import logging
 
 from tfaudio.errors import ConfigError, DivergenceError
 from tfaudio.experiment import latest_checkpoint
+from tfaudio.limits import POSITIVE, POSITIVE_INT, Choice, Rule, limits
 from tfaudio.models.weights import indexed_variables, named_variables
 from tfaudio.training import run_record
 from tfaudio.training.checkpoints import CheckpointConfig, RunCheckpoints, warm_start
@@ -29,8 +30,17 @@ from tfaudio.training.step import StepOptions, TrainStep
 from tfaudio.training.trackers import Progress
 
 
+def _batch_phases(schedule) -> bool:
+    return all(len(p) == 2 and int(p[0]) == p[0] >= 0 and int(p[1]) == p[1] >= 1 for p in schedule)
+
+
 @gin.configurable(denylist=["model_dir", "strategy", "trackers", "model", "task", "optimizer", "schedule",
                             "options", "seed"])
+@limits(batch_size=POSITIVE_INT, train_steps=POSITIVE_INT, accumulate_n=POSITIVE_INT, batch_multiplier=POSITIVE_INT,
+        batch_mode=Choice("accumulate", "true"), steps_per_loop=POSITIVE_INT, eval_every=POSITIVE_INT,
+        eval_batches=POSITIVE_INT.or_none(), max_minutes=POSITIVE.or_none(),
+        batch_schedule=Rule(_batch_phases, "((update step >= 0, batch size >= 1), ...)",
+                            [((0, 32), (600,)), ((0, 0),)]))
 class Trainer:
     """Trains `model` with `task` on `data`; writes checkpoints and metrics.jsonl to model_dir.
 
@@ -71,19 +81,10 @@ class Trainer:
                  eval_batches: int | None = None, checkpoint: CheckpointConfig | None = None,
                  early_stopping: EarlyStopping | None = None, plateau: ReduceOnPlateau | None = None,
                  guard: bool = True, max_minutes: float | None = None, batch_schedule=()):
-        if max_minutes is not None and max_minutes <= 0:
-            raise ConfigError(f"Trainer.max_minutes={max_minutes} must be positive (or None: no limit)")
         self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
-        for name, value in (("batch_size", batch_size), ("train_steps", train_steps),
-                            ("accumulate_n", accumulate_n), ("batch_multiplier", batch_multiplier),
-                            ("steps_per_loop", steps_per_loop), ("eval_every", eval_every)):
-            if int(value) < 1:
-                raise ConfigError(f"Trainer.{name}={value} must be a positive integer")
         start = checkpoint_step(latest_checkpoint(model_dir))
         batch_size, self.phase_end = _phase(batch_schedule, start, batch_size)
         self.switching = False
-        if batch_mode not in ("accumulate", "true"):
-            raise ConfigError(f"Trainer.batch_mode={batch_mode!r}: use 'accumulate' or 'true'")
         true_batch = batch_multiplier if batch_mode == "true" else 1
         batch_size, self.batch_mode = batch_size * true_batch, batch_mode
         config = checkpoint or CheckpointConfig()
@@ -115,6 +116,8 @@ class Trainer:
                 task.initialize_model(model)
             best = KeepBest(config.best_metric, config.best_mode, self._save_best) if config.best_metric else None
         self.peak_lr = schedule.set_effective_batch(self.inner.effective_batch)
+        self._check_monitored({"CheckpointConfig.best_metric": best, "EarlyStopping.metric": early_stopping,
+                               "ReduceOnPlateau.metric": plateau})
         self.hooks = [h for h in (self.guard, best, plateau, early_stopping) if h is not None]
         trees = {"model": self.inner.model_vars, "optimizer": indexed_variables(optimizer.variables),
                  "ema": self.inner.ema.shadows if self.inner.ema else None,
@@ -124,6 +127,26 @@ class Trainer:
                        guard=self.guard)
         self.checkpoints = RunCheckpoints(model_dir, trees, objects, self.inner.step, config.keep,
                                           keep_best=best is not None)
+
+    def _check_monitored(self, monitors: dict):
+        """A ConfigError when a monitor names a metric the run will not report."""
+        monitors = {binding: m for binding, m in monitors.items() if m is not None}
+        if not monitors:
+            return
+        evaluated = self.inner.metric_names(self.sample_batch)
+        splits = {"train": sorted(self._train_row(1.0, {k: 0.0 for k in self.inner.stats_names}, 0.0))}
+        if self.data.validation(1) is not None:
+            splits.update(val=evaluated, val_ema=evaluated if self.inner.ema else None,
+                          train_subset=evaluated if self.data.train_subset(1) is not None else None)
+        splits = {k: v for k, v in splits.items() if v}
+        for binding, monitor in monitors.items():
+            split, name = monitor.metric.split("/", 1)
+            if split not in splits:
+                raise ConfigError(f"{binding} = {monitor.metric!r}: this run has no split {split!r}; "
+                                  f"it reports {', '.join(splits)}")
+            if name not in splits[split]:
+                raise ConfigError(f"{binding} = {monitor.metric!r}: the {split} split reports no {name!r}; "
+                                  f"choose one of {', '.join(f'{split}/{n}' for n in splits[split])}")
 
     # ---------------------------------------------------------------- data and state
 
@@ -345,8 +368,6 @@ def checkpoint_step(path: str | None) -> int:
 def _phase(schedule, step: int, batch_size: int) -> tuple[int, int | None]:
     """(batch size at `step`, the next switch step or None) of a batch schedule."""
     phases = sorted((int(s), int(b)) for s, b in schedule)
-    if any(s < 0 or b < 1 for s, b in phases):
-        raise ConfigError(f"Trainer.batch_schedule={tuple(schedule)}: give ((step >= 0, batch >= 1), ...)")
     for start, batch in phases:
         if start <= step:
             batch_size = batch
