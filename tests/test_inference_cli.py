@@ -29,6 +29,7 @@ MISTAKES = [  # (command, arguments, what the one line must say)
     ("synthesize", ["--text=   "], "--text is empty"),
     ("synthesize", ["--text=hi", "--text_file=t.txt"], "exactly one of --text or --text_file"),
     ("synthesize", ["--text=hi", "--max_steps=0"], "--max_steps=0 must be at least 1"),
+    ("export", ["--output=/proc/nope"], "--output: cannot create /proc/nope"),
 ]
 
 
@@ -75,3 +76,13 @@ def test_every_file_after_input_is_separated_and_a_wrong_family_is_one_line(sepa
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "SeparationTask, which cannot synthesize" in errors[0]
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("command,says", [
+    (["tfaudio.prepare", "nonsense"], "'nonsense' is none of them"),
+    (["tfaudio.report", "no_such_folder"], "no_such_folder: no such folder"),
+])
+def test_prepare_and_report_name_what_is_wrong_in_one_line(tmp_path, command, says):
+    proc = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and says in errors[0], proc.stderr[-2000:]

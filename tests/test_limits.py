@@ -4,7 +4,6 @@ declaration rejects with one line, exit code 2 and no run directory. The cases a
 generated from the declarations, so a new parameter is swept once it declares them."""
 
 import inspect
-import os
 
 import gin
 import pytest

@@ -169,6 +169,14 @@ def test_synthesize_cli_writes_audio_and_alignment(trained_run, tmp_path):
     assert any(f"ended by the {rule})" in proc.stdout for rule in ("stop token", "end of text", "max-steps bound"))
 
 
+def test_synthesize_refuses_text_the_vocabulary_cannot_read(trained_run, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tfaudio.synthesize", f"--model_dir={trained_run}",
+                           "--text=数字", f"--output={tmp_path / 'o.wav'}"], capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "has no character the model reads" in errors[0]
+    assert not (tmp_path / "o.wav").exists()
+
+
 def test_synthesize_without_checkpoint_is_one_clear_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tfaudio.synthesize", f"--model_dir={tmp_path}",
                            "--text=hi"], capture_output=True, text=True, timeout=120)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 
 from absl import app, flags
 
@@ -118,10 +117,11 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfaudio.errors import ConfigError
 
+    cli.output_folder("--output", FLAGS.output)
     try:
         manifest = export(FLAGS.model_dir, FLAGS.output, FLAGS.checkpoint, FLAGS.ema, FLAGS.format)
     except ConfigError as exc:
-        sys.exit(f"error: {exc}")
+        cli.fail(f"error: {exc}")
     for name, sig in manifest["signatures"].items():
         print(f"{name}({', '.join(sig['inputs'])}) -> {', '.join(sig['outputs'])}")
     for name, result in manifest["tflite"].items():

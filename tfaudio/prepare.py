@@ -7,9 +7,10 @@ the shipped gin files look through their `data_dir` macro.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags
+
+from tfaudio import cli
 
 flags.DEFINE_string("out", None, "Output folder (default data/NAME).")
 flags.DEFINE_integer("sample_rate", 8000, "Sample rate of espeak, digits, langid and mixtures corpora.")
@@ -38,15 +39,16 @@ def prepare(name: str, out: str) -> str:
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1] not in CORPORA:
-        sys.exit(f"usage: python -m tfaudio.prepare {{{','.join(CORPORA)}}} [--out DIR]")
+    cli.need(len(argv) == 2 and argv[1] in CORPORA,
+             f"name one corpus: python -m tfaudio.prepare {{{','.join(CORPORA)}}} [--out DIR]"
+             + (f" ({' '.join(argv[1:])!r} is none of them)" if len(argv) > 1 else ""))
     from tfaudio.data.corpora import MissingPackage
 
     name = argv[1]
     try:
         print(prepare(name, FLAGS.out or os.path.join("data", name)))
     except MissingPackage as exc:
-        sys.exit(f"error: {exc}")
+        cli.fail(f"error: {exc}")
 
 
 def run():

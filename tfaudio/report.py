@@ -14,6 +14,7 @@ import json
 import os
 import sys
 
+from tfaudio import cli
 from tfaudio.training.trackers import read_metrics
 
 
@@ -140,10 +141,10 @@ def write_report(study_dir: str) -> str:
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m tfaudio.report STUDY_DIR (a folder written by python -m launch.run)")
-    if not os.path.exists(os.path.join(sys.argv[1], "study.json")):
-        sys.exit(f"error: {sys.argv[1]} has no study.json; run the study with python -m launch.run first")
+    cli.need(len(sys.argv) == 2, "name one folder: python -m tfaudio.report STUDY_DIR (from python -m launch.run)")
+    cli.need(os.path.isdir(sys.argv[1]), f"{sys.argv[1]}: no such folder")
+    cli.need(os.path.exists(os.path.join(sys.argv[1], "study.json")),
+             f"{sys.argv[1]} has no study.json; run the study with python -m launch.run first")
     print(f"wrote {write_report(sys.argv[1])}")
 
 

@@ -65,6 +65,11 @@ def main(argv):
                                             gin_params=FLAGS.gin_param)
     except config.ConfigError as exc:
         cli.fail(f"error: {exc}")
+    vocabulary = task.vocabulary
+    for text in texts:
+        cli.need(any(i != vocabulary.end_id for i in vocabulary.encode(text, "--text")),
+                 f"{text!r} has no character the model reads (its vocabulary: "
+                 f"{''.join(vocabulary.symbols[2:])})")
     try:
         results = task.synthesize(model, texts, FLAGS.max_steps)
     except TextError as exc:

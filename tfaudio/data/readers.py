@@ -37,12 +37,10 @@ class Corpus:
     examples: list
     skipped: list = dataclasses.field(default_factory=list)
     labels: list = dataclasses.field(default_factory=list)
+    too_long: int = 0  # files left out by max_seconds
 
     def skip(self, where: str, reason: str):
         self.skipped.append((where, reason))
-
-    def report(self) -> str:
-        return f"{self.root}: {len(self.examples)} examples, {len(self.skipped)} skipped"
 
     def check(self, max_bad_fraction: float = 0.1) -> "Corpus":
         """Logs what was skipped; fails when more than max_bad_fraction was lost."""
@@ -52,8 +50,11 @@ class Corpus:
         if len(self.skipped) > 20:
             logging.warning("... and %d more skipped", len(self.skipped) - 20)
         if not self.examples:
-            raise CorpusError(f"{self.root}: no usable examples ({len(self.skipped)} skipped); "
-                              "was it prepared with `python -m tfaudio.prepare`?")
+            why = [f"{self.too_long} files longer than AudioData.max_seconds"] if self.too_long else []
+            if self.skipped:
+                why.append(f"{len(self.skipped)} skipped, first {self.skipped[0][0]}: {self.skipped[0][1]}")
+            raise CorpusError(f"{self.root}: no usable examples: {'; '.join(why)}" if why else
+                              f"{self.root}: no examples; was it prepared with `python -m tfaudio.prepare`?")
         if total and len(self.skipped) / total > max_bad_fraction:
             raise CorpusError(f"{self.root}: {len(self.skipped)} of {total} entries are unusable "
                               f"(more than max_bad_fraction={max_bad_fraction}); first: "

@@ -40,7 +40,8 @@ def bandwidth_to_max_bin(sample_rate: int, n_fft: int, bandwidth: float) -> int:
 
 
 @limits(channels=POSITIVE_INT, hidden_size=Rule(lambda n: n >= 2 and n % 2 == 0, "a positive even integer", [7, 0]),
-        nb_layers=POSITIVE_INT, bandwidth=Range(0, NYQUIST, low_open=True, none=True), dropout=RATE, wiener_iterations=COUNT)
+        nb_layers=POSITIVE_INT, bandwidth=Range(0, NYQUIST, low_open=True, none=True), dropout=RATE,
+        wiener_iterations=COUNT)
 class OpenUnmix(keras.Model):
     """Args:
       channels: audio channels (1 mono, 2 stereo); the mixture's last axis when 2-D.

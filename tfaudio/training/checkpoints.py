@@ -42,6 +42,9 @@ class CheckpointConfig:
 
     def __init__(self, every: int = 1000, keep: int = 3, best_metric: str | None = None, best_mode: str = "min",
                  init_from: str | None = None, init_modules: tuple = ()):
+        if init_modules and not init_from:
+            raise ConfigError(f"CheckpointConfig.init_modules = {tuple(init_modules)} takes modules from a run: "
+                              "name it with CheckpointConfig.init_from")
         if init_from and not latest_checkpoint(init_from):
             raise ConfigError(f"CheckpointConfig.init_from={init_from!r} has no checkpoint in {CHECKPOINTS}/")
         self.every, self.keep, self.best_metric, self.best_mode = every, keep, best_metric, best_mode
