@@ -78,6 +78,16 @@ def test_every_file_after_input_is_separated_and_a_wrong_family_is_one_line(sepa
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.wav").exists()
 
 
+def test_a_checkpoint_that_does_not_exist_is_one_line(separator_run, tmp_path):
+    mixture = audio_files.write(str(tmp_path / "m.wav"), audio_files.tone(0.5))
+    proc = subprocess.run([sys.executable, "-m", "tfaudio.separate", f"--model_dir={separator_run}",
+                           f"--checkpoint={separator_run}/checkpoints/ckpt-7", f"--input={mixture}",
+                           f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "ckpt-7: no such checkpoint" in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("command,says", [
     (["tfaudio.prepare", "nonsense"], "'nonsense' is none of them"),
     (["tfaudio.report", "no_such_folder"], "no_such_folder: no such folder"),

@@ -171,7 +171,8 @@ def test_synthesize_cli_writes_audio_and_alignment(trained_run, tmp_path):
 
 def test_synthesize_refuses_text_the_vocabulary_cannot_read(trained_run, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tfaudio.synthesize", f"--model_dir={trained_run}",
-                           "--text=数字", f"--output={tmp_path / 'o.wav'}"], capture_output=True, text=True, timeout=300)
+                           "--text=数字", f"--output={tmp_path / 'o.wav'}"],
+                          capture_output=True, text=True, timeout=300)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "has no character the model reads" in errors[0]
     assert not (tmp_path / "o.wav").exists()

@@ -38,6 +38,9 @@ def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: 
     path = checkpoint or latest_checkpoint(run_dir)
     if not path:
         raise ConfigError(f"{run_dir}: no checkpoint in {CHECKPOINTS}/; train first or pass --checkpoint")
+    if not tf.io.gfile.exists(path + ".index"):
+        raise ConfigError(f"--checkpoint={path}: no such checkpoint (give a path such as "
+                          f"{latest_checkpoint(run_dir) or run_dir + '/checkpoints/ckpt-1000'}, without .index)")
     model, task = build()
     if require and not hasattr(task, require):
         raise ConfigError(f"{run_dir} trained a {type(task).__name__}, which cannot {require}")

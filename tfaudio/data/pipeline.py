@@ -311,6 +311,9 @@ class AudioData:
                       "manifest": readers.read_manifest}[layout]
             train, val = readers.union([reader(d) for d in ([data_dir] if isinstance(data_dir, str) else data_dir)]), None
         self.labels = train.labels
+        if layout == "class_folders" and len(self.labels) < 2:
+            raise ConfigError(f"AudioData.layout = 'class_folders': {train.root} has {len(self.labels)} class "
+                              f"folder(s) {self.labels}; a class layout needs two or more (is it another layout?)")
         if val is None:
             train_ex, val_ex = split_examples(train.examples, val_fraction)
             val = readers.Corpus(train.root, val_ex)
