@@ -31,7 +31,7 @@ def test_reference_geometry_matches_the_reference_parameter_count(unidirectional
     gin.parse_config(["audio_geometry.sample_rate = 44100", "audio_geometry.n_fft = 4096",
                       "audio_geometry.hop_length = 1024"])
     assert bandwidth_to_max_bin(44100, 4096, 16000.0) == 1487
-    model = OpenUnmix(channels=2, hidden_size=512, nb_layers=3, unidirectional=unidirectional)
+    model = OpenUnmix(channels=2, hidden_size=512, nb_layers=3, unidirectional=unidirectional, bandwidth=16000.0)
     out = model(tf.zeros([1, 44100, 2]))
     assert out.shape == (1, 44100, 2)
     assert trainable(model) == REFERENCE[unidirectional]

@@ -87,7 +87,7 @@ class _State(tf.Module):
         priority_hz=Range(0, NYQUIST, low_open=True, none=True), priority_weight=UNIT, stop_weight=NON_NEGATIVE,
         stop_pos_weight=POSITIVE, guided_weight=NON_NEGATIVE,
         guided_sigma=POSITIVE, max_decoder_steps=POSITIVE_INT, duration_weight=NON_NEGATIVE,
-        stop_threshold=Range(0, 1, low_open=True, high_open=True), end_margin_seconds=NON_NEGATIVE.or_none(),
+        stop_threshold=POSITIVE, end_margin_seconds=NON_NEGATIVE.or_none(),
         window=POSITIVE_INT.or_none(), band=PROPORTION, max_jump=POSITIVE_INT, griffin_lim_iterations=COUNT,
         griffin_lim_power=POSITIVE)
 class TacotronTask(Task):
@@ -110,7 +110,7 @@ class TacotronTask(Task):
         and averaged over valid decoder steps, so at weight 1 it is of the order of the
         mel loss (averaged over all cells it would be ~50x smaller and do nothing).
       max_decoder_steps: bound on free-running decoding (decoder steps; frames for ParallelTacotron).
-      stop_threshold: stop probability that ends free-running decoding.
+      stop_threshold: stop probability that ends free-running decoding (above 1: never).
       end_margin_seconds: synthesis (not the free_* metrics, which judge the stop token
         alone) also ends this long after the attention reached the last character having
         covered the text (tfaudio.models.tacotron.END_COVERAGE), in case the stop token
