@@ -12,6 +12,14 @@ import pytest  # noqa: E402
 import tfaudio.training.run  # noqa: E402,F401  (registers every configurable)
 
 
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Shipped gin files trained two steps, once per session (tests/tiny_runs.py)."""
+    from tiny_runs import TinyRuns
+
+    return TinyRuns(tmp_path_factory.mktemp("tiny_runs"))
+
+
 @pytest.fixture(autouse=True)
 def _clear_gin():
     gin.clear_config()

@@ -1,9 +1,10 @@
-"""Restores a run in its own process and compares it with what the training process saved:
-python tests/restore_check.py RUN_DIR EXPECTED.npz
+"""Restores runs in a process of their own and compares each with what its training
+process saved: python tests/restore_check.py REPORT.json RUN_DIR EXPECTED.npz [RUN_DIR EXPECTED.npz ...]
 EXPECTED holds "raw/<name>" (and "ema/<name>") for every model variable, "batch/<key>"
-and "loss" (the per-example loss of that batch, training=False). Prints one line per
-mismatch and exits 1 when there is any."""
+and "loss" (the per-example loss of that batch, training=False). REPORT gets
+{run directory: [one line per mismatch]}; exits 1 when there is any."""
 
+import json
 import os
 import sys
 
@@ -31,7 +32,8 @@ def compare(run_dir, expected, use_ema, prefix):
     return model, task, errors
 
 
-def main(run_dir, path):
+def check(run_dir, path) -> list[str]:
+    """The mismatches between `run_dir` restored and what its training saved in `path`."""
     expected = dict(np.load(path))
     model, task, errors = compare(run_dir, expected, False, "raw")
     batch = {k[6:]: tf.constant(v) for k, v in expected.items() if k.startswith("batch/")}
@@ -40,8 +42,19 @@ def main(run_dir, path):
         errors.append(f"loss {loss.numpy()} differs from the training process's {expected['loss']}")
     if any(k.startswith("ema/") for k in expected):
         errors += compare(run_dir, expected, True, "ema")[2]
-    print("\n".join(errors) or f"restored {len(expected)} arrays equal")
-    return 1 if errors else 0
+    return errors
+
+
+def main(report, *pairs):
+    results = {}
+    for run, path in zip(pairs[::2], pairs[1::2]):
+        try:
+            results[run] = check(run, path)
+        except Exception as exc:  # reported against its run; the others are still checked
+            results[run] = [f"restore failed: {exc!r}"]
+    with open(report, "w") as f:
+        json.dump(results, f, indent=1)
+    return 1 if any(results.values()) else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 a fresh process bit for bit, and a resumed run equals an uninterrupted one."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -14,10 +15,9 @@ import tensorflow as tf
 from tfaudio import config
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights
-from tfaudio.training import run as training
 from tfaudio.training.trackers import read_metrics
 
-import audio_files
+from tiny_runs import arrays, tiny_params, train
 
 GIN_FILES = sorted(glob.glob(os.path.join(config.REPO_GIN_DIR, "*.gin")))
 RESTORE_CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "restore_check.py")
@@ -83,66 +83,29 @@ def test_restore_names_missing_variables(tmp_path):
         weights.restore_weights(path, named)
 
 
-def tiny_params(gin_file, tmp_path):
-    params = ["batch_size = 2", "train_steps = 2", "eval_every = 2", "Trainer.steps_per_loop = 1"]
-    if os.path.basename(gin_file).startswith("tacotron"):
-        data = audio_files.char_speech(str(tmp_path / "speech"), n=12)
-        # The tiny corpus spells letters as tones, so characters are its vocabulary.
-        params += ["AudioData.val_fraction = 0.3", "TacotronTask.max_decoder_steps = 20",
-                   "vocabulary.kind = 'characters'", "Tacotron.attention_rnn_units = 64",
-                   "Tacotron.decoder_rnn_units = 64", "Tacotron.postnet_channels = 32",
-                   "ParallelTacotron.embedding_dim = 32", "ParallelTacotron.conv_channels = 32",
-                   "ParallelTacotron.encoder_units = 16", "ParallelTacotron.decoder_channels = 32"]
-    elif os.path.basename(gin_file).startswith("classifier"):
-        data = audio_files.class_folders(str(tmp_path / "classes"))
-        params += ["num_classes = 3", "crop_seconds = 0.5", "Classifier.head_units = 8",
-                   "ClassificationTask.stats_examples = 8"]
-    elif os.path.basename(gin_file).startswith("ctc"):
-        data = audio_files.char_speech(str(tmp_path / "speech"), n=12)
-        params += ["AudioData.val_fraction = 0.3", "DilatedCTC.channels = 8", "DilatedCTC.skip_channels = 8",
-                   "max_dilation = 4", "num_stacks = 1"]
-    else:
-        data = audio_files.mixtures(str(tmp_path / "mixtures"))
-    if os.path.basename(gin_file).startswith("openunmix"):  # the tiny corpus' stems, small sizes
-        params += ["SeparationData.target = 'speech'", "SeparationData.others = ('music',)",
-                   "SeparationData.val_split = 'valid'", "SeparationData.segment_seconds = 1.0",
-                   "SeparationData.val_seconds = 1.0", "OpenUnmix.hidden_size = 32"]
-    return [f"data_dir = '{data}'"] + params
-
-
-def _train(run, gin_files, params):
-    config.parse(gin_files, params, finalize=False)
-    return training.train(run, tracker="none")[0]
-
-
-def _arrays(trainer) -> dict:
-    named, ema = trainer.inner.model_vars, trainer.inner.ema
-    out = {f"raw/{n}": np.asarray(v.numpy()) for n, v in named.items()}
-    if ema is not None:
-        out.update({f"ema/{n}": np.asarray(ema.shadows[n].numpy()) if n in ema.shadows
-                    else out[f"raw/{n}"] for n in named})
-    return out
+@pytest.fixture(scope="module")
+def restored(tiny_runs, tmp_path_factory) -> dict:
+    """Every shipped gin file's tiny run restored in one fresh process: {name: its report}."""
+    runs = [tiny_runs(f) for f in GIN_FILES]
+    report = tmp_path_factory.mktemp("restore") / "report.json"
+    check = subprocess.run([sys.executable, RESTORE_CHECK, str(report)] + [p for run in runs for p in run],
+                           capture_output=True, text=True, timeout=900)
+    assert report.exists(), check.stdout[-3000:] + check.stderr[-3000:]
+    return json.loads(report.read_text())
 
 
 @pytest.mark.parametrize("gin_file", GIN_FILES, ids=os.path.basename)
-def test_shipped_gin_file_trains_and_restores_whole_in_a_fresh_process(tmp_path, gin_file):
-    run = str(tmp_path / "run")
-    trainer = _train(run, [gin_file], tiny_params(gin_file, tmp_path))
+def test_shipped_gin_file_trains_and_restores_whole_in_a_fresh_process(tiny_runs, restored, gin_file):
+    run, expected = tiny_runs(gin_file)
     rows = read_metrics(run)
     assert rows[-1]["step"] == 2 and any(r.get("split") == "val" for r in rows)
     latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
     dtypes = tf.train.load_checkpoint(latest).get_variable_to_dtype_map()
-    assert all(weights.checkpoint_key("model", n) in dtypes for n in trainer.inner.model_vars)
+    names = [k[len("raw/"):] for k in np.load(expected) if k.startswith("raw/")]
+    assert names and all(weights.checkpoint_key("model", n) in dtypes for n in names)
     # Nothing float64 on the device (TPUs have none); the checkpoint holds what the device held.
     assert not [k for k, d in dtypes.items() if d == tf.float64 and not k.startswith("_CHECKPOINTABLE")]
-    batch = {k: v for k, v in trainer.sample_batch.items() if v.dtype != tf.string}
-    expected = _arrays(trainer)
-    expected.update({f"batch/{k}": v.numpy() for k, v in batch.items()})
-    expected["loss"] = trainer.task.loss(trainer.model, batch, training=False)[0].numpy()
-    np.savez(tmp_path / "expected.npz", **expected)
-    check = subprocess.run([sys.executable, RESTORE_CHECK, run, str(tmp_path / "expected.npz")],
-                           capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+    assert restored[run] == [], restored[run]
 
 
 RESUME = {
@@ -163,9 +126,9 @@ def test_resume_equals_uninterrupted_on_the_real_model(tmp_path, gin_file):
     # One schedule for both halves: a decay's horizon is otherwise the run's train_steps.
     params = tiny_params(path, tmp_path) + RESUME[gin_file] + ["eval_every = 3", "CheckpointConfig.keep = 5",
                                                                 "ExponentialDecay.decay_steps = 6"]
-    full = _arrays(_train(str(tmp_path / "full"), [path], params + ["train_steps = 6"]))
-    _train(str(tmp_path / "resumed"), [path], params + ["train_steps = 3"])
-    resumed = _arrays(_train(str(tmp_path / "resumed"), [path], params + ["train_steps = 6"]))
+    full = arrays(train(str(tmp_path / "full"), [path], params + ["train_steps = 6"]))
+    train(str(tmp_path / "resumed"), [path], params + ["train_steps = 3"])
+    resumed = arrays(train(str(tmp_path / "resumed"), [path], params + ["train_steps = 6"]))
     assert full.keys() == resumed.keys()
     for key in full:
         np.testing.assert_allclose(resumed[key], full[key], rtol=1e-5, atol=1e-6, err_msg=key)

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_checkpoints import _train, tiny_params
 
 from tfaudio.experiment import restore_for_inference
 
@@ -64,9 +63,8 @@ FAMILIES = [("tacotron_8khz.gin", "saved_model"), ("audio_unet.gin", "saved_mode
 
 
 @pytest.mark.parametrize("gin_file,fmt", FAMILIES, ids=[f for f, _ in FAMILIES])
-def test_export_runs_without_tfaudio_and_matches_its_inference(tmp_path, gin_file, fmt):
-    run = str(tmp_path / "run")
-    _train(run, [os.path.join("gin", gin_file)], tiny_params(gin_file, tmp_path))
+def test_export_runs_without_tfaudio_and_matches_its_inference(tmp_path, tiny_runs, gin_file, fmt):
+    run, _ = tiny_runs(gin_file)
     out = tmp_path / "export"
     proc = subprocess.run([sys.executable, "-m", "tfaudio.export", f"--model_dir={run}", f"--output={out}",
                            f"--format={fmt}"], capture_output=True, text=True, timeout=600)

@@ -9,11 +9,12 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_checkpoints import tiny_params
 
 from tfaudio import config
 from tfaudio.training import run as training
 from tfaudio.training.trackers import read_metrics
+
+from tiny_runs import tiny_params
 
 FAMILIES = ["tacotron_8khz.gin", "tacotron_8khz_attention.gin", "audio_unet.gin", "hybrid_unet.gin",
             "openunmix_8khz.gin", "ctc_dilated.gin", "classifier_langid.gin"]
