@@ -23,14 +23,19 @@ def test_reads_every_wav_width(tmp_path, subtype):
 
 
 def test_flac_and_stereo_to_mono(tmp_path):
-    path = write(str(tmp_path / "s.flac"), tone(channels=2))
-    assert read_audio(path, 8000, channels=1).shape == (4000, 1)
-    assert read_audio(path, 8000, channels=0).shape == (4000, 2)
+    left, right = tone(freq=440.0), tone(freq=700.0, amp=0.25)
+    path = write(str(tmp_path / "s.flac"), np.stack([left, right], axis=1))
+    mono = read_audio(path, 8000, channels=1)
+    assert mono.shape == (4000, 1) and np.allclose(mono[:, 0], (left + right) / 2, atol=1e-3)
+    stereo = read_audio(path, 8000, channels=0)
+    assert stereo.shape == (4000, 2) and np.allclose(stereo[:, 1], right, atol=1e-3)
 
 
 def test_other_rate_is_resampled_or_rejected(tmp_path):
-    path = write(str(tmp_path / "r16k.wav"), tone(rate=16000), rate=16000)
-    assert read_audio(path, 8000).shape[0] == 4000
+    path = write(str(tmp_path / "r16k.wav"), tone(rate=16000), rate=16000, subtype="FLOAT")
+    resampled = read_audio(path, 8000)[:, 0]
+    # The same 440 Hz tone at 8 kHz, away from the ends the resampler's filter touches.
+    assert resampled.shape == (4000,) and np.allclose(resampled[200:-200], tone()[200:-200], atol=1e-3)
     with pytest.raises(AudioReadError, match="16000 Hz, expected 8000"):
         read_audio(path, 8000, on_rate_mismatch="reject")
 
@@ -54,14 +59,18 @@ def test_stft_round_trip_and_griffin_lim():
     assert spec.shape == (g.frames(2000), g.n_bins)
     y = features.istft(spec, g, length=2000)
     assert np.max(np.abs(y.numpy() - x.numpy())) < 1e-4
-    wave = features.griffin_lim(tf.abs(spec), g, iterations=4, length=2000)
-    assert wave.shape == (2000,) and np.all(np.isfinite(wave.numpy()))
     assert features.mel_spectrogram(x, AudioGeometry(8000, 256, 256, 64, n_mels=40)).shape[-1] == 40
 
 
-def test_preemphasis_inverts():
-    x = tf.constant(tone(0.05))
-    assert np.allclose(features.deemphasis(features.preemphasis(x)).numpy(), x.numpy(), atol=1e-5)
+def test_griffin_lim_converges_towards_the_magnitude():
+    g = AudioGeometry(sample_rate=8000, n_fft=256, win_length=256, hop_length=64)
+    mag = tf.abs(features.stft(tf.constant(tone(0.25) + tone(0.25, freq=1234.0, amp=0.3)), g))
+
+    def convergence(iterations):  # ||S - |STFT(y)||| / ||S||
+        wave = features.griffin_lim(mag, g, iterations=iterations, length=2000)
+        return float(tf.norm(tf.abs(features.stft(wave, g)) - mag) / tf.norm(mag))
+    # Measured: 0.92 from the random phase alone, 0.57 after 1 iteration, 0.19 after 32.
+    assert convergence(32) < 0.25 < 0.5 < convergence(1) < convergence(0)
 
 
 @pytest.mark.parametrize("normalize", [False, True])

@@ -54,6 +54,13 @@ def test_unet_keeps_odd_lengths(upsample, length):
     assert model(tf.zeros([2, length])).shape == (2, length)
 
 
+def test_multi_resolution_stft_loss_values():
+    reference = tf.random.normal([2, 4000], seed=1)
+    np.testing.assert_allclose(multi_resolution_stft_loss(reference, reference).numpy(), 0.0, atol=1e-6)
+    # Twice the reference: spectral convergence 1 and |log 2|, at every resolution.
+    np.testing.assert_allclose(multi_resolution_stft_loss(reference, 2 * reference).numpy(), 1 + np.log(2), rtol=1e-4)
+
+
 def test_gradient_through_inverse_stft_is_finite():
     g = AudioGeometry(sample_rate=8000, n_fft=256, win_length=256, hop_length=64)
     spec = tf.Variable(features.stft(tf.random.normal([2, 2000]), g))

@@ -105,18 +105,6 @@ def mfcc(log_mel: tf.Tensor) -> tf.Tensor:
     return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)
 
 
-def preemphasis(wave: tf.Tensor, coefficient: float = 0.97) -> tf.Tensor:
-    """y[t] = x[t] - c * x[t-1] along the last axis."""
-    return tf.concat([wave[..., :1], wave[..., 1:] - coefficient * wave[..., :-1]], axis=-1)
-
-
-def deemphasis(wave: tf.Tensor, coefficient: float = 0.97) -> tf.Tensor:
-    """Inverse of `preemphasis`: y[t] = x[t] + c * y[t-1] (a scan along the last axis)."""
-    moved = tf.experimental.numpy.moveaxis(wave, -1, 0)
-    out = tf.scan(lambda prev, x: x + coefficient * prev, moved)
-    return tf.experimental.numpy.moveaxis(out, 0, -1)
-
-
 def griffin_lim(mag: tf.Tensor, geometry: AudioGeometry, iterations: int = 32, power: float = 1.0,
                 momentum: float = 0.99, length=None) -> tf.Tensor:
     """Waveform from a magnitude spectrogram [..., frames, bins] by (fast) Griffin-Lim,
