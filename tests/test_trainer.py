@@ -213,6 +213,25 @@ def test_every_optimizer_trains(tmp_path, name):
     assert losses[-1] < 0.7 * losses[0], losses  # each loop's mean over 5 steps
 
 
+@pytest.mark.parametrize("name", ["adam", "adamax", "adamw", "adagrad", "sgd", "lamb"])
+def test_each_optimizer_name_makes_its_own_first_update(name):
+    from tfaudio.training.optimizers import make_optimizer
+
+    lr, w0, g = 0.01, np.full(4, 10.0, np.float32), np.array([0.5, -1.0, 1.5, -2.0], np.float32)
+    weight = keras.Variable(w0, name="w")
+    optimizer = make_optimizer(name)
+    optimizer.build([weight])
+    optimizer.learning_rate.assign(lr)
+    optimizer.apply([tf.constant(g)], [weight])
+    step = weight.numpy() - w0
+    expected = {"adam": -lr * np.sign(g), "adamax": -lr * np.sign(g), "sgd": -lr * g,
+                "adamw": -lr * np.sign(g) - lr * 0.004 * w0,  # decoupled decay, Keras's default rate
+                "adagrad": -lr * g / np.sqrt(0.1 + g ** 2),  # initial accumulator 0.1
+                # LAMB: Adam's direction scaled by the trust ratio ||w|| / ||update||
+                "lamb": -lr * np.linalg.norm(w0) / np.linalg.norm(np.sign(g)) * np.sign(g)}[name]
+    np.testing.assert_allclose(step, expected, rtol=2e-3, atol=1e-7)
+
+
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     try:
