@@ -50,10 +50,10 @@ def search_alone(batch: int, frames: int, symbols: int, repeats: int) -> dict:
     return out
 
 
-def training_rate(search_fn, params: list) -> float:
+def training_rate(search_fn, gin_files: list, params: list) -> float:
     """Steps/s of the recipe (loops after the first) with `search_fn` in the model."""
     parallel_tacotron.search = search_fn
-    config.parse(["gin/tacotron_8khz.gin"], params, finalize=False)
+    config.parse(gin_files, params, finalize=False)
     with tempfile.TemporaryDirectory() as run:
         training.train(run, tracker="none")
         rows = [r for r in read_metrics(run) if "loss" in r and "split" not in r and "event" not in r][1:]
@@ -73,12 +73,11 @@ def main():
     steps = 4 if args.smoke else args.steps
     params = [f"train_steps = {steps}", f"eval_every = {10 * steps}", "Trainer.steps_per_loop = 2",
               "CheckpointConfig.every = 100000"]
-    if args.smoke:
-        params += ["batch_size = 2", "ParallelTacotron.decoder_channels = 16"]
+    gin_files = ["gin/tacotron_8khz.gin"] + (["gin/common/tiny.gin"] if args.smoke else [])
     rates = {"numpy": [], "tensorflow": []}
     for _ in range(1 if args.smoke else args.repeats):
         for name, fn in (("numpy", numpy_search), ("tensorflow", search)):
-            rates[name].append(training_rate(fn, params))
+            rates[name].append(training_rate(fn, gin_files, params))
             print(f"training with the {name} search: {rates[name][-1]:.3f} steps/s", flush=True)
     numpy_rate, tf_rate = (float(np.mean(rates[k])) for k in ("numpy", "tensorflow"))
     print(f"training steps/s: tensorflow {tf_rate:.3f} vs numpy {numpy_rate:.3f} (ratio {tf_rate / numpy_rate:.2f})")

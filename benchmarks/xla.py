@@ -36,23 +36,21 @@ FAMILIES = {  # family: (gin file, extra bindings at the recipe's sizes)
     "ctc_dilated_small": ("gin/ctc_dilated_small.gin", ["data_dir = 'data/asterisk'"]),
     "classifier_langid": ("gin/classifier_langid.gin", []),
 }
-SMOKE = ["batch_size = 2", "Tacotron.attention_rnn_units = 32", "Tacotron.decoder_rnn_units = 32",
-         "Tacotron.postnet_channels = 16", "ParallelTacotron.decoder_channels = 16", "OpenUnmix.hidden_size = 16",
-         "DilatedCTC.channels = 8", "DilatedCTC.skip_channels = 8", "Classifier.head_units = 8"]
+TINY = "gin/common/tiny.gin"
 
 
-def train(gin_file: str, params: list, steps: int, xla: bool, folder: str) -> tuple[list, int]:
+def train(gin_files: list, params: list, steps: int, xla: bool, folder: str) -> tuple[list, int]:
     """(training rows of metrics.jsonl, XLA compilations of the train step) of one run."""
     run, dump = os.path.join(folder, f"run_{xla}"), os.path.join(folder, f"dump_{xla}")
     params = params + [f"train_steps = {steps}", f"eval_every = {10 * steps}", "Trainer.steps_per_loop = 1",
                        "CheckpointConfig.every = 100000", f"StepOptions.jit_compile = {xla}",
                        f"AudioData.static_shapes = {xla}"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=f"--xla_dump_to={dump}")
-    command = [sys.executable, "-m", "tfaudio.train", f"--gin_file={gin_file}", f"--model_dir={run}",
-               "--tracker=none"] + [f"--gin_param={p}" for p in params]
+    command = [sys.executable, "-m", "tfaudio.train", f"--model_dir={run}", "--tracker=none"] + \
+        [f"--gin_file={f}" for f in gin_files] + [f"--gin_param={p}" for p in params]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"{gin_file} (xla={xla}) failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{gin_files} (xla={xla}) failed:\n{done.stderr[-3000:]}")
     with open(os.path.join(run, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     modules = {name.split(".")[0] for name in os.listdir(dump) if "replica_grads" in name} if xla else set()
@@ -77,12 +75,12 @@ def main():
     print("family | first loop s (plain / XLA) | steps/s plain | steps/s XLA | XLA/plain | compilations | buckets")
     for family in args.families.split(","):
         gin_file, params = FAMILIES[family]
-        params = params + (SMOKE if args.smoke else [])
+        gin_files = [gin_file] + ([TINY] if args.smoke else [])
         buckets = len(_bucket_boundaries(gin_file)) + 1
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            plain, _ = train(gin_file, params, steps, False, folder)
-            compiled, compilations = train(gin_file, params, steps, True, folder)
+            plain, _ = train(gin_files, params, steps, False, folder)
+            compiled, compilations = train(gin_files, params, steps, True, folder)
         (first_plain, plain_rate), (first_xla, xla_rate) = rates(plain), rates(compiled)
         print(f"{family} | {first_plain:.1f} / {first_xla:.1f} | {plain_rate:.2f} | {xla_rate:.2f} | "
               f"{xla_rate / plain_rate:.2f} | {compilations} in {steps} steps | {buckets}  "

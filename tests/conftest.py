@@ -14,10 +14,16 @@ import tfaudio.training.run  # noqa: E402,F401  (registers every configurable)
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Shipped gin files trained two steps, once per session (tests/tiny_runs.py)."""
+    """Shipped gin files trained two steps, once per session (tests/tiny_runs.py); under
+    pytest-xdist the workers share them through their common temporary folder."""
     from tiny_runs import TinyRuns
 
-    return TinyRuns(tmp_path_factory.mktemp("tiny_runs"))
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    root = root / "tiny_runs"
+    root.mkdir(exist_ok=True)
+    return TinyRuns(root)
 
 
 @pytest.fixture(autouse=True)

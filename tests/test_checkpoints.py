@@ -17,7 +17,7 @@ from tfaudio.errors import ConfigError
 from tfaudio.models import weights
 from tfaudio.training.trackers import read_metrics
 
-from tiny_runs import arrays, tiny_params, train
+from tiny_runs import arrays, tiny_files, tiny_params, train
 
 GIN_FILES = sorted(glob.glob(os.path.join(config.REPO_GIN_DIR, "*.gin")))
 RESTORE_CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "restore_check.py")
@@ -126,9 +126,9 @@ def test_resume_equals_uninterrupted_on_the_real_model(tmp_path, gin_file):
     # One schedule for both halves: a decay's horizon is otherwise the run's train_steps.
     params = tiny_params(path, tmp_path) + RESUME[gin_file] + ["eval_every = 3", "CheckpointConfig.keep = 5",
                                                                 "ExponentialDecay.decay_steps = 6"]
-    full = arrays(train(str(tmp_path / "full"), [path], params + ["train_steps = 6"]))
-    train(str(tmp_path / "resumed"), [path], params + ["train_steps = 3"])
-    resumed = arrays(train(str(tmp_path / "resumed"), [path], params + ["train_steps = 6"]))
+    full = arrays(train(str(tmp_path / "full"), tiny_files(path), params + ["train_steps = 6"]))
+    train(str(tmp_path / "resumed"), tiny_files(path), params + ["train_steps = 3"])
+    resumed = arrays(train(str(tmp_path / "resumed"), tiny_files(path), params + ["train_steps = 6"]))
     assert full.keys() == resumed.keys()
     for key in full:
         np.testing.assert_allclose(resumed[key], full[key], rtol=1e-5, atol=1e-6, err_msg=key)

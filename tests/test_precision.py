@@ -11,7 +11,7 @@ from tfaudio import config
 from tfaudio.training.trackers import read_metrics
 
 from test_checkpoints import RESUME
-from tiny_runs import tiny_params, train
+from tiny_runs import tiny_files, tiny_params, train
 
 
 @pytest.mark.parametrize("gin_file", sorted(RESUME))
@@ -22,7 +22,7 @@ def test_float16_trains_a_real_model_at_one_step_per_loop_without_rollbacks(tmp_
         "StepOptions.initial_loss_scale = 16777216.0"]  # overflows at once, as larger models do at 2^15
     run = str(tmp_path / "run")
     try:
-        trainer = train(run, [path], params)
+        trainer = train(run, tiny_files(path), params)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     rows = read_metrics(run)
@@ -41,7 +41,7 @@ def test_every_family_trains_in_bfloat16(tmp_path, gin_file):
     path = os.path.join(config.REPO_GIN_DIR, gin_file)
     run = str(tmp_path / "run")
     try:
-        train(run, [path], tiny_params(path, tmp_path) + ["StepOptions.precision = 'mixed_bfloat16'"])
+        train(run, tiny_files(path), tiny_params(path, tmp_path) + ["StepOptions.precision = 'mixed_bfloat16'"])
     finally:
         keras.mixed_precision.set_global_policy("float32")
     losses = [r["loss"] for r in read_metrics(run) if "loss" in r]

@@ -14,7 +14,7 @@ from tfaudio import config
 from tfaudio.training import run as training
 from tfaudio.training.trackers import read_metrics
 
-from tiny_runs import tiny_params
+from tiny_runs import TINY, tiny_files, tiny_params
 
 FAMILIES = ["tacotron_8khz.gin", "tacotron_8khz_attention.gin", "audio_unet.gin", "hybrid_unet.gin",
             "openunmix_8khz.gin", "ctc_dilated.gin", "classifier_langid.gin"]
@@ -27,7 +27,7 @@ NO_DROPOUT = {"tacotron_8khz_attention.gin": ["Tacotron.prenet_dropout = 0.0"]}
 def test_every_family_trains_and_evaluates_compiled_and_matches_the_uncompiled_step(tmp_path, gin_file):
     path = os.path.join(config.REPO_GIN_DIR, gin_file)
     params = tiny_params(path, tmp_path) + NO_DROPOUT.get(gin_file, []) + ["StepOptions.jit_compile = True"]
-    config.parse([path], params, finalize=False)
+    config.parse(tiny_files(path), params, finalize=False)
     run = str(tmp_path / "run")
     trainer, results = training.train(run, tracker="none")
     rows = read_metrics(run)
@@ -69,7 +69,7 @@ def compilations(tmp_path, static: bool) -> int:
         "StepOptions.jit_compile = True", f"AudioData.static_shapes = {static}"]
     dump = tmp_path / f"xla_dump_{static}"
     env = dict(os.environ, XLA_FLAGS=f"--xla_dump_to={dump}", TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file={path}",
+    done = subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file={path}", f"--gin_file={TINY}",
                            f"--model_dir={tmp_path / f'run_{static}'}", "--tracker=none"]
                           + [f"--gin_param={p}" for p in params], env=env, capture_output=True, text=True,
                           timeout=600)
@@ -88,7 +88,7 @@ def test_a_completed_last_batch_evaluates_as_whole_batches(tmp_path):
     2 give (all whole, padded to the same bucket bounds)."""
     path = os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")
     params = tiny_params(path, tmp_path) + ["AudioData.bucket_boundaries = (0.5,)", "AudioData.static_shapes = True"]
-    config.parse([path], params, finalize=False)
+    config.parse(tiny_files(path), params, finalize=False)
     trainer, _ = training.train(str(tmp_path / "run"), tracker="none")
 
     def evaluate(batch_size):

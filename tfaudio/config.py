@@ -198,8 +198,10 @@ def query(binding: str):
 
 
 def resolve_gin_file(name: str, search_paths) -> str:
-    """The path of a gin file given as-is, relative to a search path, or under gin/."""
+    """The path of a gin file given as-is, relative to a search path, under gin/, or
+    relative to the repository ("gin/audio_unet.gin" from any folder)."""
     candidates = [name] + [os.path.join(p, name) for p in search_paths]
+    candidates.append(os.path.join(os.path.dirname(REPO_GIN_DIR), name))
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate
