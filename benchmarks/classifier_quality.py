@@ -6,7 +6,7 @@ the run's crops with their predictions averaged; prints one table of accuracy, m
 and the in-training validation accuracy per backbone.
 
     python benchmarks/classifier_quality.py [--task langid|digits] [--backbones cnn,rnn,resnet18,...]
-        [--minutes 15] [--out runs/bench_classifier] [--evaluate_only]
+        [--minutes 15] [--out runs/bench_classifier] [--evaluate_only] [--smoke]
 
 Prepares the corpus when missing.
 """
@@ -30,6 +30,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget per backbone")
     parser.add_argument("--out", default="runs/bench_classifier")
     parser.add_argument("--evaluate_only", action="store_true", help="score the existing runs in --out")
+    parser.add_argument("--smoke", action="store_true", help="the CNN, two steps at tiny sizes (for CI)")
     parser.add_argument("--score", default=None, help=argparse.SUPPRESS)  # one run, in a child process
     args = parser.parse_args()
     if args.score:
@@ -39,13 +40,14 @@ def main():
         subprocess.run([sys.executable, "-m", "tfaudio.prepare", args.task], check=True)
     table = ["| backbone | parameters | steps | minutes | val accuracy | test accuracy | test macro F1 |",
              "|---|---|---|---|---|---|---|"]
-    for backbone in args.backbones.split(","):
+    budget = ["--gin_file=gin/common/tiny.gin"] if args.smoke else [f"--gin_param=Trainer.max_minutes = {args.minutes}"]
+    for backbone in ("cnn",) if args.smoke else args.backbones.split(","):
         run_dir = os.path.join(args.out, f"{args.task}_{backbone}")
         start = time.time()
         if not args.evaluate_only:
             subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file=gin/classifier_{args.task}.gin",
-                            f"--model_dir={run_dir}", "--tracker=none", f"--gin_param=backbone = '{backbone}'",
-                            f"--gin_param=Trainer.max_minutes = {args.minutes}"], check=True)
+                            f"--model_dir={run_dir}", "--tracker=none", *budget,
+                            f"--gin_param=backbone = '{backbone}'"], check=True)
         minutes = (time.time() - start) / 60
         line = evaluate(run_dir, args.task, backbone, minutes)
         print(line, flush=True)

@@ -4,7 +4,7 @@ trainable parameters (backbone and whole classifier), training examples/s of a t
 step at batch 16 (both CPU cores), and inference milliseconds per 10 s clip on one
 thread (a traced forward pass, median of --repeats).
 
-    python benchmarks/classifier_speed.py [--backbones cnn,rnn,...] [--steps 5] [--repeats 5]
+    python benchmarks/classifier_speed.py [--backbones cnn,rnn,...] [--steps 5] [--repeats 5] [--smoke]
 """
 
 from __future__ import annotations
@@ -81,8 +81,11 @@ def main():
     parser.add_argument("--backbones", default="cnn,rnn,resnet18,regnety800mf,resnet50,efficientnetv2s")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="the CNN, one step, one repeat (for CI)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # backbone:part, run in a child
     args = parser.parse_args()
+    if args.smoke:
+        args.backbones, args.steps, args.repeats = "cnn", 1, 1
     if args.one:
         backbone, part = args.one.split(":")
         result = measure(backbone, args.steps, args.repeats) if part == "train" else \

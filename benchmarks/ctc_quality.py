@@ -7,7 +7,7 @@ edits over summed reference lengths), a few real prompts beside their references
 training examples/s, and the transcription real-time factor on one CPU thread.
 
     python benchmarks/ctc_quality.py [--gin_file gin/ctc_dilated_small.gin] [--minutes 15] [--beam_width 8]
-        [--out runs/bench_ctc] [--evaluate_only]
+        [--out runs/bench_ctc] [--evaluate_only] [--smoke]
 
 Prepares data/espeak and data/asterisk when missing.
 """
@@ -46,13 +46,15 @@ def main():
     parser.add_argument("--beam_width", type=int, default=8)
     parser.add_argument("--out", default="runs/bench_ctc")
     parser.add_argument("--evaluate_only", action="store_true", help="score the existing run in --out")
+    parser.add_argument("--smoke", action="store_true", help="two steps at tiny sizes (for CI)")
     args = parser.parse_args()
+    budget = ["--gin_file=gin/common/tiny.gin"] if args.smoke else [f"--gin_param=Trainer.max_minutes = {args.minutes}"]
     for corpus in ("espeak", "asterisk"):
         if not os.path.exists(f"data/{corpus}/metadata.csv"):
             subprocess.run([sys.executable, "-m", "tfaudio.prepare", corpus], check=True)
     if not args.evaluate_only:
         subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file={args.gin_file}", f"--model_dir={args.out}",
-                        "--tracker=none", f"--gin_param=Trainer.max_minutes = {args.minutes}"], check=True)
+                        "--tracker=none", *budget], check=True)
 
     import tensorflow as tf
 

@@ -84,8 +84,11 @@ def main():
     parser.add_argument("--model_dirs", default="", help="comma-separated run directories")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="runs/bench_export")
+    parser.add_argument("--smoke", action="store_true", help="one repeat (for CI)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # run_dir=export_dir, in a child
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats = 1
     if args.one:
         run_dir, export_dir = args.one.split("=")
         print(json.dumps(measure(run_dir, export_dir, args.repeats)))

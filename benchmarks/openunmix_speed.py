@@ -3,6 +3,7 @@ trainer, and the unidirectional model's inference real-time factor (offline and
 streaming) on one thread.
 
     python benchmarks/openunmix_speed.py [--steps 15] [--out runs/bench_openunmix] [--precision mixed_bfloat16]
+        [--smoke]
 
 Training runs `python -m tfaudio.train` on synthetic stereo tracks written at the
 shapes' sample rate (data reading included, as a user's run), and reports the mean
@@ -30,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPES = {
     "reference": dict(rate=44100, n_fft=4096, hop=1024, channels=2, hidden=512, bandwidth=16000.0, seconds=6.0),
     "small": dict(rate=16000, n_fft=1024, hop=256, channels=1, hidden=256, bandwidth=8000.0, seconds=3.0),
+    "smoke": dict(rate=8000, n_fft=256, hop=64, channels=1, hidden=16, bandwidth=4000.0, seconds=1.0),
 }
 
 
@@ -53,8 +55,8 @@ def train_speed(shape: str, unidirectional: bool, steps: int, out: str, precisio
     data = tracks(os.path.join(out, f"data_{shape}"), s["rate"], s["seconds"])
     run = os.path.join(out, f"{shape}_{'uni' if unidirectional else 'bi'}_{precision}")
     params = [f"data_dir = '{data}'", "batch_size = 16", f"train_steps = {steps}", f"eval_every = {steps}",
-              "Trainer.steps_per_loop = 5", "Trainer.eval_batches = 1", "Trainer.early_stopping = None",
-              "Trainer.plateau = None", "StepOptions.ema_decay = None",
+              f"Trainer.steps_per_loop = {min(5, max(1, steps // 2))}", "Trainer.eval_batches = 1",
+              "Trainer.early_stopping = None", "Trainer.plateau = None", "StepOptions.ema_decay = None",
               f"audio_geometry.sample_rate = {s['rate']}", f"audio_geometry.n_fft = {s['n_fft']}",
               f"audio_geometry.hop_length = {s['hop']}", f"OpenUnmix.channels = {s['channels']}",
               f"SeparationData.channels = {s['channels']}", f"OpenUnmix.hidden_size = {s['hidden']}",
@@ -69,9 +71,9 @@ def train_speed(shape: str, unidirectional: bool, steps: int, out: str, precisio
     return float(np.mean(rates))
 
 
-def inference_speed():
-    """(parameters bi, parameters uni, offline RTF, streaming RTF) at the reference shapes,
-    one thread; runs in this process (call it in a fresh one)."""
+def inference_speed(seconds: float = 10.0):
+    """(parameters bi, parameters uni, offline RTF, streaming RTF) at the reference shapes
+    on `seconds` of audio, one thread; runs in this process (call it in a fresh one)."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -87,12 +89,12 @@ def inference_speed():
         model = OpenUnmix(channels=2, hidden_size=512, unidirectional=uni)
         model(tf.zeros([1, 44100, 2]))
         counts[uni] = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    audio = (0.1 * np.random.default_rng(0).normal(size=(441000, 2))).astype(np.float32)
+    audio = (0.1 * np.random.default_rng(0).normal(size=(int(44100 * seconds), 2))).astype(np.float32)
     offline = tf.function(lambda x: model(x))
     offline(audio[None])
     start = time.perf_counter()
     offline(audio[None])
-    offline_rtf = (time.perf_counter() - start) / 10.0
+    offline_rtf = (time.perf_counter() - start) / seconds
     stream_rtf = {}
     for block in (4096, 16384):
         for timed in (False, True):  # the first pass traces the block step
@@ -101,7 +103,7 @@ def inference_speed():
             for i in range(0, len(audio), block):
                 stream.push(audio[i:i + block])
             stream.flush()
-            stream_rtf[block] = (time.perf_counter() - start) / 10.0
+            stream_rtf[block] = (time.perf_counter() - start) / seconds
     return counts[False], counts[True], offline_rtf, stream_rtf
 
 
@@ -112,19 +114,23 @@ def main():
     parser.add_argument("--inference_only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip_training", action="store_true", help="only parameters and inference speed")
     parser.add_argument("--precision", default="float32", help="training: StepOptions.precision, e.g. mixed_bfloat16")
+    parser.add_argument("--smoke", action="store_true", help="1 s of inference, two training steps at tiny shapes")
     args = parser.parse_args()
+    args.out = os.path.abspath(args.out)  # the training runs in the repository folder
     if args.inference_only:
-        print(json.dumps(inference_speed()))
+        print(json.dumps(inference_speed(1.0 if args.smoke else 10.0)))
         return
-    out = subprocess.run([sys.executable, __file__, "--inference_only"], check=True, capture_output=True,
+    flags = ["--inference_only"] + (["--smoke"] if args.smoke else [])
+    out = subprocess.run([sys.executable, __file__, *flags], check=True, capture_output=True,
                          text=True, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     bi, uni, offline_rtf, stream_rtf = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"parameters at the reference shapes: bidirectional {bi:,}, unidirectional {uni:,}")
     print(f"unidirectional inference, 10 s stereo, one thread: offline RTF {offline_rtf:.3f}, streaming RTF "
           + ", ".join(f"{rtf:.3f} in {block}-sample blocks" for block, rtf in stream_rtf.items()))
-    for shape in () if args.skip_training else ("reference", "small"):
-        for uni in (False, True):
-            rate = train_speed(shape, uni, args.steps, args.out, args.precision)
+    shapes = ("smoke",) if args.smoke else () if args.skip_training else ("reference", "small")
+    for shape in shapes:
+        for uni in (False,) if args.smoke else (False, True):
+            rate = train_speed(shape, uni, 2 if args.smoke else args.steps, args.out, args.precision)
             print(f"training {shape} {'uni' if uni else 'bi'} ({args.precision}): {rate:.1f} examples/s")
 
 

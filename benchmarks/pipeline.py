@@ -1,6 +1,6 @@
 """Examples/s of each input pipeline stage alone on the prepared corpora.
 
-    python benchmarks/pipeline.py [--data_root data] [--batches 50]
+    python benchmarks/pipeline.py [--data_root data] [--batches 50] [--smoke]
 
 Stages: decode (soundfile reads of training excerpts), features (log-mel of the
 decoded audio), batching (the full SeparationData / AudioData training stream).
@@ -35,7 +35,10 @@ def main():
     parser.add_argument("--data_root", default="data")
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--smoke", action="store_true", help="two batches of two (for CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.batches, args.batch_size = 2, 2
     gin.parse_config(["audio_geometry.sample_rate = 8000", "audio_geometry.n_fft = 256",
                       "audio_geometry.hop_length = 64", "audio_geometry.n_mels = 40"])
     geometry = audio_geometry()

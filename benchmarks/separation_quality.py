@@ -69,12 +69,14 @@ def separated_si_sdr_i(run_dir: str, pairs, out: str, chunk_seconds: float, ema:
 
 def train(name: str, run_dir: str, args, ema: bool) -> float:
     """Trains gin/<name>.gin into run_dir; returns the minutes it took."""
+    budget = ["--gin_file=gin/common/tiny.gin"] if args.smoke else []
     params = [f"Trainer.max_minutes = {args.minutes}"] + \
         ([f"train_steps = {args.train_steps}"] if args.train_steps else []) + \
         ([] if ema else ["StepOptions.ema_decay = None"])
     start = time.time()
-    subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file=gin/{name}.gin", f"--model_dir={run_dir}",
-                    "--tracker=none", f"--seed={args.seed}"] + [f"--gin_param={p}" for p in params], check=True)
+    subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file=gin/{name}.gin", *budget,
+                    f"--model_dir={run_dir}", "--tracker=none", f"--seed={args.seed}"]
+                   + [f"--gin_param={p}" for p in params], check=True)
     return (time.time() - start) / 60
 
 
@@ -87,7 +89,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="tfaudio.train --seed (initialisation and data order)")
     parser.add_argument("--evaluate_only", action="store_true", help="score the existing runs in --out")
     parser.add_argument("--out", default="runs/bench_separation")
+    parser.add_argument("--smoke", action="store_true", help="the unidirectional Open-Unmix, two steps at tiny sizes")
     args = parser.parse_args()
+    if args.smoke:
+        args.models = "openunmix_8khz_uni"
     from tfaudio.training.trackers import read_metrics
 
     if not os.path.exists("data/mixtures/train"):

@@ -46,7 +46,8 @@ def timed(fn, steps):
 
 def measure(name, steps, smoke=False):
     text_length, frames, batch_sizes = SIZES[smoke]
-    config.parse([f"{name}.gin"] + (["common/tiny.gin"] if smoke else []), finalize=False)
+    config.parse([f"{name}.gin"] + (["common/tiny.gin"] if smoke else []),
+                 ["vocabulary.kind = 'characters'"] if smoke else [], finalize=False)
     model, task = build()
     optimizer = make_optimizer()
     optimizer.learning_rate.assign(1e-4)

@@ -1,6 +1,6 @@
 """Where training time goes, for a real model (default: gin/audio_unet.gin on data/mixtures):
 
-    python benchmarks/trainer.py [--gin_file gin/audio_unet.gin] [--batch_size 8] [--steps 100]
+    python benchmarks/trainer.py [--gin_file gin/audio_unet.gin] [--batch_size 8] [--steps 100] [--smoke]
 
 Prints examples/s of the eager vs traced step, steps_per_loop 1 vs 50, accumulate_n 8 at
 batch B vs one batch of 8B, and the input pipeline alone vs what the model consumes, with
@@ -23,9 +23,9 @@ from tfaudio.training.trackers import read_metrics  # noqa: E402
 from tfaudio.training.trainer import Trainer  # noqa: E402
 
 
-def trainer_rate(gin_file, params, eager=False) -> tuple[float, Trainer]:
+def trainer_rate(gin_files, params, eager=False) -> tuple[float, Trainer]:
     """Examples/s of a short run (loops after the first)."""
-    config.parse([gin_file], params + ["Trainer.eval_every = 100000", "CheckpointConfig.every = 100000",
+    config.parse(gin_files, params + ["Trainer.eval_every = 100000", "CheckpointConfig.every = 100000",
                                        "StepOptions.ema_decay = None"], finalize=False)
     tf.config.run_functions_eagerly(eager)
     try:
@@ -53,25 +53,30 @@ def main():
     parser.add_argument("--gin_file", default="gin/audio_unet.gin")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few steps (for CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.batch_size, args.steps = 2, 10
+    gin_files = [args.gin_file] + (["gin/common/tiny.gin"] if args.smoke else [])
     b, n = args.batch_size, args.steps
+    loops, per = (2, 1) if args.smoke else (50, 5)  # steps per loop: the large one, the others
     base = [f"batch_size = {b}", "accumulate_n = 1"]
 
     def show(name, a, b_):
         print(f"{name}: {a[0]} {a[1]:.1f} ex/s vs {b_[0]} {b_[1]:.1f} ex/s (ratio {a[1] / b_[1]:.2f})", flush=True)
 
-    eager, _ = trainer_rate(args.gin_file, base + [f"train_steps = {n // 5}", "Trainer.steps_per_loop = 5"], True)
-    traced, trainer = trainer_rate(args.gin_file, base + [f"train_steps = {n}", "Trainer.steps_per_loop = 25"])
+    eager, _ = trainer_rate(gin_files, base + [f"train_steps = {n // 5}", f"Trainer.steps_per_loop = {per}"], True)
+    traced, trainer = trainer_rate(gin_files, base + [f"train_steps = {n}", f"Trainer.steps_per_loop = {5 * per}"])
     show("traced vs eager step", ("traced", traced), ("eager", eager))
-    loop1, _ = trainer_rate(args.gin_file, base + [f"train_steps = {n}", "Trainer.steps_per_loop = 1"])
-    loop50, _ = trainer_rate(args.gin_file, base + [f"train_steps = {2 * 50 + 50}", "Trainer.steps_per_loop = 50"])
-    show("steps_per_loop 50 vs 1", ("50", loop50), ("1", loop1))
-    accum, _ = trainer_rate(args.gin_file, [f"batch_size = {b}", "accumulate_n = 8", f"train_steps = {n // 4}",
-                                            "Trainer.steps_per_loop = 5"])
-    big, _ = trainer_rate(args.gin_file, [f"batch_size = {8 * b}", "accumulate_n = 1", f"train_steps = {n // 4}",
-                                          "Trainer.steps_per_loop = 5"])
+    loop1, _ = trainer_rate(gin_files, base + [f"train_steps = {n}", "Trainer.steps_per_loop = 1"])
+    loop50, _ = trainer_rate(gin_files, base + [f"train_steps = {3 * loops}", f"Trainer.steps_per_loop = {loops}"])
+    show(f"steps_per_loop {loops} vs 1", (str(loops), loop50), ("1", loop1))
+    accum, _ = trainer_rate(gin_files, [f"batch_size = {b}", "accumulate_n = 8", f"train_steps = {n // 4}",
+                                            f"Trainer.steps_per_loop = {per}"])
+    big, _ = trainer_rate(gin_files, [f"batch_size = {8 * b}", "accumulate_n = 1", f"train_steps = {n // 4}",
+                                          f"Trainer.steps_per_loop = {per}"])
     show(f"accumulate_n 8 at batch {b} vs batch {8 * b}", ("accumulate", accum), ("large batch", big))
-    show("input pipeline alone vs model consumption", ("pipeline", pipeline_rate(trainer, 50)), ("model", traced))
+    show("input pipeline alone vs model consumption", ("pipeline", pipeline_rate(trainer, loops)), ("model", traced))
 
 
 if __name__ == "__main__":

@@ -89,9 +89,12 @@ def main():
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--prompts", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="two prompts (for CI)")
     parser.add_argument("--gin_param", action="append", default=[],
                         help="override an inference setting, e.g. 'TacotronTask.griffin_lim_power = 1.0'")
     args = parser.parse_args()
+    if args.smoke:
+        args.prompts = 2
     try:
         import pocketsphinx  # noqa: F401
     except ImportError:

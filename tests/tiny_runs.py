@@ -36,6 +36,9 @@ def tiny_params(gin_file, tmp_path):
     else:
         data = audio_files.mixtures(str(tmp_path / "mixtures"))
         params = []
+    if name == "openunmix.gin":  # MUSDB18-HQ's stems and split names in the reference recipe
+        params += ["SeparationData.target = 'speech'", "SeparationData.others = ('music',)",
+                   "SeparationData.val_split = 'valid'"]
     return [f"data_dir = '{data}'"] + params
 
 

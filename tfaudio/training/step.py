@@ -121,20 +121,6 @@ class TrainStep:
         """The statistics `loop` returns."""
         return list(self._stats)
 
-    def metric_names(self, batch) -> list[str]:
-        """The names `evaluate` returns, without evaluating: task.metrics traced on
-        `batch`'s shapes, its host metrics and corpus metrics computed on ones."""
-        spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, batch)
-        outputs = tf.function(lambda b: self.task.metrics(self.model, b)).get_concrete_function(spec).structured_outputs
-        shapes = {k: [d or 1 for d in v.shape] for k, v in outputs.items()}
-        host = {k[len("host/"):]: np.ones(s, outputs[k].dtype.as_numpy_dtype) for k, s in shapes.items()
-                if k.startswith("host/")}
-        means = {k: np.zeros(s[1:]) for k, s in shapes.items() if not k.startswith("host/")}
-        if host:
-            with tf.device("/cpu:0"):
-                means.update({k: np.zeros(np.shape(v)[1:]) for k, v in self.task.host_metrics(host).items()})
-        return sorted(self.task.corpus_metrics({**means, "examples": 1.0}))
-
     def weights_finite(self) -> bool:
         """True when no float model variable holds a NaN or an infinity."""
         return all(bool(tf.reduce_all(tf.math.is_finite(self.model_vars[n]))) for n in float_names(self.model_vars))

@@ -133,9 +133,14 @@ class Trainer:
         monitors = {binding: m for binding, m in monitors.items() if m is not None}
         if not monitors:
             return
-        evaluated = self.inner.metric_names(self.sample_batch)
+        # One validation batch evaluated: the names are what evaluation reports, and its trace
+        # (and XLA compilation) is the one every later evaluation reuses.
+        with self.strategy.scope():
+            val = self.data.validation(self.inner.global_micro_batch)
+        evaluated = sorted(self.inner.evaluate(self.strategy.experimental_distribute_dataset(val), 1)) \
+            if val is not None else []
         splits = {"train": sorted(self._train_row(1.0, {k: 0.0 for k in self.inner.stats_names}, 0.0))}
-        if self.data.validation(1) is not None:
+        if val is not None:
             splits.update(val=evaluated, val_ema=evaluated if self.inner.ema else None,
                           train_subset=evaluated if self.data.train_subset(1) is not None else None)
         splits = {k: v for k, v in splits.items() if v}

@@ -1,0 +1,53 @@
+"""Every script in benchmarks/ starts and finishes in its --smoke mode (tiny sizes, a step
+or two) on corpora written here in the layouts the scripts read from data/, so a
+benchmark that stops working fails CI. Their numbers are measured elsewhere
+(docs/benchmarks.md); here a script must run to its end and print its results."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import audio_files
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "benchmarks", "*.py")))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A folder whose data/ holds tiny corpora under the names `tfaudio.prepare` gives."""
+    root = tmp_path_factory.mktemp("bench")
+    data = root / "data"
+    audio_files.char_speech(str(data / "asterisk"), n=24)
+    audio_files.char_speech(str(data / "espeak"), n=24, seed=1)
+    audio_files.mixtures(str(data / "mixtures"))
+    for task, classes in (("langid", 5), ("digits", 10)):
+        audio_files.class_folders(str(data / task), classes=classes, per_class=2, splits=("train", "valid", "test"))
+        (data / task / "classes.txt").write_text("".join(f"c{k}\n" for k in range(classes)))
+    return root
+
+
+def run_arguments(script, tiny_runs, workdir) -> list:
+    """The flags a script needs beside --smoke: the trained runs it reads."""
+    if script == "export_speed.py":
+        return [f"--model_dirs={tiny_runs('classifier_digits.gin')[0]}"]
+    if script == "tts_intelligibility.py":
+        run = workdir / "tts_run"
+        if not run.exists():
+            shutil.copytree(tiny_runs("tacotron_8khz.gin")[0], run)
+        return [f"--model_dir={run}"]
+    return []
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_runs_in_smoke_mode(script, workdir, tiny_runs):
+    command = [sys.executable, os.path.join(ROOT, "benchmarks", script), "--smoke"]
+    command += run_arguments(script, tiny_runs, workdir)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{script} --smoke failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    assert any(ch.isdigit() for ch in done.stdout), done.stdout
