@@ -50,13 +50,13 @@ def test_backbones_have_their_published_parameter_counts(name):
 
 
 @pytest.mark.parametrize("name", BACKBONES)
-def test_every_backbone_trains_two_steps_on_one_channel(name):
+def test_every_backbone_learns_a_batch_on_one_channel(name):
     keras.utils.set_random_seed(0)
     model = Classifier(num_classes=3, backbone=name, head_units=8)
     wave = tf.constant(np.random.default_rng(0).normal(0, 0.3, (4, 4000)), tf.float32)
     labels = tf.constant([0, 1, 2, 0])
     model(wave)
-    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer = keras.optimizers.Adam(3e-4)
 
     def step():  # eager: tracing the largest backbones takes longer than two steps
         with tf.GradientTape() as tape:
@@ -66,8 +66,12 @@ def test_every_backbone_trains_two_steps_on_one_channel(name):
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    losses = [float(step()) for _ in range(2)]
-    assert all(np.isfinite(losses))
+    before = [v.numpy() for v in model.backbone.trainable_variables]
+    losses = [float(step()) for _ in range(5)]
+    moved = [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.backbone.trainable_variables)]
+    assert np.mean(moved) > 0.9, f"{moved.count(False)} of {len(moved)} backbone variables never moved"
+    # Five updates on one batch: its loss falls.
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0], losses
 
 
 def test_parameter_budget_is_a_clear_error():
