@@ -66,13 +66,24 @@ def test_synthesis_lasts_as_long_as_the_predicted_durations_and_respects_the_bou
                              duration_channels=8, decoder_channels=8, decoder_layers=2, postnet_layers=2,
                              postnet_channels=8)
     ids, length = tf.constant([[3, 4, 5, 1], [3, 1, 0, 0]]), tf.constant([4, 2])
+    model.infer(ids, length)
+    # Several frames per symbol: exp(1.2) - 1 = 2.3 before rounding (3 rounded up, 2 to nearest).
+    model.duration_out.weights[1].assign([1.2])
     out = model.infer(ids, length)
-    expected = tf.reduce_sum(tf.cast(out["durations"], tf.int32), 1).numpy()
-    np.testing.assert_array_equal(out["steps"].numpy(), expected)
-    assert (out["durations"].numpy()[0] >= 1).all() and (out["durations"].numpy()[1, 2:] == 0).all()
-    assert out["mel_post"].shape[1] == expected.max()
+    # The durations the predictor asked for, rounded up, at least one frame per real symbol.
+    log_durations = model.encode(ids, length)[2].numpy()
+    real = np.arange(4) < length.numpy()[:, None]
+    wanted = np.maximum(np.ceil(np.exp(log_durations) - 1.0), 1.0).astype(int) * real
+    np.testing.assert_array_equal(out["durations"].numpy(), wanted)
+    # Each symbol holds the frames of its duration, in order, and nothing follows the text.
+    path = out["alignments"].numpy()
+    for b in range(2):
+        frames = int(wanted[b].sum())
+        np.testing.assert_array_equal(np.argmax(path[b, :frames], -1), np.repeat(np.arange(4), wanted[b]))
+        assert path[b, :frames].sum() == frames and path[b, frames:].sum() == 0
+    assert out["mel_post"].shape[1] == wanted.sum(1).max()
     bounded = model.infer(ids, length, max_steps=tf.constant(3))
-    assert bounded["steps"].numpy().max() <= 3
+    assert bounded["alignments"].numpy().sum(axis=(1, 2)).max() <= 3
 
 
 @pytest.fixture(scope="module")
