@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import soundfile as sf
@@ -107,22 +106,26 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear):
     assert moves.min() >= -1 and moves.max() <= 1  # attention stays within the window
 
 
-def test_an_untrained_model_does_not_claim_to_have_finished_the_text():
-    from tfaudio.tasks.tts import TacotronTask
+@pytest.mark.parametrize("peaks,ended_by,steps", [
+    (list(range(10)) + [9] * 20, "end of text", 10 + 3),  # covers the text: ends 3 steps after the last character
+    ([0, 5, 9] + [9] * 27, "max-steps bound", 30),  # reaches the end having skipped 7 of 10 characters
+    ([0, 1, 2, 3, 4, 5, 6, 7] + [7] * 22, "max-steps bound", 30)])  # never reaches the last character
+def test_synthesis_ends_by_end_of_text_only_once_the_attention_covered_the_text(monkeypatch, peaks, ended_by, steps):
+    """The end-of-text rule on scripted attention (the stop token never fires): a model
+    whose attention jumps to the end, as an untrained one can, does not claim to be done."""
+    from tfaudio.models.tacotron import ENDED_BY
 
-    config.parse([os.path.join(config.REPO_GIN_DIR, "tacotron_8khz_attention.gin")],
-                 ["TacotronTask.stop_threshold = 1.1"], finalize=False)
-    task = TacotronTask()
-    keras.utils.set_random_seed(3)  # an initialisation whose attention sweeps to the end, skipping characters
-    model = _tiny_model(vocab_size=len(task.vocabulary.symbols), n_mels=task.geometry.n_mels, reduction=4)
-    assert task.end_margin(model) == 3  # 0.15 s at 8 kHz, hop 100, 4 frames per decoder step
-    texts = ["Please try again.", "Press one.", "Goodbye."]
-    for wave, alignment, ended_by in task.synthesize(model, texts, max_steps=60):
-        steps, chars = alignment.shape
-        if ended_by == "end of text":  # only once the attention peaked on 80% of the text
-            assert len(set(np.argmax(alignment, -1).tolist())) >= 0.8 * chars and steps > task.end_margin(model) + 1
-        else:
-            assert ended_by == "max-steps bound" and steps == 60 and len(wave) >= 59 * 4 * 100
+    model = _tiny_model(vocab_size=20)
+    script = iter(peaks)
+    step = model._step
+
+    def scripted(*args):
+        frames, stop, weights, state = step(*args)
+        return frames, stop, tf.one_hot([next(script)], 10), state
+    monkeypatch.setattr(model, "_step", scripted)
+    out = model.infer(tf.range(2, 12)[None], tf.constant([10]), tf.zeros([8]), tf.constant(30),
+                      stop_threshold=1.1, end_margin=3)
+    assert ENDED_BY[int(out["ended_by"][0])] == ended_by and int(out["steps"][0]) == steps
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +153,11 @@ def test_tiny_training_run_learns(trained_run):
     assert train[-1]["loss"] < 0.6 * train[0]["loss"]
     assert all(np.isfinite(r["loss"]) for r in train)
     val = [r for r in rows if r.get("split") == "val"]
-    for key in ("focus_rate", "diagonal_mass", "monotone", "free_focus_rate", "free_stopped",
-                "free_aligned", "guided", "stop"):
-        assert key in val[-1] and np.isfinite(val[-1][key])
+    # The attention aligns (at step 100 of a run measured on 2 cores: diagonal mass 0.62,
+    # focus 0.30, free-running aligned on 1 of 5; at step 200: 0.91, 0.48, 5 of 5).
+    first, last = val[0], val[-1]
+    assert last["diagonal_mass"] > 0.8 and last["focus_rate"] > first["focus_rate"] + 0.1
+    assert last["free_aligned"] >= 0.8 and last["free_stopped"] >= 0.8 and last["guided"] < first["guided"]
     assert os.path.isfile(os.path.join(trained_run, "feature_stats.json"))
     assert os.listdir(os.path.join(trained_run, "tensorboard"))
 

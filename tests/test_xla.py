@@ -66,7 +66,8 @@ def compilations(tmp_path, static: bool) -> int:
         "train_steps = 16", "eval_every = 16", "AudioData.bucket_boundaries = (0.5,)",
         "StepOptions.jit_compile = True", f"AudioData.static_shapes = {static}"]
     dump = tmp_path / f"xla_dump_{static}"
-    env = dict(os.environ, XLA_FLAGS=f"--xla_dump_to={dump}", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={dump}",
+               TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-m", "tfaudio.train", f"--gin_file={path}", f"--gin_file={TINY}",
                            f"--model_dir={tmp_path / f'run_{static}'}", "--tracker=none"]
                           + [f"--gin_param={p}" for p in params], env=env, capture_output=True, text=True,
