@@ -112,6 +112,36 @@ def test_mel_and_mfcc_channels_are_normalised_separately_or_together(tmp_path, n
         assert abs(normalised[:, 0].mean() - normalised[:, 1].mean()) > 0.3
 
 
+def test_per_clip_normalisation_spans_zero_to_one_per_clip_and_none_leaves_features_raw():
+    from tfaudio.models.classifier import SpectrogramFeatures
+
+    rng = np.random.default_rng(0)
+    t = np.arange(4000) / 8000
+    # Clip 0 is loud with a silent second half (floored 80 dB below its peak); clip 1 is quiet.
+    loud = np.where(t < 0.25, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
+    waves = tf.constant(np.stack([loud, 1e-3 * rng.normal(size=4000)]).astype(np.float32))
+    per_clip, none = SpectrogramFeatures("both", "per_clip"), SpectrogramFeatures("both", "none")
+    raw = none.raw(waves).numpy()
+    np.testing.assert_array_equal(none(waves).numpy(), raw)
+    x = per_clip(waves).numpy()
+    np.testing.assert_allclose(x.min(axis=(1, 2)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(x.max(axis=(1, 2)), 1.0, atol=1e-6)
+    floor = raw[0, ..., 0].max() - 80.0
+    assert raw[0, ..., 0].min() < floor  # the silence lies below the floor, which per_clip clips it to
+    expected = (np.maximum(raw[0, ..., 0], floor) - floor) / 80.0
+    np.testing.assert_allclose(x[0, ..., 0], expected, atol=1e-5)
+
+
+def test_label_smoothing_is_cross_entropy_against_the_smoothed_targets():
+    from tfaudio.tasks.classification import ClassificationTask
+
+    probs = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    batch = {"label": tf.constant([0, 1])}
+    loss, _ = ClassificationTask(label_smoothing=0.3)._cross_entropy(probs, batch)
+    target = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1]])  # 1 - 0.3 + 0.3 / 3 on the label
+    np.testing.assert_allclose(loss.numpy(), -(target * np.log(probs.numpy())).sum(-1), rtol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["examples", "average"])
 def test_crops_keep_their_files_label(tmp_path, mode):
     data = AudioData(data_dir=audio_files.class_folders(str(tmp_path / "c")), layout="class_folders",

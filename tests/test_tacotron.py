@@ -106,6 +106,24 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear):
     assert moves.min() >= -1 and moves.max() <= 1  # attention stays within the window
 
 
+@pytest.mark.parametrize("sampling", [0.0, 1.0])
+def test_scheduled_sampling_feeds_the_models_own_frames(sampling):
+    """Teacher-forced training reads the target frames; with scheduled sampling 1 it reads
+    none (each step's input is the model's own last frame)."""
+    model = _tiny_model(prenet_dropout=0.0)
+    memory, mask = model.encode(tf.constant([[3, 4, 5, 6]]), tf.constant([4]), False)
+    targets = tf.random.stateless_normal([1, 12, 8], [1, 2])
+    changed = tf.concat([targets[:, :6], targets[:, 6:] + 3.0], 1)  # frames 7 and 9: inputs of steps 4, 5
+    # The decoder loop as training runs it (sampling on), without the training-time dropout.
+    a, b = (model._decode(memory, mask, tf.zeros([8]), 6, t, sampling, training=False)[0].numpy()[0]
+            for t in (targets, changed))
+    moved = np.flatnonzero(np.abs(a - b).max(-1) > 1e-6)
+    if sampling == 0.0:  # each step reads the last target frame of the step before (r = 2)
+        assert moved.tolist() == list(range(8, 12))
+    else:
+        assert moved.tolist() == []
+
+
 @pytest.mark.parametrize("peaks,ended_by,steps", [
     (list(range(10)) + [9] * 20, "end of text", 10 + 3),  # covers the text: ends 3 steps after the last character
     ([0, 5, 9] + [9] * 27, "max-steps bound", 30),  # reaches the end having skipped 7 of 10 characters
