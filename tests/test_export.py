@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfaudio import config
 from tfaudio.experiment import restore_for_inference
 
-from tiny_runs import tiny_files, tiny_params, train
+from tiny_runs import NO_DROPOUT, tiny_files, tiny_params, train
 
 CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "export_check.py")
 
@@ -64,8 +64,6 @@ FAMILIES = [("tacotron_8khz.gin", "saved_model"), ("tacotron_8khz_attention.gin"
             ("audio_unet.gin", "saved_model"), ("hybrid_unet.gin", "saved_model"),
             ("openunmix_8khz_uni.gin", "saved_model"), ("ctc_dilated_small.gin", "both"),
             ("classifier_digits.gin", "both")]
-# The attention Tacotron's prenet drops out at inference too: compared without it.
-NO_DROPOUT = {"tacotron_8khz_attention.gin": ["Tacotron.prenet_dropout = 0.0"]}
 
 
 @pytest.mark.parametrize("gin_file,fmt", FAMILIES, ids=[f for f, _ in FAMILIES])

@@ -124,6 +124,15 @@ def test_scheduled_sampling_feeds_the_models_own_frames(sampling):
         assert moved.tolist() == []
 
 
+def test_end_margin_is_its_seconds_in_decoder_steps():
+    from tfaudio.tasks.tts import TacotronTask
+
+    config.parse([os.path.join(config.REPO_GIN_DIR, "tacotron_8khz_attention.gin")], [], finalize=False)
+    task = TacotronTask()
+    model = _tiny_model(vocab_size=len(task.vocabulary.symbols), n_mels=task.geometry.n_mels, reduction=4)
+    assert task.end_margin(model) == 3  # 0.15 s at 8 kHz, hop 100, 4 frames per decoder step
+
+
 @pytest.mark.parametrize("peaks,ended_by,steps", [
     (list(range(10)) + [9] * 20, "end of text", 10 + 3),  # covers the text: ends 3 steps after the last character
     ([0, 5, 9] + [9] * 27, "max-steps bound", 30),  # reaches the end having skipped 7 of 10 characters

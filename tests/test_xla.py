@@ -14,13 +14,11 @@ from tfaudio import config
 from tfaudio.training import run as training
 from tfaudio.training.trackers import read_metrics
 
-from tiny_runs import TINY, tiny_files, tiny_params
+from tiny_runs import NO_DROPOUT, TINY, tiny_files, tiny_params
 
 FAMILIES = ["tacotron_8khz.gin", "tacotron_8khz_attention.gin", "audio_unet.gin", "hybrid_unet.gin",
             "openunmix_8khz.gin", "ctc_dilated.gin", "classifier_langid.gin"]
-# The attention Tacotron's prenet drops out at inference too, and XLA draws other random
-# bits than TensorFlow's kernels: compared without it.
-NO_DROPOUT = {"tacotron_8khz_attention.gin": ["Tacotron.prenet_dropout = 0.0"]}
+# XLA draws other random bits than TensorFlow's kernels: compared without inference dropout.
 
 
 @pytest.mark.parametrize("gin_file", FAMILIES)

@@ -13,6 +13,9 @@ from tfaudio.training import run as training
 import audio_files
 
 TINY = os.path.join(config.REPO_GIN_DIR, "common", "tiny.gin")
+# Bindings that make inference deterministic, for tests that compare two computations: the
+# attention Tacotron's prenet drops out at inference too.
+NO_DROPOUT = {"tacotron_8khz_attention.gin": ["Tacotron.prenet_dropout = 0.0"]}
 
 
 def tiny_files(gin_file) -> list:
