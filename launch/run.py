@@ -146,7 +146,7 @@ class RayBackend:
 
 def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=print) -> dict:
     """Runs every stage; returns the study state (also written to <out>/study.json)."""
-    experiment = os.path.splitext(os.path.basename(study.gin_files[-1]))[0]
+    experiment = os.path.splitext(os.path.basename(study.gin_files[0]))[0]  # later files are overlays
     state = {"name": study.name, "question": study.question, "gin_files": study.gin_files,
              "bindings": study.bindings, "stages": []}
     winners: list[list[str]] = []

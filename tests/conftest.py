@@ -17,7 +17,7 @@ import tfaudio.training.run  # noqa: E402,F401  (registers every configurable)
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Shipped gin files trained two steps, once per session (tests/tiny_runs.py); under
+    """Shipped gin files trained at tiny sizes, once per session (tests/tiny_runs.py); under
     pytest-xdist the workers share them through their common temporary folder."""
     from tiny_runs import TinyRuns
 

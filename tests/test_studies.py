@@ -188,7 +188,7 @@ def test_the_report_holds_every_run_and_the_winning_configuration(tmp_path):
     assert row in open(write_report(str(moved))).read().splitlines()
 
 
-def test_ray_backend_runs_a_stage_of_real_runs_like_the_local_backend(tmp_path, monkeypatch):
+def test_ray_backend_runs_a_stage_of_real_runs(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
     data = audio_files.class_folders(str(tmp_path / "classes"))
     tiny = Study(name="ray", question="Does dropout matter?", gin_files=["gin/classifier_digits.gin"],
@@ -199,16 +199,16 @@ def test_ray_backend_runs_a_stage_of_real_runs_like_the_local_backend(tmp_path, 
                  stages=[Stage("dropout", {"dropout-0": ["dropout = 0.0"], "dropout-0.5": ["dropout = 0.5"]})])
     monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
-        ray_state = run_study(tiny, str(tmp_path / "ray"), RayBackend(num_cpus=2), log=lambda line: None)
+        state = run_study(tiny, str(tmp_path / "ray"), RayBackend(num_cpus=2), log=lambda line: None)
     finally:
         ray.shutdown()
-    local_state = run_study(tiny, str(tmp_path / "local"), LocalBackend(parallel=2), log=lambda line: None)
-    for state in (ray_state, local_state):
-        for run in state["stages"][0]["runs"].values():
-            assert not run["failed"] and os.listdir(os.path.join(run["run_dir"], "checkpoints"))
-    names = [sorted(os.path.basename(r["run_dir"]) for r in s["stages"][0]["runs"].values())
-             for s in (ray_state, local_state)]
-    assert names[0] == names[1]
+    runs = state["stages"][0]["runs"]
+    for run in runs.values():
+        assert not run["failed"] and os.listdir(os.path.join(run["run_dir"], "checkpoints"))
+        assert read_metrics(run["run_dir"])[-1]["step"] == 3
+    # The run directories the local backend makes (test_axis_study_and_report_command_lines_run_a_real_axis)
+    assert sorted(os.path.basename(r["run_dir"]) for r in runs.values()) == [
+        "dropout-0.5_classifier_digits", "dropout-0_classifier_digits"]
     assert "dropout-0.5" in open(write_report(str(tmp_path / "ray"))).read()
 
 
@@ -280,3 +280,41 @@ def test_a_variant_with_an_earlier_runs_settings_reuses_that_run(tmp_path):
     assert "bn-on_ctc_dilated_small" not in backend.submitted and len(backend.submitted) == 2 + 1 + 6
     assert bn_on["value"] == state["stages"][0]["runs"]["padding-on"]["value"]
     assert "| bn-on (= 1-padding/padding-on_ctc_dilated_small) |" in open(write_report(str(tmp_path))).read()
+
+
+def test_axis_study_and_report_command_lines_run_a_real_axis(tmp_path):
+    """`python -m launch.axis_study` trains one run per value (two at a time) and writes the
+    report; `python -m tfaudio.report` writes it again from the folder."""
+    data = audio_files.class_folders(str(tmp_path / "classes"))
+    out = tmp_path / "axis"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-m", "launch.axis_study", "--gin_file=gin/classifier_digits.gin",
+         "--gin_file=gin/common/tiny.gin", "--binding=dropout", "--values=0.0,0.5", "--metric=val/accuracy",
+         "--mode=max", "--train_steps=3", f"--out={out}", "--parallel=2", f"--gin_param=data_dir = '{data}'",
+         "--gin_param=num_classes = 3"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(os.listdir(out / "1-dropout"))
+    assert runs == ["dropout-0.0_classifier_digits", "dropout-0.5_classifier_digits"], runs
+    for run in runs:
+        assert [r["step"] for r in read_metrics(str(out / "1-dropout" / run)) if r.get("split") == "val"][-1] == 3
+    report = (out / "report.md").read_text()
+    assert all(run.split("_")[0] in report for run in runs) and "val/accuracy" in report
+    os.remove(out / "report.md")
+    again = subprocess.run([sys.executable, "-m", "tfaudio.report", str(out)], cwd=root, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0 and (out / "report.md").read_text() == report, again.stderr[-2000:]
+
+
+def test_study_command_line_takes_the_base_experiment_and_bindings_from_flags(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", "launch.run", "launch/specs/ctc_sequential.py", "--dry_run",
+                           f"--out={tmp_path}", "--gin_file=gin/ctc_dilated.gin",
+                           "--gin_param=Trainer.max_minutes = 1"], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    commands = [line for line in done.stdout.splitlines() if line.startswith("$ ")]
+    assert commands and all("--gin_file=gin/ctc_dilated.gin" in c and "ctc_dilated_small" not in c
+                            and "'--gin_param=Trainer.max_minutes = 1'" in c and f"--model_dir={tmp_path}/" in c
+                            for c in commands)
+    assert not os.listdir(tmp_path)  # a dry run trains nothing

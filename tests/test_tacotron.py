@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfaudio import config
 from tfaudio.data.text import CharVocabulary, TextError, normalize
-from tfaudio.models.tacotron import Tacotron
+from tfaudio.models.tacotron import Attention, Tacotron
 from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
 from tfaudio.training import run as training
 from tfaudio.training.trackers import read_metrics
@@ -69,6 +69,78 @@ def test_guided_attention_has_real_weight():
     assert per_step > 0.4
     diagonal = tf.one_hot(tf.range(100) * 40 // 100, 40)[None]
     assert float(tf.reduce_sum(diagonal * w) / 100) < 0.05
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize("location_filters", [0, 4])
+def test_attention_energies_by_value_and_only_location_attention_reads_where_it_has_been(location_filters):
+    """softmax(v . tanh(W_q q + keys + W_l conv(cumulative)) + b) over unmasked characters,
+    computed here from the layer's weights; the location term (Chorowski et al.) only when
+    location_filters > 0, so only then does the cumulative attention change the weights."""
+    layer = Attention(units=6, location_filters=location_filters, location_kernel=3)
+    rng = np.random.default_rng(0)
+    query, keys, memory = (rng.normal(size=s).astype(np.float32) for s in ((2, 5), (2, 7, 6), (2, 7, 4)))
+    mask = np.arange(7)[None] < np.array([[7], [5]])
+    cumulative = [rng.uniform(size=(2, 7)).astype(np.float32) for _ in range(2)]
+    outputs = [layer(query, keys, memory, c, mask) for c in cumulative]
+    for c, (context, weights) in zip(cumulative, outputs):
+        hidden = keys + (query @ layer.query.kernel.numpy())[:, None]
+        if location_filters:
+            kernel = layer.location_conv.kernel.numpy()[:, 0]  # [3, filters]; "same": one zero each side
+            padded = np.pad(c, [(0, 0), (1, 1)])
+            conv = np.stack([padded[:, j:j + 7] for j in range(3)], -1) @ kernel
+            hidden = hidden + conv @ layer.location_dense.kernel.numpy()
+        energy = (np.tanh(hidden) @ layer.energy.kernel.numpy())[..., 0] + layer.energy.bias.numpy()
+        energy = np.where(mask, energy, -np.inf)
+        expected = np.exp(energy - energy.max(-1, keepdims=True))
+        expected /= expected.sum(-1, keepdims=True)
+        np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(context.numpy(), np.einsum("bn,bnd->bd", expected, memory), rtol=1e-4,
+                                   atol=1e-6)
+    moved = np.abs(outputs[0][1].numpy() - outputs[1][1].numpy()).max()
+    assert (moved > 1e-3) if location_filters else (moved == 0.0)
+
+
+def test_spectrum_stop_token_and_tacotron1_linear_losses_by_value():
+    """The attention Tacotron's loss terms against their formulas: L1 over valid frames, the
+    linear loss with Tacotron 1's low-frequency priority, the stop token's weighted
+    cross-entropy (target 1 from the last decoder step of the recording on) and the guided
+    attention term, summed with their weights."""
+    from tfaudio.tasks.tts import TacotronTask
+
+    task = TacotronTask(priority_hz=1000.0, priority_weight=0.5, stop_weight=2.0, stop_pos_weight=5.0,
+                        guided_weight=0.5)
+    rng = np.random.default_rng(1)
+    bins, steps, r = task.geometry.n_bins, 4, 2
+    frames, text_length = np.array([8, 5], np.int32), np.array([3, 2], np.int32)
+    mask = np.arange(steps * r)[None] < frames[:, None]
+    out = {"mel": rng.normal(size=(2, 8, 3)), "mel_post": rng.normal(size=(2, 8, 3)),
+           "linear": rng.normal(size=(2, 8, bins)), "stop_logits": rng.normal(size=(2, steps)),
+           "alignments": rng.dirichlet(np.ones(3), size=(2, steps))}
+    mel, linear = rng.normal(size=(2, 8, 3)), rng.normal(size=(2, 8, bins))
+    total, terms, _ = task._terms({k: tf.constant(v, tf.float32) for k, v in out.items()},
+                                  tf.constant(mel, tf.float32), tf.constant(linear, tf.float32),
+                                  tf.constant(frames), tf.constant(mask), tf.constant(text_length), r)
+
+    def l1(a, b):
+        return np.array([np.abs(a[i] - b[i])[mask[i]].mean() for i in range(2)])
+    low = int(1000.0 / (task.geometry.sample_rate / 2) * bins)
+    expected = {"mel": l1(out["mel"], mel), "mel_post": l1(out["mel_post"], mel),
+                "linear": 0.5 * l1(out["linear"], linear) + 0.5 * l1(out["linear"][..., :low], linear[..., :low])}
+    last = -(-frames // r) - 1  # the decoder step that holds the recording's last frame
+    target = (np.arange(steps)[None] >= last[:, None]).astype(float)
+    p = _sigmoid(out["stop_logits"])
+    expected["stop"] = np.mean(-5.0 * target * np.log(p) - (1 - target) * np.log(1 - p), 1)
+    guide = guided_attention_weights(tf.constant(last + 1), tf.constant(text_length), steps, 3, task.guided_sigma)
+    expected["guided"] = np.sum(out["alignments"] * guide.numpy(), (1, 2)) / (last + 1)
+    assert 1 <= low < bins and sorted(terms) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(terms[name].numpy(), value, rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(total.numpy(), expected["mel"] + expected["mel_post"] + expected["linear"]
+                               + 2.0 * expected["stop"] + 0.5 * expected["guided"], rtol=1e-5)
 
 
 def _tiny_model(**kwargs):

@@ -61,15 +61,27 @@ def arrays(trainer) -> dict:
     return out
 
 
-class TinyRuns:
-    """Each shipped gin file trained two steps once per session, shared by the tests that
-    read a trained run (restore, export): {name: (run directory, expected.npz)}, where
-    expected.npz holds `arrays`, one batch ("batch/<key>") and its loss. `root` may be
-    shared by parallel test workers: a lock per gin file lets one train it, the others wait
-    and read."""
+def final_and_initial_loss(trainer, run) -> tuple[np.ndarray, np.ndarray]:
+    """The per-example loss of the trainer's validation batch (inference mode) after
+    training, then at the step-0 checkpoint (which the trainer is left restored to)."""
+    def loss():
+        return trainer.task.loss(trainer.model, dict(trainer.sample_batch), training=False)[0].numpy()
+    final = loss()
+    trainer.checkpoints.restore(os.path.join(run, "checkpoints", "ckpt-0"))
+    return final, loss()
 
-    def __init__(self, root):
-        self.root = root
+
+class TinyRuns:
+    """Each shipped gin file trained `steps` steps (enough for each recipe's loss to fall:
+    test_checkpoints.LEARNS) once per session (inference without
+    dropout), shared by the tests that read a trained run (restore, export, learning):
+    {name: (run directory, expected.npz)}, where expected.npz holds `arrays`, one
+    validation batch ("batch/<key>"), its loss after training ("loss", per example) and
+    at the step-0 checkpoint ("initial_loss"). `root` may be shared by parallel test
+    workers: a lock per gin file lets one train it, the others wait and read."""
+
+    def __init__(self, root, steps: int = 20):
+        self.root, self.steps = root, steps
 
     def __call__(self, gin_file: str) -> tuple[str, str]:
         name = os.path.basename(gin_file)[:-len(".gin")]
@@ -80,11 +92,13 @@ class TinyRuns:
             if not os.path.exists(expected_file):
                 folder.mkdir(exist_ok=True)
                 path = os.path.join(config.REPO_GIN_DIR, name + ".gin")
-                trainer = train(run, tiny_files(path), tiny_params(path, folder))
+                params = tiny_params(path, folder) + NO_DROPOUT.get(name + ".gin", []) + [
+                    f"train_steps = {self.steps}", f"eval_every = {self.steps}"]
+                trainer = train(run, tiny_files(path), params)
                 batch = dict(trainer.sample_batch)
                 expected = arrays(trainer)
                 expected.update({f"batch/{k}": v.numpy() for k, v in batch.items()})
-                expected["loss"] = trainer.task.loss(trainer.model, batch, training=False)[0].numpy()
+                expected["loss"], expected["initial_loss"] = final_and_initial_loss(trainer, run)
                 np.savez(expected_file + ".part.npz", **expected)
                 os.replace(expected_file + ".part.npz", expected_file)
         return run, expected_file

@@ -88,8 +88,8 @@ class TrainStep:
         compiled = (lambda fn: tf.function(fn, jit_compile=True)) if self.xla else (lambda fn: fn)
         self._grads = compiled(self._replica_grads)
         self._metrics = compiled(self._replica_metrics)
-        # Validation batches vary in padded length: trace once with relaxed shapes.
-        self._eval = tf.function(self._eval_fn, reduce_retracing=True)
+        # Validation batches vary in padded length: traced once per dataset signature (evaluate).
+        self._eval = tf.function(self._eval_fn)
 
     def state(self) -> dict:
         """The checkpointed counters: {name: variable}."""
@@ -138,6 +138,8 @@ class TrainStep:
         replicas once at the end."""
         totals: dict[str, np.ndarray] = {}
         host_totals: dict[str, np.ndarray] = {}
+        # One trace for every padded length: the dataset's spec leaves lengths unknown.
+        self._eval.get_concrete_function(dataset.element_spec)
         for i, batch in enumerate(dataset):
             if max_batches is not None and i >= max_batches:
                 break
