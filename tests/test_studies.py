@@ -318,3 +318,33 @@ def test_study_command_line_takes_the_base_experiment_and_bindings_from_flags(tm
                             and "'--gin_param=Trainer.max_minutes = 1'" in c and f"--model_dir={tmp_path}/" in c
                             for c in commands)
     assert not os.listdir(tmp_path)  # a dry run trains nothing
+
+
+def test_a_folder_of_runs_started_by_hand_is_compared_by_the_bindings_they_differ_in(tmp_path):
+    """Seed 000's way: one command per variant, no spec; the report's settings are what
+    differs between the runs' operative configs, the winner the best final metric."""
+    for name, batch, lr, cer in (("batch2x_", 16, "0.004", 0.30), ("base_", 8, "0.002", 0.35),
+                                 ("lr2x_", 8, "0.004", 0.25)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "operative_config.gin").write_text(
+            f"# Macros:\nbatch_size = {batch}\nlearning_rate = {lr}\nstages = \\\n    ({batch}, 2)\n"
+            "# Parameters for Trainer:\nTrainer.train_steps = 20\n")
+        rows = [{"step": 20, "loss": 1.0, "examples_seen": 20 * batch, "wall_s": 4.0, "examples_per_sec": 40.0,
+                 "effective_batch": batch, "micro_batch": batch, "batch_mode": "accumulate"},
+                {"step": 20, "split": "val", "examples_seen": 20 * batch, "cer": cer}]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "notes").mkdir()  # not a run: no metrics.jsonl
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", "tfaudio.report", str(tmp_path), "--metric=val/cer"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = (tmp_path / "report.md").read_text()
+    rows = {line.split(" | ")[0].strip("| *"): line for line in report.splitlines() if line.startswith("| ")}
+    assert sorted(rows) == ["base_", "batch2x_", "lr2x_", "variant"]
+    assert "`batch_size = 16`<br>`learning_rate = 0.004`<br>`stages = (16, 2)`" in rows["batch2x_"]
+    assert "| 320 |" in rows["batch2x_"] and "train_steps" not in report  # the same in every run
+    assert "Winner by `val/cer` (final evaluation, min): **lr2x_**" in report
+    empty = subprocess.run([sys.executable, "-m", "tfaudio.report", str(tmp_path / "notes")], cwd=root,
+                           capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 2 and "no study.json and no run folders" in empty.stderr.strip().splitlines()[-1]

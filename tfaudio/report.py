@@ -1,6 +1,8 @@
-"""`python -m tfaudio.report STUDY_DIR`: the experiment log of a study, written from its
-runs' files (`study.json` from `python -m launch.run`, each run's metrics.jsonl and
-study_run.json): the question, the base settings, one section per stage with a table of
+"""`python -m tfaudio.report FOLDER [--metric val/loss --mode min]`: the experiment log of
+a study, written from its runs' files (`study.json` from `python -m launch.run`, each
+run's metrics.jsonl and study_run.json), or of a folder of runs started by hand (one
+table, each run's settings the operative-config bindings in which the runs differ, the
+winner by --metric): the question, the base settings, one section per stage with a table of
 its variants (the varied bindings; final and best validation metric for raw and EMA
 weights; examples seen, wall time, examples/s, parameters), the stage's winner and the
 settings carried forward, plots of the validation metric against examples seen and wall
@@ -10,6 +12,7 @@ gin bindings. Writes STUDY_DIR/report.md and returns its path.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -100,17 +103,62 @@ def _stage_and_run(run_dir: str) -> str:
     return os.path.join(*os.path.normpath(run_dir).split(os.sep)[-2:])
 
 
-def write_report(study_dir: str) -> str:
-    with open(os.path.join(study_dir, "study.json")) as f:
-        state = json.load(f)
+def operative_bindings(run_dir: str) -> dict[str, str]:
+    """{binding or macro: value} of a run's operative_config.gin ({} without one)."""
+    bindings, key = {}, None
+    path = os.path.join(run_dir, "operative_config.gin")
+    if not os.path.exists(path):
+        return bindings
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line[:1].isspace() and line.strip() and key:  # a value continued on the next lines
+                bindings[key] = (bindings[key] + " " + line.strip()).strip()
+            elif " = " in line and not line.startswith("#"):
+                name, value = line.split(" = ", 1)
+                key = name.strip()
+                bindings[key] = value.strip().rstrip("\\").strip()
+    return bindings
+
+
+def folder_state(folder: str, metric: str, mode: str) -> dict:
+    """A one-stage study of the runs in `folder` (each a sub-folder with metrics.jsonl):
+    each run's settings are the bindings in which the runs differ; the winner is the
+    best final `metric`."""
+    names = sorted(d for d in os.listdir(folder) if os.path.exists(os.path.join(folder, d, "metrics.jsonl")))
+    cli.need(names, f"{folder} has no study.json and no run folders (with metrics.jsonl): name a folder of runs "
+                    "or a study from python -m launch.run")
+    configs = {n: operative_bindings(os.path.join(folder, n)) for n in names}
+    varied = sorted(k for k in set().union(*configs.values()) if len({c.get(k) for c in configs.values()}) > 1)
+    finals = {n: run_summary(os.path.join(folder, n), metric, mode)[f"{metric} final"] for n in names}
+    scored = [n for n in names if finals[n] is not None]
+    cli.need(scored, f"no run in {folder} reports {metric}; choose another with --metric")
+    winner = (min if mode == "min" else max)(scored, key=finals.get)
+    runs = {n: {"run_dir": os.path.join(folder, n), "bindings": [f"{k} = {configs[n].get(k, '-')}" for k in varied]}
+            for n in names}
+    stage = {"name": "runs", "metric": metric, "mode": mode, "at": "final", "winner": winner, "runs": runs}
+    return {"name": os.path.basename(os.path.normpath(folder)), "stages": [stage],
+            "question": f"How do the runs in {folder} compare by {metric}?",
+            "gin_files": [], "bindings": []}
+
+
+def write_report(study_dir: str, metric: str = "val/loss", mode: str = "min") -> str:
+    """Writes study_dir/report.md; `metric` and `mode` rank a folder of runs without study.json."""
+    if not os.path.exists(os.path.join(study_dir, "study.json")):
+        state = folder_state(study_dir, metric, mode)
+    else:
+        with open(os.path.join(study_dir, "study.json")) as f:
+            state = json.load(f)
+        for stage in state["stages"]:
+            for run in stage["runs"].values():
+                run["run_dir"] = os.path.join(study_dir, _stage_and_run(run["run_dir"]))
     for stage in state["stages"]:
         for run in stage["runs"].values():
-            run["run_dir"] = os.path.join(study_dir, _stage_and_run(run["run_dir"]))
             if not os.path.exists(os.path.join(run["run_dir"], "metrics.jsonl")):
                 print(f"warning: {run['run_dir']} has no metrics.jsonl; its row stays empty", file=sys.stderr)
+    base = ", ".join(f"`{g}`" for g in state["gin_files"]) + (
+        "; " + ", ".join(f"`{b}`" for b in state["bindings"]) if state["bindings"] else "")
     lines = [f"# Study: {state['name']}", "", f"**Question.** {state['question']}", "",
-             "**Base settings.** " + ", ".join(f"`{g}`" for g in state["gin_files"]) +
-             ("; " + ", ".join(f"`{b}`" for b in state["bindings"]) if state["bindings"] else ""), ""]
+             "**Base settings.** " + (base or "the bindings every run's operative_config.gin shares."), ""]
     for index, stage in enumerate(state["stages"]):
         lines += [f"## Stage {index + 1}: {stage['name']}", "",
                   f"Winner by `{stage['metric']}` ({stage['at']} evaluation, {stage['mode']}): "
@@ -129,7 +177,9 @@ def write_report(study_dir: str) -> str:
             settings = "<br>".join(f"`{b}`" for b in run["bindings"])
             lines.append(f"| {name} | {settings} | " + " | ".join(_cell(summaries[variant][c]) for c in columns) + " |")
         pngs = plot_stage(stage, os.path.join(study_dir, f"stage{index + 1}_{stage['name']}"))
-        lines += ["", "Carried forward: " + ", ".join(f"`{b}`" for b in stage["opt"]) + ".", ""]
+        if "opt" in stage:
+            lines += ["", "Carried forward: " + ", ".join(f"`{b}`" for b in stage["opt"]) + "."]
+        lines += [""]
         lines += [f"![{stage['name']}: {png}]({png})" for png in pngs] + [""]
     if "opt" in state:
         lines += ["## Winning configuration", "", "The experiment files, then these bindings:", "", "```"]
@@ -141,11 +191,15 @@ def write_report(study_dir: str) -> str:
 
 
 def main():
-    cli.need(len(sys.argv) == 2, "name one folder: python -m tfaudio.report STUDY_DIR (from python -m launch.run)")
-    cli.need(os.path.isdir(sys.argv[1]), f"{sys.argv[1]}: no such folder")
-    cli.need(os.path.exists(os.path.join(sys.argv[1], "study.json")),
-             f"{sys.argv[1]} has no study.json; run the study with python -m launch.run first")
-    print(f"wrote {write_report(sys.argv[1])}")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="a study from python -m launch.run, or a folder of run folders")
+    parser.add_argument("--metric", default="val/loss",
+                        help="ranks a folder of runs, e.g. val/cer (a study has its own)")
+    parser.add_argument("--mode", choices=["min", "max"], default="min")
+    args = parser.parse_args()
+    cli.need(os.path.isdir(args.folder), f"{args.folder}: no such folder")
+    cli.need("/" in args.metric, f"--metric={args.metric}: give split/name, e.g. val/loss or val_ema/si_sdr_i")
+    print(f"wrote {write_report(args.folder, args.metric, args.mode)}")
 
 
 if __name__ == "__main__":
