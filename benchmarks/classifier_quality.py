@@ -62,8 +62,8 @@ def score(run_dir: str, task_name: str) -> dict:
     from tfaudio.data import readers
     from tfaudio.experiment import restore_for_inference
     from tfaudio.models.weights import parameter_count
+    from tfaudio.run_dir import read_metrics
     from tfaudio.tasks.classification import LABELS_FILE, macro_f1
-    from tfaudio.training.trackers import read_metrics
 
     model, task = restore_for_inference(run_dir)
     with open(os.path.join(run_dir, LABELS_FILE)) as f:

@@ -63,7 +63,7 @@ def main():
     from tfaudio.audio.io import read_audio
     from tfaudio.data.pipeline import AudioData
     from tfaudio.experiment import restore_for_inference
-    from tfaudio.training.trackers import read_metrics
+    from tfaudio.run_dir import read_metrics
 
     model, task = restore_for_inference(args.out)
     data = AudioData()  # the run's corpora and split, from its operative config

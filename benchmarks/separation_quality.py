@@ -93,7 +93,7 @@ def main():
     args = parser.parse_args()
     if args.smoke:
         args.models = "openunmix_8khz_uni"
-    from tfaudio.training.trackers import read_metrics
+    from tfaudio.run_dir import read_metrics
 
     if not os.path.exists("data/mixtures/train"):
         subprocess.run([sys.executable, "-m", "tfaudio.prepare", "mixtures"], check=True)

@@ -11,10 +11,9 @@ finished, stopped early, and never wins its stage.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 
-from tfaudio.training.trackers import read_metrics
+from tfaudio.run_dir import has_metrics, read_metrics
 
 
 @dataclasses.dataclass
@@ -64,7 +63,7 @@ class Halving:
 def evaluations(run_dir: str, metric: str) -> list[float]:
     """The run's values of `metric` ("split/name"), one per evaluation; [] before any."""
     split, name = metric.split("/", 1)
-    if not os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+    if not has_metrics(run_dir):
         return []
     return [r[name] for r in read_metrics(run_dir) if r.get("split") == split and name in r]
 

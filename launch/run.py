@@ -32,7 +32,7 @@ import time
 
 from launch import halving
 from launch import spec as specs
-from tfaudio.training.trackers import read_metrics
+from tfaudio.run_dir import has_metrics, read_metrics
 
 DONE = "study_run.json"  # in a run directory once its training process exited
 STOP = "stop_request.json"  # early stopping: its runner stops the run (SIGTERM: it saves)
@@ -229,7 +229,7 @@ def _finished(run_dir: str) -> bool:
         return False
     if record.get("stopped_early"):
         return True
-    rows = read_metrics(run_dir) if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
+    rows = read_metrics(run_dir) if has_metrics(run_dir) else []
     preempted = [i for i, r in enumerate(rows) if r.get("event") == "preempted"]
     return not preempted or any("loss" in r and "split" not in r for r in rows[preempted[-1] + 1:])
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfaudio import config
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights
-from tfaudio.training.trackers import read_metrics
+from tfaudio.run_dir import read_metrics
 
 from tiny_runs import arrays, tiny_files, tiny_params, train
 

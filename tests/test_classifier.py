@@ -183,7 +183,7 @@ def classifier_run(tmp_path_factory):
 
 
 def test_evaluation_rows_carry_accuracy_f1_and_the_confusion_matrix(classifier_run):
-    from tfaudio.training.trackers import read_metrics
+    from tfaudio.run_dir import read_metrics
 
     run, _ = classifier_run
     rows = {r["split"]: r for r in read_metrics(run) if "split" in r}

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tfaudio import train as cli
-from tfaudio.training.trackers import read_metrics
+from tfaudio.run_dir import read_metrics
 
 import audio_files
 

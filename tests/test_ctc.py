@@ -222,7 +222,7 @@ def test_transcribe_prints_one_line_per_file_and_skips_bad_ones(ctc_run, tmp_pat
 
 def test_validation_rows_carry_corpus_error_rates(ctc_run):
     run, trainer, _ = ctc_run
-    from tfaudio.training.trackers import read_metrics
+    from tfaudio.run_dir import read_metrics
 
     val = [r for r in read_metrics(run) if r.get("split") == "val"][-1]
     assert val["cer"] == pytest.approx(val["char_edits"] / val["chars"])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfaudio.run_dir import read_metrics
 from tfaudio.training.guard import DivergenceError
-from tfaudio.training.trackers import read_metrics
 
 import toy
 from test_trainer import train

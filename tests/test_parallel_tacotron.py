@@ -11,8 +11,8 @@ import tensorflow as tf
 from tfaudio import config
 from tfaudio.models.alignment_search import search, search_numpy
 from tfaudio.models.parallel_tacotron import ParallelTacotron, expand
+from tfaudio.run_dir import read_metrics
 from tfaudio.training import run as training
-from tfaudio.training.trackers import read_metrics
 
 import audio_files
 

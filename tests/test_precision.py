@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfaudio import config
-from tfaudio.training.trackers import read_metrics
+from tfaudio.run_dir import read_metrics
 
 from test_checkpoints import LEARNS, RESUME
 from tiny_runs import final_and_initial_loss, tiny_files, tiny_params, train

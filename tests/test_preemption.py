@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio.training.trackers import read_metrics
+from tfaudio.run_dir import read_metrics
 
 TOY_TRAIN = os.path.join(os.path.dirname(__file__), "toy_train.py")
 # One traced loop for the whole run, each step waiting `delay` seconds for its batch.

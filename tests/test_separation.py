@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfaudio.audio import features
 from tfaudio.audio.geometry import AudioGeometry
 from tfaudio.models.unet import AudioUNet
+from tfaudio.run_dir import read_metrics
 from tfaudio.tasks.separation import (
     MAX_SI_SDR_DB,
     SILENT_REFERENCE_DB,
@@ -20,7 +21,6 @@ from tfaudio.tasks.separation import (
     multi_resolution_stft_loss,
     si_sdr,
 )
-from tfaudio.training.trackers import read_metrics
 
 import audio_files
 

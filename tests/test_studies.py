@@ -17,7 +17,7 @@ from launch.halving import ASHA, Halving
 from launch.run import DONE, LocalBackend, RayBackend, execute, run_study
 from launch.spec import Stage, Study, binding_value
 from tfaudio.report import write_report
-from tfaudio.training.trackers import read_metrics
+from tfaudio.run_dir import read_metrics
 
 import audio_files
 

@@ -14,9 +14,9 @@ import tensorflow as tf
 from tfaudio import config
 from tfaudio.data.text import CharVocabulary, TextError, normalize
 from tfaudio.models.tacotron import Attention, Tacotron
+from tfaudio.run_dir import read_metrics
 from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
 from tfaudio.training import run as training
-from tfaudio.training.trackers import read_metrics
 
 import audio_files
 

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from tfaudio import config
 from tfaudio.experiment import restore_for_inference
+from tfaudio.run_dir import read_metrics
 from tfaudio.training import run, schedules
-from tfaudio.training.trackers import read_metrics
 
 import toy
 

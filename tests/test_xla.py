@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from tfaudio import config
+from tfaudio.run_dir import read_metrics
 from tfaudio.training import run as training
-from tfaudio.training.trackers import read_metrics
 
 from tiny_runs import NO_DROPOUT, TINY, tiny_files, tiny_params
 

@@ -20,6 +20,7 @@ from gin import config_parser
 
 from tfaudio.errors import ConfigError
 from tfaudio.limits import declared, resolve_macros, violation
+from tfaudio.run_dir import OPERATIVE_CONFIG
 
 REPO_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 
@@ -241,7 +242,7 @@ def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True, s
 def load_run_config(run_dir: str, extra_params=()):
     """Parses a run directory's operative config (for restoring a model to use it), then
     `extra_params` (inference overrides) strictly."""
-    path = os.path.join(run_dir, "operative_config.gin")
+    path = os.path.join(run_dir, OPERATIVE_CONFIG)
     if not os.path.isfile(path):
         raise ConfigError(f"{run_dir}: no operative_config.gin; is this a tfaudio run directory "
                           "that trained at least one step?")

@@ -3,21 +3,13 @@ directory for inference (synthesize, separate). Imports no training code."""
 
 from __future__ import annotations
 
-import os
-
 import gin
 import tensorflow as tf
 
 from tfaudio import config, registry  # noqa: F401  (registry: every configurable a run names)
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights
-
-CHECKPOINTS = "checkpoints"  # a run directory's checkpoints folder
-
-
-def latest_checkpoint(run_dir: str) -> str | None:
-    """The newest complete checkpoint of a run directory, or None."""
-    return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
+from tfaudio.run_dir import CHECKPOINTS, latest_checkpoint
 
 
 @gin.configurable

@@ -18,7 +18,7 @@ import os
 import sys
 
 from tfaudio import cli
-from tfaudio.training.trackers import read_metrics
+from tfaudio.run_dir import OPERATIVE_CONFIG, has_metrics, read_metrics
 
 
 def _cell(value, digits: int = 4) -> str:
@@ -34,7 +34,7 @@ def _cell(value, digits: int = 4) -> str:
 def run_summary(run_dir: str, metric: str, mode: str) -> dict:
     """The table columns of one run, from its files (None where a file has no value)."""
     split, name = metric.split("/", 1)
-    rows = read_metrics(run_dir) if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) else []
+    rows = read_metrics(run_dir) if has_metrics(run_dir) else []
     train = [r for r in rows if "split" not in r and "event" not in r]
     model = next((r for r in rows if r.get("event") == "model"), {})
     pick = min if mode == "min" else max
@@ -74,7 +74,7 @@ def plot_stage(stage: dict, path_prefix: str) -> list[str]:
     for x_key, label in (("examples_seen", "examples seen"), ("wall_s", "wall clock (s)")):
         fig, ax = plt.subplots(figsize=(7, 4))
         for variant, run in stage["runs"].items():
-            if not os.path.exists(os.path.join(run["run_dir"], "metrics.jsonl")):
+            if not has_metrics(run["run_dir"]):
                 continue
             rows = read_metrics(run["run_dir"])
             evals = [r for r in rows if r.get("split") == split and name in r]
@@ -106,7 +106,7 @@ def _stage_and_run(run_dir: str) -> str:
 def operative_bindings(run_dir: str) -> dict[str, str]:
     """{binding or macro: value} of a run's operative_config.gin ({} without one)."""
     bindings, key = {}, None
-    path = os.path.join(run_dir, "operative_config.gin")
+    path = os.path.join(run_dir, OPERATIVE_CONFIG)
     if not os.path.exists(path):
         return bindings
     with open(path, encoding="utf-8") as f:
@@ -124,7 +124,7 @@ def folder_state(folder: str, metric: str, mode: str) -> dict:
     """A one-stage study of the runs in `folder` (each a sub-folder with metrics.jsonl):
     each run's settings are the bindings in which the runs differ; the winner is the
     best final `metric`."""
-    names = sorted(d for d in os.listdir(folder) if os.path.exists(os.path.join(folder, d, "metrics.jsonl")))
+    names = sorted(d for d in os.listdir(folder) if has_metrics(os.path.join(folder, d)))
     cli.need(names, f"{folder} has no study.json and no run folders (with metrics.jsonl): name a folder of runs "
                     "or a study from python -m launch.run")
     configs = {n: operative_bindings(os.path.join(folder, n)) for n in names}
@@ -153,7 +153,7 @@ def write_report(study_dir: str, metric: str = "val/loss", mode: str = "min") ->
                 run["run_dir"] = os.path.join(study_dir, _stage_and_run(run["run_dir"]))
     for stage in state["stages"]:
         for run in stage["runs"].values():
-            if not os.path.exists(os.path.join(run["run_dir"], "metrics.jsonl")):
+            if not has_metrics(run["run_dir"]):
                 print(f"warning: {run['run_dir']} has no metrics.jsonl; its row stays empty", file=sys.stderr)
     base = ", ".join(f"`{g}`" for g in state["gin_files"]) + (
         "; " + ", ".join(f"`{b}`" for b in state["bindings"]) if state["bindings"] else "")

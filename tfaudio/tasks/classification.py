@@ -25,6 +25,7 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.normalization import FeatureNormalization, save_stats
 from tfaudio.errors import ConfigError
 from tfaudio.limits import POSITIVE_INT, RATE, limits
+from tfaudio.run_dir import FEATURE_STATS
 from tfaudio.tasks.base import Task, inference
 
 LABELS_FILE = "labels.json"  # the class names of a run, in label order
@@ -112,7 +113,7 @@ class ClassificationTask(Task):
             mean = np.pad(values.mean(axis=0), (0, 2 - front_end.channels))
             std = np.pad(values.std(axis=0), (0, 2 - front_end.channels), constant_values=1.0)
         self.state.assign(mean, std)
-        save_stats(os.path.join(self._model_dir, "feature_stats.json"), {"features": self.state})
+        save_stats(os.path.join(self._model_dir, FEATURE_STATS), {"features": self.state})
         front_end.set_statistics(mean[:front_end.channels], std[:front_end.channels])
         logging.info("%s feature statistics (%s normalisation): mean %s, std %s", front_end.kind,
                      front_end.normalization, np.round(mean, 2), np.round(std, 2))

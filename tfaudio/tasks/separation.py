@@ -20,6 +20,7 @@ from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
 from tfaudio.limits import POSITIVE_INT, Rule, limits
+from tfaudio.run_dir import FEATURE_STATS
 from tfaudio.tasks.base import Task, inference
 
 MAX_SI_SDR_DB = 100.0
@@ -184,7 +185,7 @@ class MaskSeparationTask(SeparationTask):
             mag = mag.reshape(-1, mag.shape[-2], mag.shape[-1])
             batches.append((mag, np.ones(mag.shape[:2], bool)))
         self.state.assign(*feature_stats(batches))
-        save_stats(os.path.join(model_dir, "feature_stats.json"), {"magnitude": self.state})
+        save_stats(os.path.join(model_dir, FEATURE_STATS), {"magnitude": self.state})
         logging.info("magnitude statistics from %d batches written to %s/feature_stats.json", len(batches),
                      model_dir)
 

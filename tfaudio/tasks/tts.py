@@ -44,6 +44,7 @@ from tfaudio.data.text import PhonemeVocabulary
 from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.limits import COUNT, NON_NEGATIVE, NYQUIST, POSITIVE, POSITIVE_INT, PROPORTION, UNIT, Choice, Range, limits
 from tfaudio.models.tacotron import ENDED_BY
+from tfaudio.run_dir import FEATURE_STATS
 from tfaudio.tasks.alignment import alignment_metrics, forward_sum_loss, guided_attention_weights
 from tfaudio.tasks.base import Task, traced_method
 
@@ -208,7 +209,7 @@ class TacotronTask(Task):
             linear_batches.append((linear.numpy(), mask.numpy()))
         self.state.mel.assign(*feature_stats(mel_batches))
         self.state.linear.assign(*feature_stats(linear_batches))
-        save_stats(os.path.join(model_dir, "feature_stats.json"),
+        save_stats(os.path.join(model_dir, FEATURE_STATS),
                    {"mel": self.state.mel, "linear": self.state.linear})
         logging.info("feature statistics from %d batches written to %s/feature_stats.json",
                      len(mel_batches), model_dir)

@@ -18,11 +18,9 @@ import tensorflow as tf
 from absl import logging
 
 from tfaudio.errors import ConfigError
-from tfaudio.experiment import CHECKPOINTS, latest_checkpoint
 from tfaudio.limits import METRIC, MODE, POSITIVE_INT, limits
 from tfaudio.models import weights
-
-BEST = "best"
+from tfaudio.run_dir import BEST, CHECKPOINTS, latest_checkpoint
 
 
 @gin.configurable

@@ -13,6 +13,8 @@ import sys
 
 import gin
 
+from tfaudio.run_dir import OPERATIVE_CONFIG
+
 
 def write_provenance(run_dir: str, argv) -> None:
     """command.txt, config.gin (as parsed) and versions.json in the run directory."""
@@ -25,7 +27,7 @@ def write_provenance(run_dir: str, argv) -> None:
 
 
 def write_operative_config(run_dir: str) -> None:
-    with open(os.path.join(run_dir, "operative_config.gin"), "w", encoding="utf-8") as f:
+    with open(os.path.join(run_dir, OPERATIVE_CONFIG), "w", encoding="utf-8") as f:
         f.write(gin.operative_config_str())
 
 

@@ -16,6 +16,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from tfaudio.run_dir import METRICS
+
 TRACKERS = ("tensorboard", "wandb", "both", "none")
 
 
@@ -45,14 +47,6 @@ def _jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def read_metrics(path: str) -> list[dict]:
-    """All rows of a metrics.jsonl file (a run directory or the file itself)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "metrics.jsonl")
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 class TensorBoardTracker:
@@ -118,7 +112,7 @@ class Trackers:
         if kind not in TRACKERS:
             raise ValueError(f"--tracker={kind}: choose one of {', '.join(TRACKERS)}")
         os.makedirs(run_dir, exist_ok=True)
-        self.metrics = MetricsFile(os.path.join(run_dir, "metrics.jsonl"))
+        self.metrics = MetricsFile(os.path.join(run_dir, METRICS))
         self._sinks = []
         if kind in ("tensorboard", "both"):
             self._sinks.append(TensorBoardTracker(os.path.join(run_dir, "tensorboard")))

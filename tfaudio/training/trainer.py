@@ -18,9 +18,9 @@ import tensorflow as tf
 from absl import logging
 
 from tfaudio.errors import ConfigError, DivergenceError
-from tfaudio.experiment import latest_checkpoint
 from tfaudio.limits import POSITIVE, POSITIVE_INT, Choice, Rule, limits
 from tfaudio.models.weights import indexed_variables, named_variables
+from tfaudio.run_dir import PROGRESS, latest_checkpoint
 from tfaudio.training import run_record
 from tfaudio.training.checkpoints import CheckpointConfig, RunCheckpoints, warm_start
 from tfaudio.training.guard import DivergenceGuard
@@ -237,7 +237,7 @@ class Trainer:
             self.save()  # a rollback target before the first update
         results: dict = {}
         wrote_operative = False
-        bar = Progress(self.total_steps, step, os.path.join(self.model_dir, "progress.log"))
+        bar = Progress(self.total_steps, step, os.path.join(self.model_dir, PROGRESS))
         stopped = False
         self.inner.stop_request.assign(0)
         with StopSignals(self.inner.stop_request) as signals:
