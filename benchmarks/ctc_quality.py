@@ -61,7 +61,7 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from tfaudio.audio.io import read_audio
-    from tfaudio.data.pipeline import AudioData
+    from tfaudio.data.audio_data import AudioData
     from tfaudio.experiment import restore_for_inference
     from tfaudio.run_dir import read_metrics
 

@@ -20,7 +20,8 @@ from tfaudio.audio import features  # noqa: E402
 from tfaudio.audio.compression import LogCompression  # noqa: E402
 from tfaudio.audio.geometry import audio_geometry  # noqa: E402
 from tfaudio.audio.io import read_audio  # noqa: E402
-from tfaudio.data.pipeline import AudioData, SeparationData  # noqa: E402
+from tfaudio.data.audio_data import AudioData  # noqa: E402
+from tfaudio.data.separation_data import SeparationData  # noqa: E402
 
 
 def rate(fn, n):

@@ -101,7 +101,7 @@ def main():
         sys.exit("error: the listener needs pocketsphinx: pip install -e '.[bench]'")
     from tfaudio.audio.distortion import mel_cepstral_distortion
     from tfaudio.audio.io import read_audio, write_wav
-    from tfaudio.data.pipeline import AudioData
+    from tfaudio.data.audio_data import AudioData
     from tfaudio.experiment import restore_for_inference
 
     model, task = restore_for_inference(args.model_dir, args.checkpoint, require="synthesize",

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfaudio import config
 from tfaudio.audio import features
-from tfaudio.data.pipeline import AudioData
+from tfaudio.data.audio_data import AudioData
 from tfaudio.errors import ConfigError
 from tfaudio.models.backbones import BACKBONES, make_backbone
 from tfaudio.models.classifier import Classifier

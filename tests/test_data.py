@@ -10,8 +10,10 @@ import soundfile as sf
 import tensorflow as tf
 
 from tfaudio.data import readers
+from tfaudio.data.audio_data import AudioData
 from tfaudio.data.order import index_stream
-from tfaudio.data.pipeline import AudioData, SeparationData, split_examples
+from tfaudio.data.pipeline import split_examples
+from tfaudio.data.separation_data import SeparationData
 
 import audio_files
 from audio_files import tone, write
@@ -155,7 +157,7 @@ def test_an_unreadable_validation_split_is_an_error_not_silence(tmp_path):
 
 
 def test_separation_data_skips_bad_files_but_not_bugs(tmp_path, monkeypatch):
-    from tfaudio.data import pipeline
+    from tfaudio.data import separation_data
 
     root = audio_files.mixtures(str(tmp_path))
     gin.parse_config(["audio_geometry.sample_rate = 8000"])
@@ -164,7 +166,7 @@ def test_separation_data_skips_bad_files_but_not_bugs(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise TypeError("a bug, not a bad file")
 
-    monkeypatch.setattr(pipeline, "read_audio", broken)
+    monkeypatch.setattr(separation_data, "read_audio", broken)
     with pytest.raises(tf.errors.InvalidArgumentError, match="a bug, not a bad file"):
         next(iter(data.train(2, seed=0)))
 

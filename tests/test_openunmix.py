@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfaudio.audio import features
 from tfaudio.audio.geometry import AudioGeometry
 from tfaudio.audio.wiener import wiener
-from tfaudio.data.pipeline import SeparationData
+from tfaudio.data.separation_data import SeparationData
 from tfaudio.models.openunmix import OpenUnmix, bandwidth_to_max_bin
 from tfaudio.tasks.separation import MaskSeparationTask, si_sdr
 

@@ -109,7 +109,7 @@ def test_tiny_run_finds_and_predicts_the_letters_durations(trained_run):
     must find that, and synthesis from the restored run must speak letters that long (within
     1.5 frames on average: the final punctuation and the end token, silent here, take a frame
     each from the last letter)."""
-    from tfaudio.data.pipeline import AudioData
+    from tfaudio.data.audio_data import AudioData
     from tfaudio.experiment import restore_for_inference
 
     val = [r for r in read_metrics(trained_run) if r.get("split") == "val"]

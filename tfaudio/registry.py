@@ -10,7 +10,7 @@ registered here with `gin.register` instead.
 import gin
 
 from tfaudio.audio import compression, geometry  # noqa: F401
-from tfaudio.data import pipeline, text  # noqa: F401
+from tfaudio.data import audio_data, separation_data, text  # noqa: F401
 from tfaudio.models import classifier, dilated_ctc, openunmix, parallel_tacotron, tacotron, unet
 from tfaudio.tasks import classification, ctc, separation, tts  # noqa: F401
 

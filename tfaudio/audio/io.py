@@ -1,7 +1,7 @@
 """Reading and writing audio files with soundfile (WAV of any width, FLAC, OGG, MP3).
 
 `tf.audio.decode_wav` reads only 16-bit PCM, so every read goes through
-libsndfile; inside tf.data this runs in `tf.numpy_function` (see data/pipeline).
+libsndfile; inside tf.data this runs in `tf.numpy_function` (see data/audio_data and data/separation_data).
 """
 
 from __future__ import annotations
