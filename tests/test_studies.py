@@ -13,8 +13,9 @@ import time
 
 import pytest
 
+from launch.backends import DONE, LocalBackend, RayBackend, execute
 from launch.halving import ASHA, Halving
-from launch.run import DONE, LocalBackend, RayBackend, execute, run_study
+from launch.run import run_study
 from launch.spec import Stage, Study, binding_value
 from tfaudio.report import write_report
 from tfaudio.run_dir import read_metrics
@@ -147,7 +148,7 @@ def test_a_killed_or_interrupted_runner_stops_its_run_with_sigterm(tmp_path, sig
     # SIGINT raises KeyboardInterrupt in the runner even where the test itself runs with
     # SIGINT ignored (a background job of a non-interactive shell), as Ray's cancel raises it.
     runner = (f"import signal, sys, time\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
-              f"from launch.run import execute\ntry:\n"
+              f"from launch.backends import execute\ntry:\n"
               f"    execute([sys.executable, '-c', {child!r}], {str(tmp_path / 'run')!r}, 1)\n"
               f"except KeyboardInterrupt:\n    time.sleep(60)\n")
     study = subprocess.Popen([sys.executable, "-c", runner],
