@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 
-def index_stream(num_examples: int, seed: int, start: int = 0, shuffle: bool = True,
+def index_stream(num_examples: int, seed: int, start: int = 0,
                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
     """Infinite dataset of {"index", "epoch", "seed"} starting at global example `start`.
 
@@ -29,9 +29,7 @@ def index_stream(num_examples: int, seed: int, start: int = 0, shuffle: bool = T
     seed = tf.constant(seed, tf.int64)
 
     def epoch_elements(epoch):
-        idx = tf.range(n, dtype=tf.int64)
-        if shuffle:
-            idx = tf.random.experimental.stateless_shuffle(idx, seed=tf.stack([seed, epoch]))
+        idx = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
         position = epoch * n + tf.range(n, dtype=tf.int64)
         return tf.data.Dataset.from_tensor_slices({
             "index": idx, "epoch": tf.fill([n], epoch),

@@ -115,7 +115,7 @@ class Trainer:
             if fresh:
                 task.initialize_model(model)
             best = KeepBest(config.best_metric, config.best_mode, self._save_best) if config.best_metric else None
-        self.peak_lr = schedule.set_effective_batch(self.inner.effective_batch)
+        schedule.set_effective_batch(self.inner.effective_batch)
         self._check_monitored({"CheckpointConfig.best_metric": best, "EarlyStopping.metric": early_stopping,
                                "ReduceOnPlateau.metric": plateau})
         self.hooks = [h for h in (self.guard, best, plateau, early_stopping) if h is not None]
