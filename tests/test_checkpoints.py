@@ -108,23 +108,26 @@ def test_shipped_gin_file_trains_and_restores_whole_in_a_fresh_process(tiny_runs
     assert restored[run] == [], restored[run]
 
 
-# How much each shipped recipe's loss on one validation batch falls over the tiny run, as a
-# share of its value at step 0 (about half of what 20 steps gave on 2026-12-06: e.g. the
-# durations Tacotron 4.82 -> 3.83, the attention Tacotron 4.01 -> 3.16, the waveform U-Net's
-# negative SI-SDR 12.0 -> -14.4 dB, the classifiers' cross-entropy 1.09 -> 0.71, the CTC
-# recogniser's 121.0 -> 119.3; LAMB's linear rule scales its rate to batch 2 by 1/8).
-LEARNS = {"audio_unet.gin": 1.0, "hybrid_unet.gin": 1.0, "classifier_digits.gin": 0.15,
-          "classifier_langid.gin": 0.15, "ctc_dilated.gin": 0.005, "ctc_dilated_small.gin": 0.01,
-          "openunmix.gin": 0.03, "openunmix_8khz.gin": 0.01, "openunmix_8khz_uni.gin": 0.005,
-          "tacotron1_8khz.gin": 0.05, "tacotron2_22khz.gin": 0.15, "tacotron_8khz.gin": 0.1,
-          "tacotron_8khz_attention.gin": 0.1, "tacotron_8khz_espeak.gin": 0.1, "tacotron_8khz_lamb.gin": 0.015}
+# How much each shipped recipe's validation loss falls over the tiny run through its
+# optimizer's updates (the step-0 trainable weights against the final ones, BatchNorm
+# statistics the same: tiny_runs.final_and_initial_loss), as a share of its step-0 value:
+# about half of what 20 steps gave on 2026-12-06. E.g. the durations Tacotron 4.93 -> 3.93,
+# the attention Tacotron 3.70 -> 3.12, the waveform U-Net's negative SI-SDR 12.0 -> -14.4
+# dB, the classifiers' cross-entropy 1.113 -> 1.052, the CTC recogniser's 144.5 -> 143.8,
+# LAMB's 4.769 -> 4.758 (its linear rule scales the rate to batch 2 by 2/16). A run whose
+# updates do nothing scores exactly 0 (tried with the optimizer's update removed).
+LEARNS = {"audio_unet.gin": 1.0, "hybrid_unet.gin": 0.8, "classifier_digits.gin": 0.025,
+          "classifier_langid.gin": 0.025, "ctc_dilated.gin": 0.002, "ctc_dilated_small.gin": 0.01,
+          "openunmix.gin": 0.03, "openunmix_8khz.gin": 0.03, "openunmix_8khz_uni.gin": 0.03,
+          "tacotron1_8khz.gin": 0.05, "tacotron2_22khz.gin": 0.12, "tacotron_8khz.gin": 0.1,
+          "tacotron_8khz_attention.gin": 0.08, "tacotron_8khz_espeak.gin": 0.1, "tacotron_8khz_lamb.gin": 0.001}
 
 
 @pytest.mark.parametrize("gin_file", GIN_FILES, ids=os.path.basename)
 def test_shipped_gin_file_learns_on_the_tiny_corpus(tiny_runs, gin_file):
-    """The same validation batch's loss, at the step-0 checkpoint and after the tiny run."""
+    """The validation loss with the step-0 and with the final trainable weights."""
     expected = np.load(tiny_runs(gin_file)[1])
-    initial, final = float(np.mean(expected["initial_loss"])), float(np.mean(expected["loss"]))
+    initial, final = float(expected["initial_val_loss"]), float(expected["val_loss"])
     margin = LEARNS[os.path.basename(gin_file)]
     assert final <= initial - margin * abs(initial), (initial, final, margin)
 

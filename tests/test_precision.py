@@ -4,7 +4,6 @@ business, never divergence, so the guard leaves a healthy run alone."""
 import os
 
 import keras
-import numpy as np
 import pytest
 
 from tfaudio import config
@@ -45,7 +44,7 @@ def test_every_family_learns_in_bfloat16(tmp_path, gin_file):
     try:
         trainer = train(run, tiny_files(path), params)
         assert trainer.model.compute_dtype == "bfloat16" and trainer.model.variable_dtype == "float32"
-        final, initial = (float(np.mean(x)) for x in final_and_initial_loss(trainer, run))
+        final, initial = final_and_initial_loss(trainer, run)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert final <= initial - LEARNS[gin_file] * abs(initial), (initial, final)

@@ -61,24 +61,29 @@ def arrays(trainer) -> dict:
     return out
 
 
-def final_and_initial_loss(trainer, run) -> tuple[np.ndarray, np.ndarray]:
-    """The per-example loss of the trainer's validation batch (inference mode) after
-    training, then at the step-0 checkpoint (which the trainer is left restored to)."""
+def final_and_initial_loss(trainer, run) -> tuple[float, float]:
+    """The validation loss (inference mode, every validation example) after training,
+    then with the trainable weights of the step-0 checkpoint: what the optimizer's
+    updates did, BatchNorm's statistics apart (the model is left so)."""
     def loss():
-        return trainer.task.loss(trainer.model, dict(trainer.sample_batch), training=False)[0].numpy()
+        return trainer.evaluate()["val"]["loss"]
     final = loss()
+    state = [(v, v.numpy()) for v in trainer.model.non_trainable_variables]
     trainer.checkpoints.restore(os.path.join(run, "checkpoints", "ckpt-0"))
+    for variable, value in state:
+        variable.assign(value)
     return final, loss()
 
 
 class TinyRuns:
     """Each shipped gin file trained `steps` steps (enough for each recipe's loss to fall:
-    test_checkpoints.LEARNS) once per session (inference without
-    dropout), shared by the tests that read a trained run (restore, export, learning):
-    {name: (run directory, expected.npz)}, where expected.npz holds `arrays`, one
-    validation batch ("batch/<key>"), its loss after training ("loss", per example) and
-    at the step-0 checkpoint ("initial_loss"). `root` may be shared by parallel test
-    workers: a lock per gin file lets one train it, the others wait and read."""
+    test_checkpoints.LEARNS) once per session, inference without dropout, shared by the
+    tests that read a trained run (restore, export, learning): {name: (run directory,
+    expected.npz)}, where expected.npz holds `arrays`, one validation batch
+    ("batch/<key>") and its loss after training ("loss", per example), and the validation
+    loss after training and with the step-0 trainable weights ("val_loss",
+    "initial_val_loss": `final_and_initial_loss`). `root` may be shared by
+    parallel test workers: a lock per gin file lets one train it, the others wait and read."""
 
     def __init__(self, root, steps: int = 20):
         self.root, self.steps = root, steps
@@ -98,7 +103,8 @@ class TinyRuns:
                 batch = dict(trainer.sample_batch)
                 expected = arrays(trainer)
                 expected.update({f"batch/{k}": v.numpy() for k, v in batch.items()})
-                expected["loss"], expected["initial_loss"] = final_and_initial_loss(trainer, run)
+                expected["loss"] = trainer.task.loss(trainer.model, batch, training=False)[0].numpy()
+                expected["val_loss"], expected["initial_val_loss"] = final_and_initial_loss(trainer, run)
                 np.savez(expected_file + ".part.npz", **expected)
                 os.replace(expected_file + ".part.npz", expected_file)
         return run, expected_file
