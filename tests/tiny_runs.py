@@ -66,7 +66,7 @@ def final_and_initial_loss(trainer, run) -> tuple[float, float]:
     then with the trainable weights of the step-0 checkpoint: what the optimizer's
     updates did, BatchNorm's statistics apart (the model is left so)."""
     def loss():
-        return trainer.evaluate()["val"]["loss"]
+        return trainer.inner.evaluate(trainer.val_dataset, None)["loss"]
     final = loss()
     state = [(v, v.numpy()) for v in trainer.model.non_trainable_variables]
     trainer.checkpoints.restore(os.path.join(run, "checkpoints", "ckpt-0"))
