@@ -10,7 +10,7 @@ from tfaudio import config
 from tfaudio.run_dir import read_metrics
 
 from test_checkpoints import LEARNS, RESUME
-from tiny_runs import final_and_initial_loss, tiny_files, tiny_params, train
+from tiny_runs import LEARNING_STEPS, final_and_initial_loss, tiny_files, tiny_params, train
 
 
 @pytest.mark.parametrize("gin_file", sorted(RESUME))
@@ -39,8 +39,8 @@ def test_every_family_learns_in_bfloat16(tmp_path, gin_file):
     (in float32), and the tiny run learn by the margin it learns by in float32."""
     path = os.path.join(config.REPO_GIN_DIR, gin_file)
     run = str(tmp_path / "run")
-    params = tiny_params(path, tmp_path) + ["StepOptions.precision = 'mixed_bfloat16'", "train_steps = 20",
-                                            "eval_every = 20"]
+    params = tiny_params(path, tmp_path) + ["StepOptions.precision = 'mixed_bfloat16'",
+                                            f"train_steps = {LEARNING_STEPS}", f"eval_every = {LEARNING_STEPS}"]
     try:
         trainer = train(run, tiny_files(path), params)
         assert trainer.model.compute_dtype == "bfloat16" and trainer.model.variable_dtype == "float32"

@@ -18,12 +18,12 @@ from tiny_runs import NO_DROPOUT, TINY, tiny_files, tiny_params
 
 FAMILIES = ["tacotron_8khz.gin", "tacotron_8khz_attention.gin", "audio_unet.gin", "hybrid_unet.gin",
             "openunmix_8khz.gin", "ctc_dilated.gin", "classifier_langid.gin"]
-# XLA draws other random bits than TensorFlow's kernels: compared without inference dropout.
 
 
 @pytest.mark.parametrize("gin_file", FAMILIES)
 def test_every_family_trains_and_evaluates_compiled_and_matches_the_uncompiled_step(tmp_path, gin_file):
     path = os.path.join(config.REPO_GIN_DIR, gin_file)
+    # XLA draws other random bits than TensorFlow's kernels: compared without inference dropout.
     params = tiny_params(path, tmp_path) + NO_DROPOUT.get(gin_file, []) + ["StepOptions.jit_compile = True"]
     config.parse(tiny_files(path), params, finalize=False)
     run = str(tmp_path / "run")

@@ -16,6 +16,8 @@ TINY = os.path.join(config.REPO_GIN_DIR, "common", "tiny.gin")
 # Bindings that make inference deterministic, for tests that compare two computations: the
 # attention Tacotron's prenet drops out at inference too.
 NO_DROPOUT = {"tacotron_8khz_attention.gin": ["Tacotron.prenet_dropout = 0.0"]}
+# Steps of a tiny run that must learn (test_checkpoints.LEARNS states by how much).
+LEARNING_STEPS = 20
 
 
 def tiny_files(gin_file) -> list:
@@ -85,7 +87,7 @@ class TinyRuns:
     "initial_val_loss": `final_and_initial_loss`). `root` may be shared by
     parallel test workers: a lock per gin file lets one train it, the others wait and read."""
 
-    def __init__(self, root, steps: int = 20):
+    def __init__(self, root, steps: int = LEARNING_STEPS):
         self.root, self.steps = root, steps
 
     def __call__(self, gin_file: str) -> tuple[str, str]:
