@@ -1,10 +1,11 @@
-"""Runs an export in a process that never imports tfaudio and compares its outputs with
+"""Runs exports in a process that never imports tfaudio and compares their outputs with
 what tfaudio's own inference produced:
-python tests/export_check.py EXPORT_DIR CASES.npz [--tflite]
-CASES holds, per signature S, "S/in/<input>" and "S/out/<output>" arrays (strings as
-bytes); "stream_step/in/audio" is a whole signal, streamed hop by hop. SavedModel
-outputs must match to 1e-4, TFLite ones to 1e-3 (absolute, relative to each output's
-peak); prints one line per mismatch and exits 1 when there is any."""
+python tests/export_check.py JOBS.json REPORT.json
+JOBS lists {"name", "export_dir", "cases", "tflite"}; each CASES .npz holds, per
+signature S, "S/in/<input>" and "S/out/<output>" arrays (strings as bytes);
+"stream_step/in/audio" is a whole signal, streamed hop by hop. SavedModel outputs must
+match to 1e-4, TFLite ones to 1e-3 (absolute, relative to each output's peak). REPORT
+gets {name: [one line per mismatch]}."""
 
 import json
 import os
@@ -53,9 +54,8 @@ def run_tflite(export_dir, signature, inputs):
     return runner(**inputs)
 
 
-def main():
-    export_dir, cases_path = sys.argv[1], sys.argv[2]
-    tflite = "--tflite" in sys.argv
+def mismatches(export_dir: str, cases_path: str, tflite: bool) -> list[str]:
+    """One line per output of the export at export_dir that differs from its case."""
     with open(os.path.join(export_dir, "manifest.json")) as f:
         manifest = json.load(f)
     errors = []
@@ -79,9 +79,17 @@ def main():
                 worst = float(np.max(np.abs(got - expected))) / max(1.0, float(np.max(np.abs(expected))))
                 if worst > tolerance:
                     errors.append(f"{signature}/{name}: off by {worst:.2e} (tolerance {tolerance})")
+    return errors
+
+
+def main():
+    jobs_path, report_path = sys.argv[1], sys.argv[2]
+    with open(jobs_path) as f:
+        jobs = json.load(f)
+    report = {job["name"]: mismatches(job["export_dir"], job["cases"], job["tflite"]) for job in jobs}
     assert not any(m == "tfaudio" or m.startswith("tfaudio.") for m in sys.modules), "tfaudio was imported"
-    print("\n".join(errors) or "ok")
-    sys.exit(1 if errors else 0)
+    with open(report_path, "w") as f:
+        json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":

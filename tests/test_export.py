@@ -1,6 +1,7 @@
-"""Export: every model family, trained two steps, exported by `python -m tfaudio.export`,
-then run by tests/export_check.py in a process that never imports tfaudio, on audio or
-text made here, against tfaudio's own inference (SavedModel to 1e-4, TFLite to 1e-3)."""
+"""Export: every model family's tiny run exported (one by `python -m tfaudio.export`, the
+others by the function it calls), then all run by tests/export_check.py in one process
+that never imports tfaudio, on audio or text made here, against tfaudio's own inference
+(SavedModel to 1e-4, TFLite to 1e-3)."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfaudio import export
 from tfaudio.experiment import restore_for_inference
 
 CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "export_check.py")
@@ -63,27 +65,57 @@ FAMILIES = [("tacotron_8khz.gin", "saved_model"), ("tacotron_8khz_attention.gin"
             ("classifier_digits.gin", "both")]
 
 
-@pytest.mark.parametrize("gin_file,fmt", FAMILIES, ids=[f for f, _ in FAMILIES])
-def test_export_runs_without_tfaudio_and_matches_its_inference(tmp_path, tiny_runs, gin_file, fmt):
-    run, _ = tiny_runs(gin_file)
-    out = tmp_path / "export"
-    proc = subprocess.run([sys.executable, "-m", "tfaudio.export", f"--model_dir={run}", f"--output={out}",
-                           f"--format={fmt}"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+COMMAND_LINE = "classifier_digits.gin"  # exported by `python -m tfaudio.export`
+
+
+def export_and_cases(run: str, folder, gin_file: str, fmt: str) -> tuple[dict, list]:
+    """The export of `run` in folder/export and its check jobs (SavedModel, and TFLite for
+    the signatures converted with builtin ops alone: tf.lite.Interpreter in tensorflow-cpu
+    has no Flex delegate); (manifest, jobs)."""
+    out = folder / "export"
+    if gin_file == COMMAND_LINE:
+        proc = subprocess.run([sys.executable, "-m", "tfaudio.export", f"--model_dir={run}", f"--output={out}",
+                               f"--format={fmt}"], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"wrote {out}" in proc.stdout and "classify(audio) -> probabilities" in proc.stdout, proc.stdout
+    else:
+        export.export(run, str(out), fmt=fmt)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["sample_rate"] == 8000 and manifest["signatures"]
     cases = expected_cases(run)
-    np.savez(tmp_path / "cases.npz", **cases)
-    check = subprocess.run([sys.executable, CHECK, str(out), str(tmp_path / "cases.npz")], capture_output=True,
-                           text=True, timeout=300)
-    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
-    # tf.lite.Interpreter in tensorflow-cpu has no Flex delegate: check the builtin-only files
+    np.savez(folder / "cases.npz", **cases)
+    jobs = [{"name": gin_file, "export_dir": str(out), "cases": str(folder / "cases.npz"), "tflite": False}]
     converted = [s for s, r in manifest["tflite"].items() if "file" in r and not r["tensorflow_ops"]]
-    assert fmt == "saved_model" or all("file" in r for r in manifest["tflite"].values())
     if converted:
         lite = {k: v for k, v in cases.items() if k.split("/")[0] in converted and v.dtype.kind not in "SUO"
                 and not k.startswith("stream_step/")}
-        np.savez(tmp_path / "lite.npz", **lite)
-        check = subprocess.run([sys.executable, CHECK, str(out), str(tmp_path / "lite.npz"), "--tflite"],
-                               capture_output=True, text=True, timeout=300)
-        assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+        np.savez(folder / "lite.npz", **lite)
+        jobs.append({"name": f"{gin_file} tflite", "export_dir": str(out), "cases": str(folder / "lite.npz"),
+                     "tflite": True})
+    return manifest, jobs
+
+
+@pytest.fixture(scope="module")
+def checked(tiny_runs, tmp_path_factory) -> tuple[dict, dict]:
+    """({gin file: manifest}, {check job: its mismatches}) for every family in FAMILIES."""
+    root = tmp_path_factory.mktemp("export")
+    manifests, jobs = {}, []
+    for gin_file, fmt in FAMILIES:
+        folder = root / gin_file
+        folder.mkdir()
+        manifests[gin_file], family_jobs = export_and_cases(tiny_runs(gin_file)[0], folder, gin_file, fmt)
+        jobs += family_jobs
+    (root / "jobs.json").write_text(json.dumps(jobs))
+    check = subprocess.run([sys.executable, CHECK, str(root / "jobs.json"), str(root / "report.json")],
+                           capture_output=True, text=True, timeout=600)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+    return manifests, json.loads((root / "report.json").read_text())
+
+
+@pytest.mark.parametrize("gin_file,fmt", FAMILIES, ids=[f for f, _ in FAMILIES])
+def test_export_runs_without_tfaudio_and_matches_its_inference(checked, gin_file, fmt):
+    manifests, report = checked
+    manifest = manifests[gin_file]
+    assert manifest["sample_rate"] == 8000 and manifest["signatures"]
+    assert fmt == "saved_model" or all("file" in r for r in manifest["tflite"].values())
+    assert report[gin_file] == []
+    assert report.get(f"{gin_file} tflite", []) == []
