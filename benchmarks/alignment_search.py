@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfaudio import config  # noqa: E402
-from tfaudio.models import parallel_tacotron  # noqa: E402
+from tfaudio.models import duration_tacotron  # noqa: E402
 from tfaudio.models.alignment_search import search, search_numpy  # noqa: E402
 from tfaudio.run_dir import read_metrics  # noqa: E402
 from tfaudio.training import run as training  # noqa: E402
@@ -52,7 +52,7 @@ def search_alone(batch: int, frames: int, symbols: int, repeats: int) -> dict:
 
 def training_rate(search_fn, gin_files: list, params: list) -> float:
     """Steps/s of the recipe (loops after the first) with `search_fn` in the model."""
-    parallel_tacotron.search = search_fn
+    duration_tacotron.search = search_fn
     config.parse(gin_files, params, finalize=False)
     with tempfile.TemporaryDirectory() as run:
         training.train(run, tracker="none")

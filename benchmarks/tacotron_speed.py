@@ -1,4 +1,4 @@
-"""Tacotron speed on this machine, for tacotron_8khz (ParallelTacotron), tacotron_8khz_attention
+"""Tacotron speed on this machine, for tacotron_8khz (DurationTacotron), tacotron_8khz_attention
 and tacotron2_22khz at text length 60 and 250 mel frames:
 
     python benchmarks/tacotron_speed.py [--configs tacotron_8khz,tacotron_8khz_attention] [--steps 5] [--smoke]

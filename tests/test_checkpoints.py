@@ -133,9 +133,9 @@ def test_shipped_gin_file_learns_on_the_tiny_corpus(tiny_runs, gin_file):
 
 
 RESUME = {
-    "tacotron_8khz.gin": ["AudioData.bucket_boundaries = (0.3, 0.5)", "ParallelTacotron.embedding_dim = 16",
-                          "ParallelTacotron.conv_channels = 16", "ParallelTacotron.encoder_units = 8",
-                          "ParallelTacotron.duration_channels = 8", "ParallelTacotron.decoder_channels = 16"],
+    "tacotron_8khz.gin": ["AudioData.bucket_boundaries = (0.3, 0.5)", "DurationTacotron.embedding_dim = 16",
+                          "DurationTacotron.conv_channels = 16", "DurationTacotron.encoder_units = 8",
+                          "DurationTacotron.duration_channels = 8", "DurationTacotron.decoder_channels = 16"],
     "tacotron_8khz_attention.gin": ["AudioData.bucket_boundaries = (0.3, 0.5)", "Tacotron.embedding_dim = 16",
                           "Tacotron.conv_channels = 16", "Tacotron.encoder_units = 8",
                           "Tacotron.attention_rnn_units = 16", "Tacotron.decoder_rnn_units = 16",

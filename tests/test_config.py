@@ -35,6 +35,15 @@ def test_unknown_configurable_suggests(tmp_path):
         config.parse([], ["AudioUnet.depth = 3"])
 
 
+def test_a_renamed_configurable_names_its_new_name_in_bindings_and_in_an_old_run(tmp_path):
+    with pytest.raises(config.ConfigError, match="ParallelTacotron was renamed DurationTacotron") as err:
+        config.parse([], ["ParallelTacotron.embedding_dim = 32"])
+    assert "\n" not in str(err.value)
+    (tmp_path / "operative_config.gin").write_text("build.model = @ParallelTacotron()\n")
+    with pytest.raises(config.ConfigError, match="names ParallelTacotron, since renamed DurationTacotron: run sed"):
+        config.load_run_config(str(tmp_path))
+
+
 def test_wrong_type_names_file_and_line(tmp_path):
     path = tmp_path / "t.gin"
     path.write_text("x = 1\nSeparationData.segment_seconds = 'long'\n")

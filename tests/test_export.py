@@ -24,7 +24,7 @@ def expected_cases(run: str) -> dict:
     rng = np.random.default_rng(0)
     audio = (0.3 * rng.normal(size=(2, 6000))).astype(np.float32)
     name = type(model).__name__
-    if name in ("Tacotron", "ParallelTacotron"):
+    if name in ("Tacotron", "DurationTacotron"):
         ids = task.vocabulary.encode("Press one.")
         text_ids, length = np.array([ids], np.int32), np.array([len(ids)], np.int32)
         out = task.infer(model, tf.constant(text_ids), tf.constant(length), task.max_decoder_steps)

@@ -60,6 +60,10 @@ def _takes_kwargs(configurable) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
+# Configurables renamed since they shipped: {old: new}; an old name is one line naming the new.
+RENAMED = {"ParallelTacotron": "DurationTacotron"}
+
+
 def _closest(word: str, candidates) -> str:
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
     return f" Did you mean '{match[0]}'?" if match else ""
@@ -85,7 +89,9 @@ def _explain(exc: Exception, params=()) -> str:
     hint = ""
     m = re.search(r"No configurable matching (?:reference )?'@?([\w./]+?)(?:\(\))?'", first)
     if m:
-        hint = _closest(m.group(1).split("/")[-1], _registered_names())
+        name = m.group(1).split("/")[-1]
+        hint = (f" {name} was renamed {RENAMED[name]}: write {RENAMED[name]} instead." if name in RENAMED
+                else _closest(name, _registered_names()))
     m = re.search(r"Configurable '([\w./]+)' doesn't have a parameter named '(\w+)'", first)
     if m:
         configurable = _configurable(m.group(1))
@@ -246,6 +252,13 @@ def load_run_config(run_dir: str, extra_params=()):
     if not os.path.isfile(path):
         raise ConfigError(f"{run_dir}: no operative_config.gin; is this a tfaudio run directory "
                           "that trained at least one step?")
+    with open(path) as f:
+        text = f.read()
+    renamed = [old for old in RENAMED if re.search(rf"\b{old}\b", text)]
+    if renamed:
+        old, new = renamed[0], RENAMED[renamed[0]]
+        raise ConfigError(f"{path} names {old}, since renamed {new}: run "
+                          f"sed -i 's/\\b{old}\\b/{new}/g' {path}")
     parse([path], finalize=False, skip_unknown=True)
     try:
         gin.parse_config(list(extra_params))

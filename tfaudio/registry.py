@@ -11,14 +11,14 @@ import gin
 
 from tfaudio.audio import compression, geometry  # noqa: F401
 from tfaudio.data import audio_data, separation_data, text  # noqa: F401
-from tfaudio.models import classifier, dilated_ctc, openunmix, parallel_tacotron, tacotron, unet
+from tfaudio.models import classifier, dilated_ctc, duration_tacotron, openunmix, tacotron, unet
 from tfaudio.tasks import classification, ctc, separation, tts  # noqa: F401
 
 gin.register(compression.LogCompression, module="tfaudio")
 gin.register(unet.AudioUNet, module="tfaudio")
 gin.register(unet.HybridUNet, module="tfaudio")
 gin.register(tacotron.Tacotron, module="tfaudio")
-gin.register(parallel_tacotron.ParallelTacotron, module="tfaudio")
+gin.register(duration_tacotron.DurationTacotron, module="tfaudio")
 gin.register(openunmix.OpenUnmix, module="tfaudio")
 gin.register(dilated_ctc.DilatedCTC, module="tfaudio")
 gin.register(classifier.Classifier, module="tfaudio")

@@ -233,6 +233,11 @@ class Tacotron(keras.Model):
                             if linear_postnet == "cbhg" else None)
         self.linear_projection = layers.Dense(n_linear, name="linear_projection") if self.linear_cbhg else None
 
+    @property
+    def predicts_linear(self) -> bool:
+        """Whether outputs carry "linear" (Tacotron 1's CBHG post-net) beside the mels."""
+        return self.linear_cbhg is not None
+
     # -------------------------------------------------------------- encoder
 
     def encode(self, text_ids, text_length, training=False):

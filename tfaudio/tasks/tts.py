@@ -1,5 +1,5 @@
-"""Text-to-speech with Tacotron (attention, tfaudio.models.tacotron) or ParallelTacotron
-(durations, tfaudio.models.parallel_tacotron): features, losses, metrics, synthesis.
+"""Text-to-speech with Tacotron (attention, tfaudio.models.tacotron) or DurationTacotron
+(durations, tfaudio.models.duration_tacotron): features, losses, metrics, synthesis.
 
 Targets are log mel (and log linear) spectrograms through the guarded
 `LogCompression`, normalised per channel with statistics computed once over the
@@ -14,7 +14,7 @@ Alignment metrics, per example (reported teacher-forced and, with prefix
 - monotone: fraction of consecutive argmax moves that go forward by 0 to
   `max_jump` characters;
 - mel_l1: teacher-forced L1 between the post-net mel and the target (normalised units;
-  for ParallelTacotron, the mel made with the durations the alignment search found);
+  for DurationTacotron, the mel made with the durations the alignment search found);
 - free_mcd: mel cepstral distortion in dB (tfaudio.audio.distortion) between the
   free-running mel and the real recording's, after dynamic time warping;
 - free_length_ratio: free-running frames over the recording's frames;
@@ -92,7 +92,10 @@ class _State(tf.Module):
         window=POSITIVE_INT.or_none(), band=PROPORTION, max_jump=POSITIVE_INT, griffin_lim_iterations=COUNT,
         griffin_lim_power=POSITIVE)
 class TacotronTask(Task):
-    """Losses, metrics and synthesis for `tfaudio.models.tacotron.Tacotron`.
+    """Losses, metrics and synthesis for `tfaudio.models.tacotron.Tacotron` (attention) and
+    `tfaudio.models.duration_tacotron.DurationTacotron` (durations). Both give `reduction`
+    (frames per decoder step), `predicts_linear`, `call(inputs)` and `infer(text_ids,
+    text_length, ...)`; the outputs say which losses apply ("log_durations" or "stop_logits").
 
     Args:
       vocabulary: the text front end (must match the data's AudioData.text_encoder).
@@ -105,12 +108,12 @@ class TacotronTask(Task):
       stop_weight, stop_pos_weight: stop-token BCE weight and the weight of its
         positive (stop) targets.
       duration_weight: weight of the log-duration loss of a model with durations instead of
-        attention (ParallelTacotron; its prior loss, the symbols' means against the recording on
+        attention (DurationTacotron; its prior loss, the symbols' means against the recording on
         the searched alignment, has weight 1; stop and guided losses apply to attention only).
       guided_weight, guided_sigma: guided-attention loss. It is summed over characters
         and averaged over valid decoder steps, so at weight 1 it is of the order of the
         mel loss (averaged over all cells it would be ~50x smaller and do nothing).
-      max_decoder_steps: bound on free-running decoding (decoder steps; frames for ParallelTacotron).
+      max_decoder_steps: bound on free-running decoding (decoder steps; frames for DurationTacotron).
       stop_threshold: stop probability that ends free-running decoding (above 1: never).
       end_margin_seconds: synthesis (not the free_* metrics, which judge the stop token
         alone) also ends this long after the attention reached the last character having
@@ -233,10 +236,11 @@ class TacotronTask(Task):
                                    * _masked_mean(diff[..., :self.priority_bins], mask))
         total = terms["mel"] + terms["mel_post"] + terms.get("linear", 0.0)
         dec_len = (frames + reduction - 1) // reduction
-        if "log_durations" in out:  # durations instead of attention (ParallelTacotron)
+        if "log_durations" in out:  # durations instead of attention (DurationTacotron)
             symbols = tf.sequence_mask(text_length, tf.shape(out["log_durations"])[1])
             terms["prior"] = _masked_mean(tf.square(tf.cast(out["prior"], tf.float32) - mel), mask)
-            error = tf.square(tf.cast(out["log_durations"], tf.float32) - tf.math.log1p(out["durations"]))
+            searched = tf.math.log1p(tf.cast(out["durations"], tf.float32))
+            error = tf.square(tf.cast(out["log_durations"], tf.float32) - searched)
             terms["duration"] = _masked_mean(error[..., None], symbols)
             terms["forward_sum"] = forward_sum_loss(out["log_attention"], frames, text_length, dense=self.xla)
             total += terms["prior"] + self.duration_weight * terms["duration"] + terms["forward_sum"]
@@ -314,7 +318,7 @@ class TacotronTask(Task):
         return _level(wave, mag, self.gl_power)
 
     def export_endpoints(self, model) -> dict:
-        linear = model.linear_cbhg is not None
+        linear = model.predicts_linear
 
         def synthesize(text_ids, text_length):
             out = model.infer(text_ids, text_length, self.go_frame, tf.constant(self.max_decoder_steps),

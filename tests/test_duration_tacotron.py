@@ -1,4 +1,4 @@
-"""ParallelTacotron: the monotonic alignment search, duration expansion, and a tiny model that
+"""DurationTacotron: the monotonic alignment search, duration expansion, and a tiny model that
 learns durations and speaks for as long as they say."""
 
 import itertools
@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfaudio import config
 from tfaudio.models.alignment_search import search, search_numpy
-from tfaudio.models.parallel_tacotron import ParallelTacotron, expand
+from tfaudio.models.duration_tacotron import DurationTacotron, expand
 from tfaudio.run_dir import read_metrics
 from tfaudio.training import run as training
 
@@ -62,7 +62,7 @@ def test_expand_repeats_each_symbol_by_its_duration():
 
 
 def test_synthesis_lasts_as_long_as_the_predicted_durations_and_respects_the_bound():
-    model = ParallelTacotron(vocab_size=10, n_mels=8, embedding_dim=8, conv_channels=8, encoder_units=4,
+    model = DurationTacotron(vocab_size=10, n_mels=8, embedding_dim=8, conv_channels=8, encoder_units=4,
                              duration_channels=8, decoder_channels=8, decoder_layers=2, postnet_layers=2,
                              postnet_channels=8)
     ids, length = tf.constant([[3, 4, 5, 1], [3, 1, 0, 0]]), tf.constant([4, 2])
@@ -89,14 +89,14 @@ def test_synthesis_lasts_as_long_as_the_predicted_durations_and_respects_the_bou
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """tacotron_8khz.gin at tiny sizes, 64 utterances, 300 steps."""
-    root = tmp_path_factory.mktemp("parallel")
+    root = tmp_path_factory.mktemp("durations")
     data = audio_files.char_speech(str(root / "chars"), n=64)
     config.parse([os.path.join(config.REPO_GIN_DIR, "tacotron_8khz.gin")], [
         f"data_dir = '{data}'", "vocabulary.kind = 'characters'", "train_steps = 300", "eval_every = 150",
         "batch_size = 8", "learning_rate = 3e-3", "LearningRate.warmup_steps = 10", "AudioData.max_seconds = 2.0",
-        "AudioData.val_fraction = 0.1", "ParallelTacotron.embedding_dim = 32", "ParallelTacotron.conv_channels = 32",
-        "ParallelTacotron.encoder_units = 16", "ParallelTacotron.duration_channels = 32",
-        "ParallelTacotron.decoder_channels = 32", "ParallelTacotron.decoder_layers = 2",
+        "AudioData.val_fraction = 0.1", "DurationTacotron.embedding_dim = 32", "DurationTacotron.conv_channels = 32",
+        "DurationTacotron.encoder_units = 16", "DurationTacotron.duration_channels = 32",
+        "DurationTacotron.decoder_channels = 32", "DurationTacotron.decoder_layers = 2",
         "TacotronTask.griffin_lim_iterations = 8",
         "Trainer.steps_per_loop = 25"], finalize=False)
     run = str(root / "run")

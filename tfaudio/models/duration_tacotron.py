@@ -37,9 +37,13 @@ def diagonal_prior(frames, symbols, steps, width):
     total = tf.cast(frames, tf.float32)[:, None, None]
     count = tf.cast(symbols, tf.float32)[:, None, None] - 1.0
     a, b = t, total - t + 1.0
-    lbeta = lambda x, y: tf.math.lgamma(x) + tf.math.lgamma(y) - tf.math.lgamma(x + y)  # noqa: E731
-    log_pmf = (tf.math.lgamma(count + 1.0) - tf.math.lgamma(n + 1.0) - tf.math.lgamma(tf.maximum(count - n, 0.0) + 1.0)
-               + lbeta(n + a, tf.maximum(count - n, 0.0) + b) - lbeta(a, b))
+    rest = tf.maximum(count - n, 0.0)
+
+    def lbeta(x, y):
+        x, y = tf.broadcast_to(x, tf.shape(x + y)), tf.broadcast_to(y, tf.shape(x + y))
+        return tf.math.lbeta(tf.stack([x, y], -1))
+    log_pmf = (tf.math.lgamma(count + 1.0) - tf.math.lgamma(n + 1.0) - tf.math.lgamma(rest + 1.0)
+               + lbeta(n + a, rest + b) - lbeta(a, b))
     valid = (t <= total) & (n <= count)
     return tf.where(valid, log_pmf, 0.0)
 
@@ -58,7 +62,7 @@ def expand(durations, steps):
         duration_channels=POSITIVE_INT, duration_layers=POSITIVE_INT, decoder_channels=POSITIVE_INT,
         decoder_layers=POSITIVE_INT, decoder_kernel=POSITIVE_INT, decoder_dropout=RATE, postnet_layers=COUNT,
         postnet_channels=POSITIVE_INT)
-class ParallelTacotron(keras.Model):
+class DurationTacotron(keras.Model):
     """Text to mel frames through predicted durations (see the module docstring).
 
     Args:
@@ -72,7 +76,8 @@ class ParallelTacotron(keras.Model):
       postnet_layers, postnet_channels: the Tacotron 2 residual post-net (0 layers: none).
     """
 
-    reduction = 1  # frames per output step, as the attention Tacotron's reduction factor
+    reduction = 1  # frames per output step (TacotronTask's model protocol)
+    predicts_linear = False
 
     def __init__(self, vocab_size: int, n_mels: int | None = None, embedding_dim: int = 256,
                  conv_layers: int = 3, conv_channels: int = 256, conv_kernel: int = 5, encoder_units: int = 128,
@@ -81,7 +86,6 @@ class ParallelTacotron(keras.Model):
                  postnet_layers: int = 5, postnet_channels: int = 256, **kwargs):
         super().__init__(**kwargs)
         self.n_mels = n_mels or audio_geometry().n_mels
-        self.linear_cbhg = None  # the task asks; this model predicts mels only
         self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.encoder = ConvEncoder(conv_layers, conv_channels, conv_kernel, encoder_units, name="encoder")
         self.prior = layers.Dense(self.n_mels, name="prior")
@@ -142,7 +146,8 @@ class ParallelTacotron(keras.Model):
         valid = tf.sequence_mask(inputs["frames"], tf.shape(targets)[1])
         frames_prior, mel, mel_post = self.decode(memory, prior, path, valid, training)
         return {"mel": mel, "mel_post": mel_post, "prior": frames_prior, "log_durations": log_durations,
-                "durations": tf.reduce_sum(path, 1), "alignments": path, "log_attention": log_attention}
+                "durations": tf.cast(tf.reduce_sum(path, 1), tf.int32), "alignments": path,
+                "log_attention": log_attention}
 
     def infer(self, text_ids, text_length, go_frame=None, max_steps=None, stop_threshold=None,
               end_margin=None, window=None):
