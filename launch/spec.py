@@ -7,9 +7,9 @@ bindings. A spec is a Python file defining `STUDY = Study(...)`:
         metric="val/cer", mode="min",
         stages=[
             Stage("padding", {"padding-off": ["padding = False"], "padding-on": ["padding = True"]}),
-            Stage("batch", lambda opt: {
-                f"batch{b}-lr{m}x": [f"batch_size = {b}",
-                                     f"learning_rate = {opt.learning_rate * (b / opt.batch_size) ** 0.5 * m:.3g}"]
+            Stage("batch", lambda opt: {  # the trainer scales the rate from the winning batch
+                f"batch{b}-lr{m}x": [f"batch_size = {b}", f"LearningRate.reference_batch_size = {opt.batch_size}",
+                                     f"learning_rate = {opt.learning_rate * m:.3g}"]
                 for b in (4, 16) for m in (0.5, 1, 2)}),
         ])
 

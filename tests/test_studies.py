@@ -16,9 +16,11 @@ import pytest
 from launch.backends import DONE, LocalBackend, RayBackend, execute
 from launch.halving import ASHA, Halving
 from launch.run import run_study
-from launch.spec import Stage, Study, binding_value
+from launch.spec import Opt, Stage, Study, binding_value, load, variants_of
+from tfaudio import config
 from tfaudio.report import write_report
 from tfaudio.run_dir import read_metrics
+from tfaudio.training import schedules
 
 import audio_files
 
@@ -319,6 +321,23 @@ def test_study_command_line_takes_the_base_experiment_and_bindings_from_flags(tm
                             and "'--gin_param=Trainer.max_minutes = 1'" in c and f"--model_dir={tmp_path}/" in c
                             for c in commands)
     assert not os.listdir(tmp_path)  # a dry run trains nothing
+
+
+def test_the_003_batch_stage_gets_its_rates_from_the_trainers_square_root_rule():
+    """Each batch variant's peak rate, as the trainer computes it from the bindings a run
+    gets, is the winning rate x sqrt(batch / winning batch) x the variant's factor."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    study = load(os.path.join(root, "launch", "specs", "ctc_sequential.py"))
+    study.gin_files = [os.path.join(root, f) for f in study.gin_files]
+    winners = [["padding = True"], ["batch_norm = False"], ["optimizer = 'adam'", "learning_rate = 2e-3"]]
+    opt = Opt(study, winners)
+    variants = variants_of(next(s for s in study.stages if s.name == "batch"), opt)
+    assert len(variants) == 9
+    for batch, factor in ((4, 1), (16, 0.5), (8, 2)):
+        bindings = study.bindings + [b for w in winners for b in w] + variants[f"batch{batch}-lr{factor:g}x"]
+        config.parse(study.gin_files, bindings, finalize=False)
+        rate = schedules.LearningRate().set_effective_batch(batch)
+        assert rate == pytest.approx(2e-3 * (batch / 8) ** 0.5 * factor, rel=1e-3), (batch, factor)
 
 
 def test_a_folder_of_runs_started_by_hand_is_compared_by_the_bindings_they_differ_in(tmp_path):

@@ -9,8 +9,8 @@ stages' <OPT> variants reuse earlier runs): about 20 minutes with --parallel 2:
 
 padding off/on -> BatchNorm off/on -> optimizer x learning rate (Adam, Adamax, Adagrad,
 each from its default down) -> batch size with the learning rate scaled by the square
-root of the batch ratio, and 0.5x / 2x of that (the spec scales the rate itself, as the
-log did, so the trainer's own scaling rule is off) -> maximum dilation -> number of stacks.
+root of the batch ratio, and 0.5x / 2x of that (the trainer's LearningRate.scaling_rule,
+referenced to the winning batch) -> maximum dilation -> number of stacks.
 The log compared validation loss; here the winner is the lowest validation CER.
 """
 
@@ -27,14 +27,12 @@ def budget(batch: int) -> list[str]:
 
 
 def batch_sizes(opt):
-    """Batch 4, 8, 16 with lr x sqrt(batch / the winning batch), and 0.5x and 2x of it."""
-    variants = {}
-    for batch in (4, 8, 16):
-        for factor in (0.5, 1, 2):
-            lr = opt.learning_rate * (batch / opt.batch_size) ** 0.5 * factor
-            variants[f"batch{batch}-lr{factor:g}x"] = ([f"batch_size = {batch}", f"learning_rate = {lr:.3g}"] +
-                                                      budget(batch))
-    return variants
+    """Batch 4, 8, 16 at the winning learning rate, which the trainer's square-root rule
+    (gin/ctc/base.gin) scales from the winning batch, and at 0.5x and 2x of it."""
+    return {f"batch{batch}-lr{factor:g}x": [f"batch_size = {batch}",
+                                            f"LearningRate.reference_batch_size = {opt.batch_size}",
+                                            f"learning_rate = {opt.learning_rate * factor:.3g}"] + budget(batch)
+            for batch in (4, 8, 16) for factor in (0.5, 1, 2)}
 
 
 STUDY = Study(
@@ -43,7 +41,7 @@ STUDY = Study(
              "stacks train the dilated CTC recogniser to the lowest validation CER after "
              f"{EXAMPLES:,} training examples?",
     gin_files=["gin/ctc_dilated_small.gin"],
-    bindings=budget(8) + ["LearningRate.scaling_rule = 'none'", "batch_size = 8", "learning_rate = 5e-4",
+    bindings=budget(8) + ["batch_size = 8", "learning_rate = 5e-4",
                           "optimizer = 'adamax'", "max_dilation = 16", "num_stacks = 2"],
     metric="val/cer", mode="min", at="final",
     stages=[
