@@ -254,11 +254,10 @@ def load_run_config(run_dir: str, extra_params=()):
                           "that trained at least one step?")
     with open(path) as f:
         text = f.read()
-    renamed = [old for old in RENAMED if re.search(rf"\b{old}\b", text)]
-    if renamed:
-        old, new = renamed[0], RENAMED[renamed[0]]
-        raise ConfigError(f"{path} names {old}, since renamed {new}: run "
-                          f"sed -i 's/\\b{old}\\b/{new}/g' {path}")
+    for old, new in RENAMED.items():
+        if re.search(rf"\b{old}\b", text):
+            raise ConfigError(f"{path} names {old}, since renamed {new}: run "
+                              f"sed -i 's/\\b{old}\\b/{new}/g' {path}")
     parse([path], finalize=False, skip_unknown=True)
     try:
         gin.parse_config(list(extra_params))

@@ -39,9 +39,8 @@ def diagonal_prior(frames, symbols, steps, width):
     a, b = t, total - t + 1.0
     rest = tf.maximum(count - n, 0.0)
 
-    def lbeta(x, y):
-        x, y = tf.broadcast_to(x, tf.shape(x + y)), tf.broadcast_to(y, tf.shape(x + y))
-        return tf.math.lbeta(tf.stack([x, y], -1))
+    def lbeta(x, y):  # log B(x, y); tf.math.lbeta would need x and y broadcast and stacked
+        return tf.math.lgamma(x) + tf.math.lgamma(y) - tf.math.lgamma(x + y)
     log_pmf = (tf.math.lgamma(count + 1.0) - tf.math.lgamma(n + 1.0) - tf.math.lgamma(rest + 1.0)
                + lbeta(n + a, rest + b) - lbeta(a, b))
     valid = (t <= total) & (n <= count)
