@@ -1,7 +1,7 @@
 """Export: every model family's tiny run exported (one by `python -m tfaudio.export`, the
-others by the function it calls), then all run by tests/export_check.py in one process
-that never imports tfaudio, on audio or text made here, against tfaudio's own inference
-(SavedModel to 1e-4, TFLite to 1e-3)."""
+others by tfaudio.exporter.export, which that command calls), then all run by
+tests/export_check.py in one process that never imports tfaudio, on audio or text made
+here, against tfaudio's own inference (SavedModel to 1e-4, TFLite to 1e-3)."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio import export
+from tfaudio import exporter
 from tfaudio.experiment import restore_for_inference
 
 CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "export_check.py")
@@ -79,7 +79,7 @@ def export_and_cases(run: str, folder, gin_file: str, fmt: str) -> tuple[dict, l
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"wrote {out}" in proc.stdout and "classify(audio) -> probabilities" in proc.stdout, proc.stdout
     else:
-        export.export(run, str(out), fmt=fmt)
+        exporter.export(run, str(out), fmt=fmt)
     manifest = json.loads((out / "manifest.json").read_text())
     cases = expected_cases(run)
     np.savez(folder / "cases.npz", **cases)
