@@ -70,7 +70,10 @@ def measure(name, steps, smoke=False):
     one = synthetic_batch(task, 1, text_length, frames)
     decoder_steps = frames // model.reduction
     infer = tf.function(model.infer)
-    run = lambda: infer(one["text_ids"], one["text_length"], task.go_frame, tf.constant(decoder_steps), 2.0)  # noqa: E731
+    decoding = task.decoding(model, synthesis=False)
+    if model.autoregressive:
+        decoding["stop_threshold"] = 2.0  # never stops: attention decodes all decoder_steps
+    run = lambda: infer(one["text_ids"], one["text_length"], max_steps=tf.constant(decoder_steps), **decoding)  # noqa: E731
     seconds = timed(run, steps)
     out = run()
     made = int(out["steps"][0]) * model.reduction  # all frames with attention; the predicted durations' sum without

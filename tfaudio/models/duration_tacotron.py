@@ -77,6 +77,7 @@ class DurationTacotron(keras.Model):
 
     reduction = 1  # frames per output step (TacotronTask's model protocol)
     predicts_linear = False
+    autoregressive = False  # infer takes no decoding options
 
     def __init__(self, vocab_size: int, n_mels: int | None = None, embedding_dim: int = 256,
                  conv_layers: int = 3, conv_channels: int = 256, conv_kernel: int = 5, encoder_units: int = 128,
@@ -148,14 +149,12 @@ class DurationTacotron(keras.Model):
                 "durations": tf.cast(tf.reduce_sum(path, 1), tf.int32), "alignments": path,
                 "log_attention": log_attention}
 
-    def infer(self, text_ids, text_length, go_frame=None, max_steps=None, stop_threshold=None,
-              end_margin=None, window=None):
+    def infer(self, text_ids, text_length, max_steps=None):
         """Synthesis: outputs as `call` plus "steps" [B] (frames) and "ended_by" [B] (always
         the end of text). Predicted durations are rounded up, as in Glow-TTS: the log-domain
         loss predicts about the geometric mean, short of the mean (rounded to nearest, the
         demo's synthesis was 15% short of the recordings and recognised 11/20 times instead
-        of 13/20). `max_steps` bounds the total; the other arguments belong to the attention
-        Tacotron's signature and are ignored."""
+        of 13/20). `max_steps` bounds the total."""
         memory, prior, log_durations, mask = self.encode(text_ids, text_length)
         durations = tf.maximum(tf.math.ceil(tf.exp(tf.cast(log_durations, tf.float32)) - 1.0), 1.0)
         durations = tf.cast(durations, tf.int32) * tf.cast(mask, tf.int32)

@@ -233,6 +233,8 @@ class Tacotron(keras.Model):
                             if linear_postnet == "cbhg" else None)
         self.linear_projection = layers.Dense(n_linear, name="linear_projection") if self.linear_cbhg else None
 
+    autoregressive = True  # infer decodes from a go frame until the stop token (TacotronTask's protocol)
+
     @property
     def predicts_linear(self) -> bool:
         """Whether outputs carry "linear" (Tacotron 1's CBHG post-net) beside the mels."""

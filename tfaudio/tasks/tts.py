@@ -94,8 +94,9 @@ class _State(tf.Module):
 class TacotronTask(Task):
     """Losses, metrics and synthesis for `tfaudio.models.tacotron.Tacotron` (attention) and
     `tfaudio.models.duration_tacotron.DurationTacotron` (durations). Both give `reduction`
-    (frames per decoder step), `predicts_linear`, `call(inputs)` and `infer(text_ids,
-    text_length, ...)`; the outputs say which losses apply ("log_durations" or "stop_logits").
+    (frames per decoder step), `predicts_linear`, `autoregressive`, `call(inputs)` and
+    `infer(text_ids, text_length, max_steps, **decoding)` (`decoding`: the options of an
+    autoregressive model); the outputs say which losses apply ("log_durations" or "stop_logits").
 
     Args:
       vocabulary: the text front end (must match the data's AudioData.text_encoder).
@@ -154,10 +155,21 @@ class TacotronTask(Task):
         self.state = _State(self.geometry.n_mels, self.geometry.n_bins)
 
     def infer(self, model, text_ids, text_length, max_steps):
-        """`model.infer` from the go frame with the end fallback and the attention window,
-        traced once per model (any batch or length)."""
-        return traced_method(model, "infer")(text_ids, text_length, self.go_frame, tf.constant(max_steps),
-                                             self.stop_threshold, self.end_margin(model), self.window)
+        """Synthesis: `model.infer` with the decoding options of synthesis, traced once per
+        model (any batch or length)."""
+        return traced_method(model, "infer")(text_ids, text_length, max_steps=tf.constant(max_steps),
+                                             **self.decoding(model, synthesis=True))
+
+    def decoding(self, model, synthesis: bool) -> dict:
+        """`model.infer`'s decoding options: for an autoregressive model the go frame and the
+        stop threshold, and for synthesis (not the free_* metrics, which judge the stop
+        token alone) the end fallback and the attention window; none for a durations model."""
+        if not model.autoregressive:
+            return {}
+        options = dict(go_frame=self.go_frame, stop_threshold=self.stop_threshold)
+        if synthesis:
+            options.update(end_margin=self.end_margin(model), window=self.window)
+        return options
 
     def end_margin(self, model) -> int | None:
         """end_margin_seconds in decoder steps of `model` (each emits `reduction` frames)."""
@@ -271,7 +283,8 @@ class TacotronTask(Task):
         result.update(alignment_metrics(out["alignments"], dec_len, batch["text_length"], self.band,
                                         self.max_jump))
         bound = tf.minimum(self.max_decoder_steps, 2 * tf.shape(mel)[1] // model.reduction + 10)
-        free = model.infer(batch["text_ids"], batch["text_length"], self.go_frame, bound, self.stop_threshold)
+        free = model.infer(batch["text_ids"], batch["text_length"], max_steps=bound,
+                           **self.decoding(model, synthesis=False))
         free_align = alignment_metrics(free["alignments"], free["steps"], batch["text_length"], self.band,
                                        self.max_jump)
         stopped = tf.cast(free["steps"] < bound, tf.float32)
@@ -321,8 +334,8 @@ class TacotronTask(Task):
         linear = model.predicts_linear
 
         def synthesize(text_ids, text_length):
-            out = model.infer(text_ids, text_length, self.go_frame, tf.constant(self.max_decoder_steps),
-                              self.stop_threshold, self.end_margin(model), self.window)
+            out = model.infer(text_ids, text_length, max_steps=tf.constant(self.max_decoder_steps),
+                              **self.decoding(model, synthesis=True))
             return {"spectrum": out["linear" if linear else "mel_post"], "alignment": out["alignments"],
                     "frames": out["steps"] * model.reduction}
 
