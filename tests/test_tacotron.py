@@ -205,6 +205,25 @@ def test_end_margin_is_its_seconds_in_decoder_steps():
     assert task.end_margin(model) == 3  # 0.15 s at 8 kHz, hop 100, 4 frames per decoder step
 
 
+def test_synthesis_decodes_with_the_end_fallback_and_window_and_the_free_metrics_without():
+    from tfaudio.models.duration_tacotron import DurationTacotron
+    from tfaudio.tasks.tts import TacotronTask
+
+    config.parse([os.path.join(config.REPO_GIN_DIR, "tacotron_8khz_attention.gin")],
+                 ["TacotronTask.stop_threshold = 1.1", "TacotronTask.window = 1"], finalize=False)
+    task = TacotronTask()
+    model = _tiny_model(vocab_size=len(task.vocabulary.symbols), n_mels=task.geometry.n_mels, reduction=4,
+                        prenet_dropout=0.0)
+    assert sorted(task.decoding(model, synthesis=False)) == ["go_frame", "stop_threshold"]
+    ids, length = tf.constant([[3, 4, 5, 6, 7, 8]]), tf.constant([6])
+    out = task.infer(model, ids, length, 12)
+    wanted = model.infer(ids, length, task.go_frame, tf.constant(12), stop_threshold=1.1, end_margin=3, window=1)
+    for key in ("mel_post", "alignments", "steps", "ended_by"):
+        np.testing.assert_allclose(out[key].numpy(), wanted[key].numpy(), atol=1e-6, err_msg=key)
+    durations = DurationTacotron(vocab_size=10, n_mels=8)
+    assert task.decoding(durations, synthesis=True) == {}
+
+
 @pytest.mark.parametrize("peaks,ended_by,steps", [
     (list(range(10)) + [9] * 20, "end of text", 10 + 3),  # covers the text: ends 3 steps after the last character
     ([0, 5, 9] + [9] * 27, "max-steps bound", 30),  # reaches the end having skipped 7 of 10 characters
