@@ -50,8 +50,9 @@ def export(run_dir: str, output: str, checkpoint: str | None = None, use_ema: bo
         archive.track(task.state)
     signatures = {}
     for name, (fn, input_signature) in endpoints.items():
-        archive.add_endpoint(name, tf.function(fn), input_signature=input_signature)
-        outputs = tf.function(fn).get_concrete_function(*input_signature).structured_outputs
+        traced = tf.function(fn, autograph=False)
+        archive.add_endpoint(name, traced, input_signature=input_signature)
+        outputs = traced.get_concrete_function(*input_signature).structured_outputs
         signatures[name] = {"inputs": {s.name: _spec(s) for s in input_signature},
                             "outputs": {k: _spec(tf.TensorSpec.from_tensor(v)) for k, v in outputs.items()}}
     archive.write_out(saved, verbose=False)

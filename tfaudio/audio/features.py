@@ -5,6 +5,9 @@ All framing comes from an `AudioGeometry`; waveforms are [..., samples] float32.
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import tensorflow as tf
 
 from tfaudio.audio.geometry import AudioGeometry
@@ -77,12 +80,17 @@ def magnitude(wave: tf.Tensor, geometry: AudioGeometry) -> tf.Tensor:
     return tf.abs(stft(wave, geometry))
 
 
-def mel_matrix(geometry: AudioGeometry) -> tf.Tensor:
-    """[bins, n_mels] HTK-style mel filterbank between fmin and fmax."""
-    return tf.signal.linear_to_mel_weight_matrix(
-        num_mel_bins=geometry.n_mels, num_spectrogram_bins=geometry.n_bins,
-        sample_rate=geometry.sample_rate, lower_edge_hertz=geometry.fmin,
-        upper_edge_hertz=geometry.mel_fmax)
+@functools.lru_cache(maxsize=None)
+def mel_matrix(geometry: AudioGeometry) -> np.ndarray:
+    """[bins, n_mels] HTK-style mel filterbank between fmin and fmax, computed once per
+    geometry (a trace embeds it as a constant instead of rebuilding it from ops)."""
+    with tf.init_scope():
+        matrix = tf.signal.linear_to_mel_weight_matrix(
+            num_mel_bins=geometry.n_mels, num_spectrogram_bins=geometry.n_bins,
+            sample_rate=geometry.sample_rate, lower_edge_hertz=geometry.fmin,
+            upper_edge_hertz=geometry.mel_fmax).numpy()
+    matrix.setflags(write=False)  # shared by every caller
+    return matrix
 
 
 def mel_from_spectrum(spec: tf.Tensor, geometry: AudioGeometry) -> tf.Tensor:

@@ -214,7 +214,7 @@ class StreamingSeparator:
         self._ready = 0  # padded positions already returned
         self._returned = 0  # output samples returned
         if model not in _TRACED_STEPS:  # traced once per model, not per stream
-            _TRACED_STEPS[model] = tf.function(self._separate_frames, reduce_retracing=True)
+            _TRACED_STEPS[model] = tf.function(self._separate_frames, reduce_retracing=True, autograph=False)
         self._step = _TRACED_STEPS[model]
 
     def push(self, block) -> np.ndarray:

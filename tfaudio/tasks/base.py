@@ -36,7 +36,7 @@ def traced_method(model, name: str):
     if name not in per_model:
         ref = weakref.ref(model)
         per_model[name] = tf.function(lambda *args, **kwargs: getattr(ref(), name)(*args, **kwargs),
-                                      reduce_retracing=True)
+                                      reduce_retracing=True, autograph=False)
     return per_model[name]
 
 

@@ -358,7 +358,7 @@ class TacotronTask(Task):
         """Least-squares inverse [n_mels, bins] of the mel filterbank, computed once, as a
         constant (also when first needed while tracing an export)."""
         with tf.init_scope():
-            return tf.constant(np.linalg.pinv(features.mel_matrix(self.geometry).numpy()))
+            return tf.constant(np.linalg.pinv(features.mel_matrix(self.geometry)))
 
     def alignment_axes(self, model) -> dict:
         """Axis labels of an alignment picture: decoder steps (or frames) against symbols."""

@@ -84,12 +84,15 @@ class TrainStep:
         # A TPU compiles every step with XLA; elsewhere StepOptions.jit_compile asks for it.
         # The task is told, so it picks XLA-compatible ops (e.g. dense CTC labels).
         self.xla = task.xla = options.jit_compile or isinstance(strategy, tf.distribute.TPUStrategy)
-        self._loop = tf.function(self._loop_fn)
-        compiled = (lambda fn: tf.function(fn, jit_compile=True)) if self.xla else (lambda fn: fn)
+        # Traced without AutoGraph: the loops are tf.while_loops as written, and the model
+        # and task code the step calls is traced as is, not converted first (converting
+        # it was a quarter of a tiny run's start-up).
+        self._loop = tf.function(self._loop_fn, autograph=False)
+        compiled = (lambda fn: tf.function(fn, jit_compile=True, autograph=False)) if self.xla else (lambda fn: fn)
         self._grads = compiled(self._replica_grads)
         self._metrics = compiled(self._replica_metrics)
         # Validation batches vary in padded length: traced once per dataset signature (evaluate).
-        self._eval = tf.function(self._eval_fn)
+        self._eval = tf.function(self._eval_fn, autograph=False)
 
     def state(self) -> dict:
         """The checkpointed counters: {name: variable}."""
@@ -186,11 +189,11 @@ class TrainStep:
 
         if n == 1:
             return one(batch)
-        grads, sums = one(micro(0))
-        for i in tf.range(1, n):
+
+        def accumulate(i, grads, sums):
             g_i, s_i = one(micro(i))
-            grads = [a + b for a, b in zip(grads, g_i)]
-            sums = {k: sums[k] + s_i[k] for k in sums}
+            return i + 1, [a + b for a, b in zip(grads, g_i)], {k: sums[k] + s_i[k] for k in sums}
+        _, grads, sums = tf.while_loop(lambda i, *_: i < n, accumulate, (tf.constant(1), *one(micro(0))))
         return [g / n for g in grads], sums
 
     def _all_reduced(self, fn, *args):
@@ -207,7 +210,8 @@ class TrainStep:
     def _loop_fn(self, iterator, num_steps):
         for var in self._stats.values():
             var.assign(tf.zeros_like(var))
-        for _ in tf.range(num_steps):
+
+        def update(i, stopped):
             lr = self.schedule(self.step * self.schedule_clock)
             for factor in self.lr_factors:
                 lr = lr * factor
@@ -236,9 +240,10 @@ class TrainStep:
             self._stats["steps"].assign_add(1.0)
             self.step.assign_add(1)
             self.examples_seen.assign_add(self.effective_batch)
-            if stop:
-                self._stats["stopped"].assign(1.0)
-                break
+            self._stats["stopped"].assign(tf.where(stop, 1.0, 0.0))
+            return i + 1, stop
+
+        tf.while_loop(lambda i, stopped: (i < num_steps) & ~stopped, update, (tf.constant(0), tf.constant(False)))
         return {k: v.read_value() for k, v in self._stats.items()}
 
     def _apply(self, grads):
