@@ -122,3 +122,22 @@ def test_geometry_names_both_bindings():
         AudioGeometry(n_fft=1024, win_length=2048)
     with pytest.raises(GeometryError, match="fmax=6000.*sample_rate=8000"):
         AudioGeometry(sample_rate=8000, n_fft=256, win_length=256, hop_length=64, fmax=6000)
+
+
+def test_training_statistics_count_the_frames_the_mask_keeps_over_the_examples_asked_for():
+    from tfaudio.tasks.base import training_statistics
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(3.0, 2.0, (48, 5, 2)).astype(np.float32)
+    masks = np.arange(5)[None, :] < rng.integers(1, 6, 48)[:, None]
+    values[~masks] = 1e3  # padding: must never count
+
+    class Data:
+        def train(self, batch_size, seed):
+            assert seed == 0
+            return tf.data.Dataset.from_tensor_slices({"x": values, "mask": masks}).batch(batch_size)
+
+    stats = training_statistics(Data(), 20, lambda b: {"x": (b["x"], b["mask"])})  # two batches of 16
+    kept = values[:32][masks[:32]]
+    np.testing.assert_allclose(stats["x"][0], kept.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats["x"][1], kept.std(0), rtol=1e-4)

@@ -19,11 +19,14 @@ rows out of every metric, so tasks ignore it.
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from tfaudio.audio.normalization import feature_stats
 from tfaudio.errors import ConfigError
 
 _TRACED = weakref.WeakKeyDictionary()  # model -> {method name: its traced function}
@@ -38,6 +41,18 @@ def traced_method(model, name: str):
         per_model[name] = tf.function(lambda *args, **kwargs: getattr(ref(), name)(*args, **kwargs),
                                       reduce_retracing=True, autograph=False)
     return per_model[name]
+
+
+def training_statistics(data, examples: int, features) -> dict:
+    """{name: (mean, std)} per feature over the first `examples` of the seed-0 training
+    stream (at least one batch of 16), where `features(batch)` gives {name: (values
+    [B, T, F], mask [B, T])}: what a task's `initialize` normalises by (masked frames,
+    i.e. padding, never count)."""
+    collected: dict = {}
+    for batch in data.train(16, seed=0).take(max(1, math.ceil(examples / 16))):
+        for name, (values, mask) in features(batch).items():
+            collected.setdefault(name, []).append((np.asarray(values), np.asarray(mask)))
+    return {name: feature_stats(pairs) for name, pairs in collected.items()}
 
 
 def inference(model):

@@ -26,7 +26,7 @@ from tfaudio.audio.normalization import FeatureNormalization, save_stats
 from tfaudio.errors import ConfigError
 from tfaudio.limits import POSITIVE_INT, RATE, limits
 from tfaudio.run_dir import FEATURE_STATS
-from tfaudio.tasks.base import Task, inference
+from tfaudio.tasks.base import Task, inference, training_statistics
 
 LABELS_FILE = "labels.json"  # the class names of a run, in label order
 
@@ -102,16 +102,18 @@ class ClassificationTask(Task):
                               f"classes ({', '.join(self.labels[:10])}); set Classifier.num_classes = "
                               f"{len(self.labels)}")
         front_end = model.features
-        values = []
-        for batch in self._data.train(16, seed=0).take(max(1, math.ceil(self.stats_examples / 16))):
+        joint = front_end.normalization == "joint"
+
+        def raw(batch):  # every crop's values, per channel (or all as one, for 'joint')
             audio = tf.reshape(batch["audio"], [-1, tf.shape(batch["audio"])[-1]])
-            values.append(front_end.raw(audio).numpy().reshape(-1, front_end.channels))
-        values = np.concatenate(values)
-        if front_end.normalization == "joint":
-            mean, std = np.full(2, values.mean()), np.full(2, values.std())
+            values = front_end.raw(audio).numpy().reshape(1, -1, 1 if joint else front_end.channels)
+            return {"features": (values, np.ones(values.shape[:2], bool))}
+        mean, std = training_statistics(self._data, self.stats_examples, raw)["features"]
+        if joint:
+            mean, std = np.full(2, mean[0]), np.full(2, std[0])
         else:
-            mean = np.pad(values.mean(axis=0), (0, 2 - front_end.channels))
-            std = np.pad(values.std(axis=0), (0, 2 - front_end.channels), constant_values=1.0)
+            mean = np.pad(mean, (0, 2 - front_end.channels))
+            std = np.pad(std, (0, 2 - front_end.channels), constant_values=1.0)
         self.state.assign(mean, std)
         save_stats(os.path.join(self._model_dir, FEATURE_STATS), {"features": self.state})
         front_end.set_statistics(mean[:front_end.channels], std[:front_end.channels])

@@ -8,7 +8,6 @@ SI-SDR conventions (documented values):
 
 from __future__ import annotations
 
-import math
 import os
 
 import gin
@@ -18,10 +17,10 @@ from absl import logging
 
 from tfaudio.audio import features
 from tfaudio.audio.geometry import audio_geometry
-from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
+from tfaudio.audio.normalization import FeatureNormalization, save_stats
 from tfaudio.limits import POSITIVE_INT, Rule, limits
 from tfaudio.run_dir import FEATURE_STATS
-from tfaudio.tasks.base import Task, inference
+from tfaudio.tasks.base import Task, inference, training_statistics
 
 MAX_SI_SDR_DB = 100.0
 SILENT_REFERENCE_DB = 0.0
@@ -179,15 +178,13 @@ class MaskSeparationTask(SeparationTask):
         self.state = FeatureNormalization(self.geometry.n_fft // 2 + 1, name="magnitude")
 
     def initialize(self, data, model_dir: str):
-        batches = []
-        for batch in data.train(16, seed=0).take(max(1, math.ceil(self.stats_examples / 16))):
+        def magnitudes(batch):  # every channel's frames
             mag = tf.abs(features.channel_stft(batch["mixture"], self.geometry)).numpy()
             mag = mag.reshape(-1, mag.shape[-2], mag.shape[-1])
-            batches.append((mag, np.ones(mag.shape[:2], bool)))
-        self.state.assign(*feature_stats(batches))
+            return {"magnitude": (mag, np.ones(mag.shape[:2], bool))}
+        self.state.assign(*training_statistics(data, self.stats_examples, magnitudes)["magnitude"])
         save_stats(os.path.join(model_dir, FEATURE_STATS), {"magnitude": self.state})
-        logging.info("magnitude statistics from %d batches written to %s/feature_stats.json", len(batches),
-                     model_dir)
+        logging.info("magnitude statistics written to %s/feature_stats.json", model_dir)
 
     def build_for_inference(self, model):
         model(tf.zeros([1, self.sample_rate] + ([model.channels] if model.channels > 1 else [])))

@@ -39,14 +39,14 @@ from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.distortion import mel_cepstral_distortion
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.images import plot
-from tfaudio.audio.normalization import FeatureNormalization, feature_stats, save_stats
+from tfaudio.audio.normalization import FeatureNormalization, save_stats
 from tfaudio.data.text import PhonemeVocabulary
 from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.limits import COUNT, NON_NEGATIVE, NYQUIST, POSITIVE, POSITIVE_INT, PROPORTION, UNIT, Choice, Range, limits
 from tfaudio.models.tacotron import ENDED_BY
 from tfaudio.run_dir import FEATURE_STATS
 from tfaudio.tasks.alignment import alignment_metrics, forward_sum_loss, guided_attention_weights
-from tfaudio.tasks.base import Task, traced_method
+from tfaudio.tasks.base import Task, traced_method, training_statistics
 
 _LOSSES = {"l1": tf.abs, "l2": tf.square}
 
@@ -215,19 +215,16 @@ class TacotronTask(Task):
         a resumed run restores them from its checkpoint) and writes feature_stats.json."""
         if not self.normalize_stats:
             return
-        batch_size = 16
-        mel_batches, linear_batches = [], []
-        for batch in data.train(batch_size, seed=0).take(max(1, math.ceil(self.stats_examples / batch_size))):
+        def spectra(batch):
             mel, linear = self._log_spectra(batch["audio"])
             mask = tf.sequence_mask(self._valid_frames(batch["length"]), tf.shape(mel)[1])
-            mel_batches.append((mel.numpy(), mask.numpy()))
-            linear_batches.append((linear.numpy(), mask.numpy()))
-        self.state.mel.assign(*feature_stats(mel_batches))
-        self.state.linear.assign(*feature_stats(linear_batches))
+            return {"mel": (mel, mask), "linear": (linear, mask)}
+        stats = training_statistics(data, self.stats_examples, spectra)
+        self.state.mel.assign(*stats["mel"])
+        self.state.linear.assign(*stats["linear"])
         save_stats(os.path.join(model_dir, FEATURE_STATS),
                    {"mel": self.state.mel, "linear": self.state.linear})
-        logging.info("feature statistics from %d batches written to %s/feature_stats.json",
-                     len(mel_batches), model_dir)
+        logging.info("feature statistics written to %s/feature_stats.json", model_dir)
 
     # ------------------------------------------------------------------ losses
 
