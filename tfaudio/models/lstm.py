@@ -106,10 +106,14 @@ def _cudnn_recurrence(xs, kernel, recurrent, bias, recurrent_bias, h0, c0, train
     return tf.stack(hs, 1), tf.stack(cs, 1)
 
 
-def _gates(z):
-    """Input, forget, cell and output gate activations of pre-activations z [..., 4U]."""
+def _cell(z, c):
+    """One frame of the LSTM from pre-activations z [..., 4U] (input and recurrent
+    products and biases summed) and the cell state c: the new (h, c) and the gate
+    activations (input, forget, cell, output) concatenated [..., 4U]."""
     i, f, g, o = tf.split(z, 4, axis=-1)
-    return tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+    c = f * c + i * g
+    return o * tf.tanh(c), c, tf.concat([i, f, g, o], -1)
 
 
 def _recurrence(projected, recurrent, h0, c0):
@@ -118,9 +122,7 @@ def _recurrence(projected, recurrent, h0, c0):
     def step(carry, z):
         h, c = carry
         product = tf.stack([tf.matmul(h[d], recurrent[d]) for d in range(recurrent.shape[0])])
-        i, f, g, o = _gates(z + product)
-        c = f * c + i * g
-        return o * tf.tanh(c), c
+        return _cell(z + product, c)[:2]
 
     return tf.scan(step, projected, initializer=(h0, c0))
 
@@ -133,9 +135,7 @@ def _recurrence_with_gradient(projected, recurrent, h0, c0):
     of the loop would accumulate it, and every intermediate, frame by frame)."""
     def step(carry, z):
         h, c, _ = carry
-        i, f, g, o = _gates(z + tf.matmul(h, recurrent))
-        c = f * c + i * g
-        return o * tf.tanh(c), c, tf.concat([i, f, g, o], -1)
+        return _cell(z + tf.matmul(h, recurrent), c)
 
     hs, cs, gates = tf.scan(step, projected, initializer=(h0, c0, tf.zeros_like(projected[0])))
 
