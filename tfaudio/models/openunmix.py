@@ -139,12 +139,9 @@ class OpenUnmix(keras.Model):
 
         def separate():
             spec = tf.signal.rfft(tf.transpose(frame) * window)[None, :, None, :]  # [1, channels, 1, bins]
-            magnitude = tf.abs(spec)
             states = [[state["h"][i], state["c"][i]] for i in range(len(self.lstms))]
-            estimate, states = self.mask_continued(magnitude, states)
-            phase = tf.math.divide_no_nan(spec, tf.cast(magnitude, tf.complex64))
-            out = tf.transpose(tf.signal.irfft(tf.cast(estimate, tf.complex64) * phase, [n_fft])[0, :, 0]) * \
-                window[:, None]
+            out, states = self.estimate_frames(spec, states)
+            out = tf.transpose(out[0, :, 0])  # [n_fft, channels]
             total = tf.concat([state["output"], tf.zeros([hop, self.channels])], 0) + out
             norm = tf.concat([state["norm"], tf.zeros([hop])], 0) + tf.square(window)
             ready = total[:hop] / tf.where(norm[:hop] > 1e-6, norm[:hop], 1.0)[:, None]
@@ -154,6 +151,18 @@ class OpenUnmix(keras.Model):
         out, output, norm, h, c = tf.cond(state["filled"] < keep, warm_up, separate)
         return out, {"input": frame[hop:], "output": output, "norm": norm,
                      "filled": tf.minimum(state["filled"] + hop, keep), "h": h, "c": c}
+
+    def estimate_frames(self, spec, states):
+        """The target's windowed frames [B, channels, frames, n_fft] from the spectra of
+        windowed mixture frames [B, channels, frames, bins] (complex), masked with the
+        LSTM states carried (mask_continued), the mixture's phase kept; and the new
+        states. What streaming overlap-adds, one hop (stream_step) or many at a time
+        (StreamingSeparator)."""
+        magnitude = tf.abs(spec)
+        estimate, states = self.mask_continued(magnitude, states)
+        phase = tf.math.divide_no_nan(spec, tf.cast(magnitude, tf.complex64))
+        frames = tf.signal.irfft(tf.cast(estimate, tf.complex64) * phase, [self.geometry.n_fft])
+        return frames * features._window_fn(self.geometry)(self.geometry.n_fft), states
 
     def _encode(self, magnitude, training):
         batch, frames = tf.shape(magnitude)[0], tf.shape(magnitude)[2]
@@ -274,11 +283,7 @@ class StreamingSeparator:
         [1, channels, samples], continuing the LSTM states."""
         spec = tf.signal.stft(chunk, self.geometry.n_fft, self.geometry.hop_length, self.geometry.n_fft,
                               window_fn=features._window_fn(self.geometry), pad_end=False)
-        magnitude = tf.abs(spec)
-        estimate, states = self.model.mask_continued(magnitude, states)
-        phase = tf.math.divide_no_nan(spec, tf.cast(magnitude, tf.complex64))
-        frames = tf.signal.irfft(tf.cast(estimate, tf.complex64) * phase, fft_length=[self.geometry.n_fft])
-        return frames * self.window, states
+        return self.model.estimate_frames(spec, states)
 
     def _out(self, samples: np.ndarray) -> np.ndarray:
         self._returned += len(samples)
