@@ -136,9 +136,9 @@ def test_preemption_during_a_spike_keeps_the_last_good_checkpoint(tmp_path):
                              "make_optimizer.name = 'sgd'"], finalize=False)
     trackers = Trackers(str(tmp_path), "none")
     try:
-        trainer = run.make_trainer(str(tmp_path), make_strategy(), trackers)
+        trainer = run.make_trainer(str(tmp_path), make_strategy())
         trainer.hooks.append(StopDuringSpike(trainer))
-        trainer.train()
+        trainer.train(trackers)
     finally:
         trackers.close()
     (preempted,) = events(tmp_path, "preempted")

@@ -33,7 +33,7 @@ def quiet_checkpoint_logs() -> None:
         absl_logger.addFilter(_not_sharding_line)
 
 
-def make_trainer(model_dir: str, strategy, trackers, seed: int = 0) -> Trainer:
+def make_trainer(model_dir: str, strategy, seed: int = 0) -> Trainer:
     """The Trainer of the parsed config: `build.model`, `build.task`, `make_optimizer.*`,
     `LearningRate.*` and `StepOptions.*` are built here, in the strategy's scope, after
     seeding (identical initial weights for one seed) and setting the dtype policy."""
@@ -43,8 +43,8 @@ def make_trainer(model_dir: str, strategy, trackers, seed: int = 0) -> Trainer:
     with strategy.scope():
         model, task = build()
         optimizer = make_optimizer()
-    return Trainer(model_dir=model_dir, strategy=strategy, trackers=trackers, model=model, task=task,
-                   optimizer=optimizer, schedule=LearningRate(), options=options, seed=seed)
+    return Trainer(model_dir=model_dir, strategy=strategy, model=model, task=task, optimizer=optimizer,
+                   schedule=LearningRate(), options=options, seed=seed)
 
 
 def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int = 0, name: str = "",
@@ -63,25 +63,24 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
     created = not os.path.exists(model_dir)
     try:
         os.makedirs(own_dir, exist_ok=True)
-        trainer = make_trainer(own_dir, strategy, trackers=None, seed=seed)
+        trainer = make_trainer(own_dir, strategy, seed=seed)
     except Exception:  # a ConfigError above all; any failure to build leaves no folder behind
         if created:
             shutil.rmtree(model_dir, ignore_errors=True)
         raise
     if chief and argv is not None:
         run_record.write_provenance(model_dir, argv)
-    trainer.trackers = Trackers(own_dir, tracker if chief else "none", name=name, group=group,
-                                config={"gin": gin.config_str(), "seed": seed})
+    trackers = Trackers(own_dir, tracker if chief else "none", name=name, group=group,
+                        config={"gin": gin.config_str(), "seed": seed})
     description = run_record.describe_model(trainer.model)
-    trainer.trackers.log({"step": trainer.global_step, "event": "model", **description})
+    trackers.log({"step": trainer.global_step, "event": "model", **description})
     logging.getLogger("absl").info("model: %s", ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:.4g}"
                                         for k, v in description.items()))
     try:
-        results = trainer.train()
+        results = trainer.train(trackers)
         while trainer.switching:  # Trainer.batch_schedule: rebuilt at the next batch, resumed
-            trackers, trainer = trainer.trackers, make_trainer(own_dir, strategy, trackers=None, seed=seed)
-            trainer.trackers = trackers
-            results = trainer.train()
+            trainer = make_trainer(own_dir, strategy, seed=seed)
+            results = trainer.train(trackers)
         return trainer, results
     finally:
-        trainer.trackers.close()
+        trackers.close()

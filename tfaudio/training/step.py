@@ -193,7 +193,9 @@ class TrainStep:
         def accumulate(i, grads, sums):
             g_i, s_i = one(micro(i))
             return i + 1, [a + b for a, b in zip(grads, g_i)], {k: sums[k] + s_i[k] for k in sums}
-        _, grads, sums = tf.while_loop(lambda i, *_: i < n, accumulate, (tf.constant(1), *one(micro(0))))
+        # One micro-batch after another (not overlapped): accumulation is there to bound memory.
+        _, grads, sums = tf.while_loop(lambda i, *_: i < n, accumulate, (tf.constant(1), *one(micro(0))),
+                                       parallel_iterations=1)
         return [g / n for g in grads], sums
 
     def _all_reduced(self, fn, *args):

@@ -34,8 +34,8 @@ def _batch_phases(schedule) -> bool:
     return all(len(p) == 2 and int(p[0]) == p[0] >= 0 and int(p[1]) == p[1] >= 1 for p in schedule)
 
 
-@gin.configurable(denylist=["model_dir", "strategy", "trackers", "model", "task", "optimizer", "schedule",
-                            "options", "seed"])
+@gin.configurable(denylist=["model_dir", "strategy", "model", "task", "optimizer", "schedule", "options",
+                            "seed"])
 @limits(batch_size=POSITIVE_INT, train_steps=POSITIVE_INT, accumulate_n=POSITIVE_INT, batch_multiplier=POSITIVE_INT,
         batch_mode=Choice("accumulate", "true"), steps_per_loop=POSITIVE_INT, eval_every=POSITIVE_INT,
         eval_batches=POSITIVE_INT.or_none(), max_minutes=POSITIVE.or_none(),
@@ -73,7 +73,7 @@ class Trainer:
         resume does; examples seen carry on, and the data continues where it was.
     """
 
-    def __init__(self, model_dir: str, strategy, trackers, model, task, optimizer, schedule,
+    def __init__(self, model_dir: str, strategy, model, task, optimizer, schedule,
                  options: StepOptions, seed: int = 0, data=gin.REQUIRED, batch_size: int = gin.REQUIRED,
                  train_steps: int = gin.REQUIRED, accumulate_n: int = 1, batch_multiplier: int = 1,
                  batch_mode: str = "accumulate",
@@ -91,7 +91,8 @@ class Trainer:
         clock = batch_multiplier if match_examples else 1
         self.total_steps = max(1, train_steps // clock)
         self.clock, self.eval_every, self.checkpoint_every = clock, eval_every, config.every
-        self.model_dir, self.strategy, self.trackers, self.data = model_dir, strategy, trackers, data
+        self.model_dir, self.strategy, self.data = model_dir, strategy, data
+        self.trackers = None  # given by train()
         self.model, self.task, self.config = model, task, config
         self.micro_batch, self.steps_per_loop, self.eval_batches = batch_size, steps_per_loop, eval_batches
         schedule.set_horizon(train_steps)
@@ -225,10 +226,12 @@ class Trainer:
 
     # ---------------------------------------------------------------- the run
 
-    def train(self) -> dict:
+    def train(self, trackers) -> dict:
         """Runs until train_steps, a stopping hook or SIGTERM/SIGINT (which save a checkpoint
-        at the current step and return); returns the last evaluation. Raises
-        DivergenceError when the guard runs out of rollbacks."""
+        at the current step and return), logging to `trackers` (tfaudio.training.trackers);
+        returns the last evaluation. Raises DivergenceError when the guard runs out of
+        rollbacks."""
+        self.trackers = trackers
         self.restore()
         self.clock_start = time.time() - float(self.train_seconds.numpy())
         self._make_datasets()
