@@ -143,6 +143,39 @@ def test_spectrum_stop_token_and_tacotron1_linear_losses_by_value():
                                + 2.0 * expected["stop"] + 0.5 * expected["guided"], rtol=1e-5)
 
 
+
+def test_forward_sum_on_the_attention_prefers_a_monotonic_path_and_spares_a_decoder_shorter_than_its_text():
+    """TacotronTask.forward_sum_weight adds the forward-sum loss of the attention weights
+    (decoder steps against characters): off by default; lower for attention that walks
+    the text in order than for attention that walks it backwards; 0, with finite
+    gradients, for an example whose decoder is shorter than its text."""
+    from tfaudio.tasks.alignment import forward_sum_loss
+    from tfaudio.tasks.tts import TacotronTask
+
+    steps, chars = 6, 3
+    forward = np.eye(chars)[np.arange(steps) * chars // steps]  # characters 0 0 1 1 2 2
+    smooth = 0.9 * forward + 0.1 / chars
+    alignments = tf.Variable(np.stack([smooth, smooth[:, ::-1], smooth]), dtype=tf.float32)
+    frames, text_length = tf.constant([6, 6, 2]), tf.constant([3, 3, 3])  # r = 1: a decoder step per frame
+    mask = tf.sequence_mask(frames, steps)
+    zeros = tf.zeros([3, steps, 2])
+    out = {"mel": zeros, "mel_post": zeros, "stop_logits": tf.zeros([3, steps]), "alignments": alignments}
+
+    def terms_of(weight):
+        with tf.GradientTape() as tape:
+            total, terms, _ = TacotronTask(forward_sum_weight=weight)._terms(out, zeros, None, frames, mask,
+                                                                               text_length, 1)
+        return total, terms, tape.gradient(total, alignments)
+
+    plain, terms, _ = terms_of(0.0)
+    assert "forward_sum" not in terms
+    total, terms, grad = terms_of(0.5)
+    paths = terms["forward_sum"].numpy()
+    assert paths[0] < paths[1] and paths[2] == 0.0 and np.all(np.isfinite(grad.numpy()))
+    expected = forward_sum_loss(tf.math.log(alignments[:1]), tf.constant([6]), tf.constant([3]))
+    np.testing.assert_allclose(paths[0], expected.numpy()[0], rtol=1e-5)
+    np.testing.assert_allclose(total.numpy(), plain.numpy() + 0.5 * paths, rtol=1e-5)
+
 def _tiny_model(**kwargs):
     args = dict(vocab_size=35, n_mels=8, n_linear=17, embedding_dim=16, conv_layers=1, conv_channels=16,
                 encoder_units=8, attention_units=8, location_filters=4, location_kernel=5,

@@ -86,7 +86,7 @@ class _State(tf.Module):
 @gin.configurable
 @limits(stats_examples=POSITIVE_INT, spectrum_loss=Choice(*_LOSSES),
         priority_hz=Range(0, NYQUIST, low_open=True, none=True), priority_weight=UNIT, stop_weight=NON_NEGATIVE,
-        stop_pos_weight=POSITIVE, guided_weight=NON_NEGATIVE,
+        stop_pos_weight=POSITIVE, guided_weight=NON_NEGATIVE, forward_sum_weight=NON_NEGATIVE,
         guided_sigma=POSITIVE, max_decoder_steps=POSITIVE_INT, duration_weight=NON_NEGATIVE,
         stop_threshold=POSITIVE, end_margin_seconds=NON_NEGATIVE.or_none(),
         window=POSITIVE_INT.or_none(), band=PROPORTION, max_jump=POSITIVE_INT, griffin_lim_iterations=COUNT,
@@ -114,6 +114,11 @@ class TacotronTask(Task):
       guided_weight, guided_sigma: guided-attention loss. It is summed over characters
         and averaged over valid decoder steps, so at weight 1 it is of the order of the
         mel loss (averaged over all cells it would be ~50x smaller and do nothing).
+      forward_sum_weight: weight of the forward-sum loss on the attention (Badlani et al.
+        2021): -log of the summed probability of every monotonic path through the
+        attention weights that visits each character in order, per decoder step (0: off,
+        and not computed). A decoder shorter than its text has no such path: its term is
+        0 rather than infinite.
       max_decoder_steps: bound on free-running decoding (decoder steps; frames for DurationTacotron).
       stop_threshold: stop probability that ends free-running decoding (above 1: never).
       end_margin_seconds: synthesis (not the free_* metrics, which judge the stop token
@@ -133,7 +138,8 @@ class TacotronTask(Task):
     def __init__(self, vocabulary=None, log_compression=None, normalize_stats: bool = True,
                  stats_examples: int = 512, spectrum_loss: str = "l1", priority_hz: float | None = None,
                  priority_weight: float = 0.5, stop_weight: float = 1.0, stop_pos_weight: float = 5.0,
-                 guided_weight: float = 1.0, guided_sigma: float = 0.2, max_decoder_steps: int = 500,
+                 guided_weight: float = 1.0, guided_sigma: float = 0.2, forward_sum_weight: float = 0.0,
+                 max_decoder_steps: int = 500,
                  duration_weight: float = 1.0, stop_threshold: float = 0.5,
                  end_margin_seconds: float | None = 0.15, window: int | None = 3, band: float = 0.2, max_jump: int = 3,
                  griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.0):
@@ -148,6 +154,7 @@ class TacotronTask(Task):
         self.stop_weight, self.stop_pos_weight = stop_weight, stop_pos_weight
         self.duration_weight = duration_weight
         self.guided_weight, self.guided_sigma = guided_weight, guided_sigma
+        self.forward_sum_weight = forward_sum_weight
         self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
         self.end_margin_seconds, self.window = end_margin_seconds, window
         self.band, self.max_jump = band, max_jump
@@ -264,6 +271,14 @@ class TacotronTask(Task):
         terms["guided"] = (tf.reduce_sum(out["alignments"] * weights, [1, 2])
                            / tf.cast(tf.maximum(dec_len, 1), tf.float32))
         total += self.stop_weight * terms["stop"] + self.guided_weight * terms["guided"]
+        if self.forward_sum_weight:
+            log_attention = tf.math.log(tf.maximum(tf.cast(out["alignments"], tf.float32), 1e-8))
+            # Without a path the CTC loss is infinite and its gradient NaN even where zeroed:
+            # such examples are scored on their first character instead, then dropped.
+            feasible = dec_len >= text_length
+            paths = forward_sum_loss(log_attention, dec_len, tf.where(feasible, text_length, 1), dense=self.xla)
+            terms["forward_sum"] = tf.where(feasible, paths, 0.0)
+            total += self.forward_sum_weight * terms["forward_sum"]
         return total, terms, dec_len
 
     def loss(self, model, batch, training):
