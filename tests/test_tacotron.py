@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import soundfile as sf
@@ -175,6 +176,29 @@ def test_forward_sum_on_the_attention_prefers_a_monotonic_path_and_spares_a_deco
     expected = forward_sum_loss(tf.math.log(alignments[:1]), tf.constant([6]), tf.constant([3]))
     np.testing.assert_allclose(paths[0], expected.numpy()[0], rtol=1e-5)
     np.testing.assert_allclose(total.numpy(), plain.numpy() + 0.5 * paths, rtol=1e-5)
+
+
+def test_the_attention_prior_pulls_teacher_forced_attention_onto_the_diagonal_and_leaves_free_running_alone():
+    """Tacotron.attention_prior: an untrained model's teacher-forced attention, spread
+    nearly evenly, lies near the diagonal and reaches the last character with the
+    beta-binomial prior; free-running decoding (which cannot know the length) is the
+    same with or without it."""
+    from tfaudio.tasks.alignment import alignment_metrics
+
+    rng = np.random.default_rng(0)
+    inputs = {"text_ids": tf.constant(rng.integers(1, 30, (2, 7)), tf.int32), "text_length": tf.constant([7, 5]),
+              "go_frame": tf.zeros([8]), "targets": tf.constant(rng.normal(size=(2, 24, 8)), tf.float32),
+              "frames": tf.constant([24, 16])}
+    metrics, free = {}, {}
+    for prior in (False, True):
+        keras.utils.set_random_seed(0)  # the same weights
+        model = _tiny_model(attention_prior=prior, prenet_dropout=0.0)
+        out = model(inputs)
+        metrics[prior] = alignment_metrics(out["alignments"], tf.constant([12, 8]), inputs["text_length"])
+        free[prior] = model.infer(inputs["text_ids"], inputs["text_length"], inputs["go_frame"], 10)["alignments"]
+    assert np.all(metrics[True]["diagonal_mass"].numpy() > 0.6) and np.all(metrics[True]["coverage"].numpy() == 1)
+    assert np.all(metrics[False]["diagonal_mass"].numpy() < 0.45)
+    np.testing.assert_array_equal(free[True].numpy(), free[False].numpy())
 
 def _tiny_model(**kwargs):
     args = dict(vocab_size=35, n_mels=8, n_linear=17, embedding_dim=16, conv_layers=1, conv_channels=16,

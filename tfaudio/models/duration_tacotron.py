@@ -25,26 +25,7 @@ from keras import layers
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.limits import COUNT, POSITIVE_INT, RATE, limits
 from tfaudio.models.alignment_search import search
-from tfaudio.models.tacotron import ENDED_BY, ConvEncoder, ConvNorm, apply_postnet, conv_postnet
-
-
-def diagonal_prior(frames, symbols, steps, width):
-    """log P(symbol n | frame t) [B, T, N] of the beta-binomial alignment prior (Badlani et
-    al. 2021): frame t of T is expected near symbol t/T * N. Zero outside each example's
-    frames and symbols."""
-    t = tf.cast(tf.range(1, steps + 1), tf.float32)[None, :, None]
-    n = tf.cast(tf.range(width), tf.float32)[None, None, :]
-    total = tf.cast(frames, tf.float32)[:, None, None]
-    count = tf.cast(symbols, tf.float32)[:, None, None] - 1.0
-    a, b = t, total - t + 1.0
-    rest = tf.maximum(count - n, 0.0)
-
-    def lbeta(x, y):  # log B(x, y); tf.math.lbeta would need x and y broadcast and stacked
-        return tf.math.lgamma(x) + tf.math.lgamma(y) - tf.math.lgamma(x + y)
-    log_pmf = (tf.math.lgamma(count + 1.0) - tf.math.lgamma(n + 1.0) - tf.math.lgamma(rest + 1.0)
-               + lbeta(n + a, rest + b) - lbeta(a, b))
-    valid = (t <= total) & (n <= count)
-    return tf.where(valid, log_pmf, 0.0)
+from tfaudio.models.tacotron import ENDED_BY, ConvEncoder, ConvNorm, apply_postnet, conv_postnet, diagonal_prior
 
 
 def expand(durations, steps):

@@ -148,6 +148,25 @@ def _per_position(dense, x):
     return tf.reshape(y, tf.concat([shape[:2], tf.shape(y)[-1:]], 0))
 
 
+def diagonal_prior(frames, symbols, steps, width):
+    """log P(symbol n | frame t) [B, T, N] of the beta-binomial alignment prior (Badlani et
+    al. 2021): frame t of T is expected near symbol t/T * N. Zero outside each example's
+    frames and symbols."""
+    t = tf.cast(tf.range(1, steps + 1), tf.float32)[None, :, None]
+    n = tf.cast(tf.range(width), tf.float32)[None, None, :]
+    total = tf.cast(frames, tf.float32)[:, None, None]
+    count = tf.cast(symbols, tf.float32)[:, None, None] - 1.0
+    a, b = t, total - t + 1.0
+    rest = tf.maximum(count - n, 0.0)
+
+    def lbeta(x, y):  # log B(x, y); tf.math.lbeta would need x and y broadcast and stacked
+        return tf.math.lgamma(x) + tf.math.lgamma(y) - tf.math.lgamma(x + y)
+    log_pmf = (tf.math.lgamma(count + 1.0) - tf.math.lgamma(n + 1.0) - tf.math.lgamma(rest + 1.0)
+               + lbeta(n + a, rest + b) - lbeta(a, b))
+    valid = (t <= total) & (n <= count)
+    return tf.where(valid, log_pmf, 0.0)
+
+
 class Attention(layers.Layer):
     """Additive attention; with `location_filters` it is location-sensitive: the
     cumulative attention weights, convolved, enter the energies (Chorowski et al.)."""
@@ -163,13 +182,16 @@ class Attention(layers.Layer):
                                                use_bias=False, name="location_conv")
             self.location_dense = layers.Dense(units, use_bias=False, name="location_dense")
 
-    def call(self, query, keys, memory, cumulative, mask):
-        """(context [B, D], weights [B, N]) for query [B, Q], precomputed keys [B, N, units]."""
+    def call(self, query, keys, memory, cumulative, mask, log_prior=None):
+        """(context [B, D], weights [B, N]) for query [B, Q], precomputed keys [B, N, units];
+        log_prior [B, N] is added to the energies (weights times the prior, renormalised)."""
         hidden = keys + self.query(query)[:, None, :]
         if self.location:
             hidden += _per_position(self.location_dense, self.location_conv(cumulative[..., None]))
-        energies = tf.squeeze(_per_position(self.energy, tf.tanh(hidden)), -1)
-        energies = tf.where(mask, tf.cast(energies, tf.float32), -1e9)
+        energies = tf.cast(tf.squeeze(_per_position(self.energy, tf.tanh(hidden)), -1), tf.float32)
+        if log_prior is not None:
+            energies += log_prior
+        energies = tf.where(mask, energies, -1e9)
         weights = tf.nn.softmax(energies, axis=-1)
         context = tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory)
         return context, weights
@@ -201,6 +223,10 @@ class Tacotron(keras.Model):
       linear_postnet: "cbhg" (to n_linear bins, Tacotron 1) or "none".
       scheduled_sampling: probability of feeding the model's own previous frame
         instead of the ground truth during training (0: pure teacher forcing).
+      attention_prior: teacher-forced decoding (training and the teacher-forced
+        evaluation) multiplies the attention weights by the beta-binomial diagonal prior
+        (Badlani et al. 2021: decoder step t of T expected near character t/T * N) and
+        renormalises; free-running decoding, which does not know T, attends without it.
     """
 
     def __init__(self, vocab_size: int, n_mels: int | None = None, n_linear: int | None = None,
@@ -210,12 +236,13 @@ class Tacotron(keras.Model):
                  prenet_units=(256, 256), prenet_dropout: float = 0.5,
                  attention_rnn_units: int = 1024, decoder_rnn_units: int = 1024, reduction: int = 1,
                  postnet: str = "conv", postnet_layers: int = 5, postnet_channels: int = 512,
-                 linear_postnet: str = "none", scheduled_sampling: float = 0.0, **kwargs):
+                 linear_postnet: str = "none", scheduled_sampling: float = 0.0, attention_prior: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         geometry = audio_geometry()
         n_mels, n_linear = n_mels or geometry.n_mels, n_linear or geometry.n_bins
         self.n_mels, self.n_linear, self.reduction = n_mels, n_linear, reduction
-        self.scheduled_sampling = scheduled_sampling
+        self.scheduled_sampling, self.attention_prior = scheduled_sampling, attention_prior
         self.sampling_seed = keras.random.SeedGenerator(name="sampling_seed")
         self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.encoder = (ConvEncoder(conv_layers, conv_channels, conv_kernel, encoder_units, name="encoder")
@@ -256,12 +283,12 @@ class Tacotron(keras.Model):
         return dict(att=[zeros(self.attention_rnn.units)] * 2, dec=[zeros(self.decoder_rnn.units)] * 2,
                     context=zeros(memory.shape[-1]), cumulative=tf.zeros(tf.shape(memory)[:2], tf.float32))
 
-    def _step(self, frame, state, keys, memory, mask, training):
+    def _step(self, frame, state, keys, memory, mask, training, log_prior=None):
         """One decoder step from the previous frame [B, n_mels]: (frames [B, r*n_mels],
         stop logit [B], attention weights [B, N], new state)."""
         x = tf.concat([self.prenet(frame), state["context"]], axis=-1)
         h_att, att_state = self.attention_rnn(x, state["att"], training=training)
-        context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask)
+        context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask, log_prior)
         h_dec, dec_state = self.decoder_rnn(tf.concat([h_att, context], -1), state["dec"], training=training)
         out = tf.concat([h_dec, context], -1)
         frames = self.frame_projection(out)
@@ -271,7 +298,7 @@ class Tacotron(keras.Model):
         return frames, stop, weights, new_state
 
     def _decode(self, memory, mask, go_frame, steps, targets=None, sampling=0.0, stop_threshold=None,
-                end_margin=None, window=None, training=False):
+                end_margin=None, window=None, log_prior=None, training=False):
         """The autoregressive loop as a tf.while_loop. With targets it is teacher-forced
         (with probability `sampling` an example is fed its own prediction); without,
         it runs free for at most `steps` steps and, with stop_threshold, ends when
@@ -280,7 +307,8 @@ class Tacotron(keras.Model):
         peaked on at least END_COVERAGE of the characters on the way (a fallback for a stop
         token that does not fire); with window, attention may only look from one character
         behind its previous peak to `window` characters ahead of it (monotonic decoding:
-        it can neither jump back nor skip ahead). Returns (frames, stop logits, alignments,
+        it can neither jump back nor skip ahead); log_prior [B, steps, N] is added to the
+        attention energies of each step. Returns (frames, stop logits, alignments,
         steps [B], ended_by [B]: ENDED_BY index of the rule that ended each example)."""
         batch = tf.shape(memory)[0]
         keys = self.attention.keys(memory)
@@ -303,7 +331,8 @@ class Tacotron(keras.Model):
             allowed = mask
             if window is not None:
                 allowed = mask & (positions >= peak[:, None] - 1) & (positions <= peak[:, None] + window)
-            frames, stop, weights, state = self._step(frame, state, keys, memory, allowed, training)
+            prior = None if log_prior is None else tf.gather(log_prior, t, axis=1)
+            frames, stop, weights, state = self._step(frame, state, keys, memory, allowed, training, prior)
             peak = tf.argmax(weights, -1, output_type=tf.int32)
             frames_ta = frames_ta.write(t, tf.cast(frames, tf.float32))
             stop_ta = stop_ta.write(t, tf.cast(stop, tf.float32))
@@ -357,9 +386,13 @@ class Tacotron(keras.Model):
         memory, mask = self.encode(inputs["text_ids"], inputs["text_length"], training)
         targets = inputs["targets"]
         steps = tf.shape(targets)[1] // self.reduction
+        log_prior = None
+        if self.attention_prior:
+            decoder_steps = (inputs["frames"] + self.reduction - 1) // self.reduction
+            log_prior = diagonal_prior(decoder_steps, inputs["text_length"], steps, tf.shape(mask)[1])
         mel, stop, alignments, _, _ = self._decode(memory, mask, inputs["go_frame"], steps, targets,
                                                    self.scheduled_sampling if training else 0.0,
-                                                   training=training)
+                                                   log_prior=log_prior, training=training)
         out = self._postnets(mel, training)
         out.update(stop_logits=stop, alignments=alignments)
         return out
