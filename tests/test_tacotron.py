@@ -76,23 +76,27 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-@pytest.mark.parametrize("location_filters", [0, 4])
-def test_attention_energies_by_value_and_only_location_attention_reads_where_it_has_been(location_filters):
-    """softmax(v . tanh(W_q q + keys + W_l conv(cumulative)) + b) over unmasked characters,
+@pytest.mark.parametrize("location_filters,previous", [(0, False), (4, False), (4, True)])
+def test_attention_energies_by_value_and_only_location_attention_reads_where_it_has_been(location_filters,
+                                                                                         previous):
+    """softmax(v . tanh(W_q q + keys + W_l conv(location)) + b) over unmasked characters,
     computed here from the layer's weights; the location term (Chorowski et al.) only when
-    location_filters > 0, so only then does the cumulative attention change the weights."""
+    location_filters > 0, so only then does where attention has been change the weights.
+    Its channels: the cumulative weights, or the previous step's and the cumulative ones."""
     layer = Attention(units=6, location_filters=location_filters, location_kernel=3)
     rng = np.random.default_rng(0)
     query, keys, memory = (rng.normal(size=s).astype(np.float32) for s in ((2, 5), (2, 7, 6), (2, 7, 4)))
     mask = np.arange(7)[None] < np.array([[7], [5]])
-    cumulative = [rng.uniform(size=(2, 7)).astype(np.float32) for _ in range(2)]
-    outputs = [layer(query, keys, memory, c, mask) for c in cumulative]
-    for c, (context, weights) in zip(cumulative, outputs):
+    # Two histories: (previous weights, cumulative weights) each.
+    histories = [tuple(rng.uniform(size=(2, 7)).astype(np.float32) for _ in range(2)) for _ in range(2)]
+    outputs = [layer(query, keys, memory, c, mask, previous=p if previous else None) for p, c in histories]
+    for (p, c), (context, weights) in zip(histories, outputs):
         hidden = keys + (query @ layer.query.kernel.numpy())[:, None]
         if location_filters:
-            kernel = layer.location_conv.kernel.numpy()[:, 0]  # [3, filters]; "same": one zero each side
-            padded = np.pad(c, [(0, 0), (1, 1)])
-            conv = np.stack([padded[:, j:j + 7] for j in range(3)], -1) @ kernel
+            features = np.stack([p, c], -1) if previous else c[..., None]
+            kernel = layer.location_conv.kernel.numpy()  # [3, channels, filters]; "same": one zero each side
+            padded = np.pad(features, [(0, 0), (1, 1), (0, 0)])
+            conv = np.einsum("btkc,kcf->btf", np.stack([padded[:, j:j + 7] for j in range(3)], 2), kernel)
             hidden = hidden + conv @ layer.location_dense.kernel.numpy()
         energy = (np.tanh(hidden) @ layer.energy.kernel.numpy())[..., 0] + layer.energy.bias.numpy()
         energy = np.where(mask, energy, -np.inf)
@@ -209,9 +213,10 @@ def _tiny_model(**kwargs):
     return Tacotron(**args)
 
 
-@pytest.mark.parametrize("encoder,linear", [("conv", "none"), ("cbhg", "cbhg")])
-def test_teacher_forced_shapes_and_traced_free_running(encoder, linear):
-    model = _tiny_model(encoder=encoder, linear_postnet=linear)
+@pytest.mark.parametrize("encoder,linear,features", [("conv", "none", "cumulative"), ("cbhg", "cbhg", "cumulative"),
+                                                     ("conv", "none", "both")])
+def test_teacher_forced_shapes_and_traced_free_running(encoder, linear, features):
+    model = _tiny_model(encoder=encoder, linear_postnet=linear, location_features=features)
     ids = tf.constant([[3, 4, 5, 1, 0], [6, 7, 8, 9, 1]])
     length = tf.constant([4, 5])
     out = model({"text_ids": ids, "text_length": length, "go_frame": tf.zeros([8]),
@@ -221,6 +226,8 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear):
     assert ("linear" in out) == (linear == "cbhg")
     np.testing.assert_allclose(tf.reduce_sum(out["alignments"], -1), 1.0, rtol=1e-5)
     assert float(tf.reduce_max(out["alignments"][0, :, 4])) < 1e-6  # padded character masked
+    # The location filters read the cumulative weights, or the previous step's beside them.
+    assert model.attention.location_conv.kernel.shape[1] == (2 if features == "both" else 1)
 
     infer = tf.function(model.infer)  # the loop is a graph loop, traced once for any bound
     free = infer(ids, length, tf.zeros([8]), tf.constant(6))

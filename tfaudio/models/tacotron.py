@@ -169,7 +169,8 @@ def diagonal_prior(frames, symbols, steps, width):
 
 class Attention(layers.Layer):
     """Additive attention; with `location_filters` it is location-sensitive: the
-    cumulative attention weights, convolved, enter the energies (Chorowski et al.)."""
+    cumulative attention weights (and, when given, the previous step's: NVIDIA's
+    Tacotron 2), convolved, enter the energies (Chorowski et al.)."""
 
     def __init__(self, units: int = 128, location_filters: int = 32, location_kernel: int = 31, **kwargs):
         super().__init__(**kwargs)
@@ -182,12 +183,14 @@ class Attention(layers.Layer):
                                                use_bias=False, name="location_conv")
             self.location_dense = layers.Dense(units, use_bias=False, name="location_dense")
 
-    def call(self, query, keys, memory, cumulative, mask, log_prior=None):
+    def call(self, query, keys, memory, cumulative, mask, log_prior=None, previous=None):
         """(context [B, D], weights [B, N]) for query [B, Q], precomputed keys [B, N, units];
-        log_prior [B, N] is added to the energies (weights times the prior, renormalised)."""
+        log_prior [B, N] is added to the energies (weights times the prior, renormalised);
+        previous [B, N]: the last step's weights, a second location channel."""
         hidden = keys + self.query(query)[:, None, :]
         if self.location:
-            hidden += _per_position(self.location_dense, self.location_conv(cumulative[..., None]))
+            where = cumulative[..., None] if previous is None else tf.stack([previous, cumulative], -1)
+            hidden += _per_position(self.location_dense, self.location_conv(where))
         energies = tf.cast(tf.squeeze(_per_position(self.energy, tf.tanh(hidden)), -1), tf.float32)
         if log_prior is not None:
             energies += log_prior
@@ -200,7 +203,7 @@ class Attention(layers.Layer):
 @limits(vocab_size=POSITIVE_INT, n_mels=POSITIVE_INT.or_none(), n_linear=POSITIVE_INT.or_none(),
         embedding_dim=POSITIVE_INT, encoder=Choice("conv", "cbhg"), conv_layers=POSITIVE_INT,
         conv_channels=POSITIVE_INT, conv_kernel=POSITIVE_INT, encoder_units=POSITIVE_INT,
-        attention_units=POSITIVE_INT, location_filters=COUNT,
+        attention_units=POSITIVE_INT, location_filters=COUNT, location_features=Choice("cumulative", "both"),
         location_kernel=POSITIVE_INT, prenet_units=Each(POSITIVE_INT), prenet_dropout=RATE,
         attention_rnn_units=POSITIVE_INT, decoder_rnn_units=POSITIVE_INT, reduction=POSITIVE_INT,
         postnet=Choice("conv", "none"), postnet_layers=POSITIVE_INT, postnet_channels=POSITIVE_INT,
@@ -216,6 +219,8 @@ class Tacotron(keras.Model):
         direction, Tacotron 2) or "cbhg" (Tacotron 1).
       attention_units, location_filters, location_kernel: attention size; 0
         location filters gives content-only attention.
+      location_features: what the location filters read: "cumulative" attention
+        weights, or "both" the previous step's and the cumulative ones (NVIDIA's).
       prenet_units, prenet_dropout: decoder prenet (dropout on at inference).
       attention_rnn_units, decoder_rnn_units: the two decoder LSTMs.
       reduction: frames per decoder step (r).
@@ -233,6 +238,7 @@ class Tacotron(keras.Model):
                  embedding_dim: int = 512, encoder: str = "conv", conv_layers: int = 3,
                  conv_channels: int = 512, conv_kernel: int = 5, encoder_units: int = 256,
                  attention_units: int = 128, location_filters: int = 32, location_kernel: int = 31,
+                 location_features: str = "cumulative",
                  prenet_units=(256, 256), prenet_dropout: float = 0.5,
                  attention_rnn_units: int = 1024, decoder_rnn_units: int = 1024, reduction: int = 1,
                  postnet: str = "conv", postnet_layers: int = 5, postnet_channels: int = 512,
@@ -250,6 +256,7 @@ class Tacotron(keras.Model):
                         CBHGEncoder((embedding_dim, encoder_units), 16, encoder_units, encoder_units,
                                     name="encoder"))
         self.attention = Attention(attention_units, location_filters, location_kernel, name="attention")
+        self.location_features = location_features
         self.prenet = Prenet(prenet_units, prenet_dropout, name="prenet")
         self.attention_rnn = layers.LSTMCell(attention_rnn_units, name="attention_rnn")
         self.decoder_rnn = layers.LSTMCell(decoder_rnn_units, name="decoder_rnn")
@@ -281,20 +288,22 @@ class Tacotron(keras.Model):
         batch = tf.shape(memory)[0]
         zeros = lambda n: tf.zeros([batch, n], memory.dtype)  # noqa: E731
         return dict(att=[zeros(self.attention_rnn.units)] * 2, dec=[zeros(self.decoder_rnn.units)] * 2,
-                    context=zeros(memory.shape[-1]), cumulative=tf.zeros(tf.shape(memory)[:2], tf.float32))
+                    context=zeros(memory.shape[-1]), cumulative=tf.zeros(tf.shape(memory)[:2], tf.float32),
+                    previous=tf.zeros(tf.shape(memory)[:2], tf.float32))
 
     def _step(self, frame, state, keys, memory, mask, training, log_prior=None):
         """One decoder step from the previous frame [B, n_mels]: (frames [B, r*n_mels],
         stop logit [B], attention weights [B, N], new state)."""
         x = tf.concat([self.prenet(frame), state["context"]], axis=-1)
         h_att, att_state = self.attention_rnn(x, state["att"], training=training)
-        context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask, log_prior)
+        previous = state["previous"] if self.location_features == "both" else None
+        context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask, log_prior, previous)
         h_dec, dec_state = self.decoder_rnn(tf.concat([h_att, context], -1), state["dec"], training=training)
         out = tf.concat([h_dec, context], -1)
         frames = self.frame_projection(out)
         stop = tf.squeeze(self.stop_projection(out), -1)
         new_state = dict(att=list(att_state), dec=list(dec_state), context=context,
-                         cumulative=state["cumulative"] + weights)
+                         cumulative=state["cumulative"] + weights, previous=weights)
         return frames, stop, weights, new_state
 
     def _decode(self, memory, mask, go_frame, steps, targets=None, sampling=0.0, stop_threshold=None,
