@@ -242,6 +242,34 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear, features
     assert moves.min() >= -1 and moves.max() <= 1  # attention stays within the window
 
 
+def test_decoder_dropout_drops_the_lstm_outputs_and_carried_state_in_training_only():
+    """Tacotron.decoder_dropout: in training, about that share of each decoder LSTM's
+    output is zeroed (the rest scaled up) and the next step carries the dropped output as
+    its state; inference equals the same weights without the dropout."""
+    inputs = {"text_ids": tf.constant([[3, 4, 5, 1]]), "text_length": tf.constant([4]), "go_frame": tf.zeros([8]),
+              "targets": tf.random.stateless_normal([1, 10, 8], seed=[0, 1])}
+    models = {rate: _tiny_model(prenet_dropout=0.0, decoder_dropout=rate) for rate in (0.0, 0.5)}
+    for model in models.values():
+        model(inputs)
+    for plain, dropped in zip(models[0.0].trainable_variables, models[0.5].trainable_variables):
+        dropped.assign(plain)  # the same weights
+    mels = {rate: model(inputs)["mel"].numpy() for rate, model in models.items()}
+    np.testing.assert_allclose(mels[0.5], mels[0.0], rtol=1e-6)
+
+    h, c = tf.ones([8, 100]), tf.fill([8, 100], 3.0)
+    out, (carried_h, carried_c) = models[0.5]._dropped(h, [h, c], training=True)
+    kept = out.numpy() != 0
+    assert 0.4 < kept.mean() < 0.6 and np.all(out.numpy()[kept] == 2.0)
+    assert carried_h is out and carried_c is c
+    assert models[0.5]._dropped(h, [h, c], training=False)[0] is h
+    for rate, model in models.items():  # a decoder step drops both LSTMs' outputs
+        memory = tf.random.stateless_normal([1, 4, 16], seed=[0, 2])
+        state = model._step(tf.ones([1, 8]), model._initial_state(memory), model.attention.keys(memory), memory,
+                            tf.ones([1, 4], bool), True)[-1]
+        zeros = [int(np.sum(state[rnn][0].numpy() == 0)) for rnn in ("att", "dec")]
+        assert all(zeros) if rate else not any(zeros), (rate, zeros)
+
+
 @pytest.mark.parametrize("sampling", [0.0, 1.0])
 def test_scheduled_sampling_feeds_the_models_own_frames(sampling):
     """Teacher-forced training reads the target frames; with scheduled sampling 1 it reads

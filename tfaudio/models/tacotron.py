@@ -207,7 +207,7 @@ class Attention(layers.Layer):
         location_kernel=POSITIVE_INT, prenet_units=Each(POSITIVE_INT), prenet_dropout=RATE,
         attention_rnn_units=POSITIVE_INT, decoder_rnn_units=POSITIVE_INT, reduction=POSITIVE_INT,
         postnet=Choice("conv", "none"), postnet_layers=POSITIVE_INT, postnet_channels=POSITIVE_INT,
-        linear_postnet=Choice("cbhg", "none"), scheduled_sampling=UNIT)
+        linear_postnet=Choice("cbhg", "none"), scheduled_sampling=UNIT, decoder_dropout=RATE)
 class Tacotron(keras.Model):
     """Text to mel frames (and optionally linear spectrogram frames).
 
@@ -223,6 +223,8 @@ class Tacotron(keras.Model):
         weights, or "both" the previous step's and the cumulative ones (NVIDIA's).
       prenet_units, prenet_dropout: decoder prenet (dropout on at inference).
       attention_rnn_units, decoder_rnn_units: the two decoder LSTMs.
+      decoder_dropout: in training, dropout on both decoder LSTMs' outputs, which the next
+        step also carries as their state (NVIDIA's Tacotron 2 uses 0.1); 0: none.
       reduction: frames per decoder step (r).
       postnet: "conv" (residual, postnet_layers x postnet_channels) or "none".
       linear_postnet: "cbhg" (to n_linear bins, Tacotron 1) or "none".
@@ -240,7 +242,8 @@ class Tacotron(keras.Model):
                  attention_units: int = 128, location_filters: int = 32, location_kernel: int = 31,
                  location_features: str = "cumulative",
                  prenet_units=(256, 256), prenet_dropout: float = 0.5,
-                 attention_rnn_units: int = 1024, decoder_rnn_units: int = 1024, reduction: int = 1,
+                 attention_rnn_units: int = 1024, decoder_rnn_units: int = 1024, decoder_dropout: float = 0.0,
+                 reduction: int = 1,
                  postnet: str = "conv", postnet_layers: int = 5, postnet_channels: int = 512,
                  linear_postnet: str = "none", scheduled_sampling: float = 0.0, attention_prior: bool = False,
                  **kwargs):
@@ -259,6 +262,9 @@ class Tacotron(keras.Model):
         self.location_features = location_features
         self.prenet = Prenet(prenet_units, prenet_dropout, name="prenet")
         self.attention_rnn = layers.LSTMCell(attention_rnn_units, name="attention_rnn")
+        self.decoder_dropout = decoder_dropout
+        # Only when used: a checkpoint without it (every earlier run's) still restores whole.
+        self.dropout_seed = keras.random.SeedGenerator(name="decoder_dropout_seed") if decoder_dropout else None
         self.decoder_rnn = layers.LSTMCell(decoder_rnn_units, name="decoder_rnn")
         self.frame_projection = layers.Dense(n_mels * reduction, name="frame_projection")
         self.stop_projection = layers.Dense(1, name="stop_projection")
@@ -295,16 +301,24 @@ class Tacotron(keras.Model):
         """One decoder step from the previous frame [B, n_mels]: (frames [B, r*n_mels],
         stop logit [B], attention weights [B, N], new state)."""
         x = tf.concat([self.prenet(frame), state["context"]], axis=-1)
-        h_att, att_state = self.attention_rnn(x, state["att"], training=training)
+        h_att, att_state = self._dropped(*self.attention_rnn(x, state["att"], training=training), training)
         previous = state["previous"] if self.location_features == "both" else None
         context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask, log_prior, previous)
-        h_dec, dec_state = self.decoder_rnn(tf.concat([h_att, context], -1), state["dec"], training=training)
+        h_dec, dec_state = self._dropped(*self.decoder_rnn(tf.concat([h_att, context], -1), state["dec"],
+                                                           training=training), training)
         out = tf.concat([h_dec, context], -1)
         frames = self.frame_projection(out)
         stop = tf.squeeze(self.stop_projection(out), -1)
         new_state = dict(att=list(att_state), dec=list(dec_state), context=context,
                          cumulative=state["cumulative"] + weights, previous=weights)
         return frames, stop, weights, new_state
+
+    def _dropped(self, h, lstm_state, training):
+        """An LSTM cell's output and state with decoder_dropout on the output (the state's h)."""
+        if not (training and self.decoder_dropout):
+            return h, lstm_state
+        h = keras.random.dropout(h, self.decoder_dropout, seed=self.dropout_seed)
+        return h, [h, lstm_state[1]]
 
     def _decode(self, memory, mask, go_frame, steps, targets=None, sampling=0.0, stop_threshold=None,
                 end_margin=None, window=None, log_prior=None, training=False):
