@@ -293,24 +293,28 @@ class Tacotron(keras.Model):
     def _initial_state(self, memory):
         batch = tf.shape(memory)[0]
         zeros = lambda n: tf.zeros([batch, n], memory.dtype)  # noqa: E731
-        return dict(att=[zeros(self.attention_rnn.units)] * 2, dec=[zeros(self.decoder_rnn.units)] * 2,
-                    context=zeros(memory.shape[-1]), cumulative=tf.zeros(tf.shape(memory)[:2], tf.float32),
-                    previous=tf.zeros(tf.shape(memory)[:2], tf.float32))
+        state = dict(att=[zeros(self.attention_rnn.units)] * 2, dec=[zeros(self.decoder_rnn.units)] * 2,
+                     context=zeros(memory.shape[-1]), cumulative=tf.zeros(tf.shape(memory)[:2], tf.float32))
+        if self.location_features == "both":  # the previous step's weights: carried only when read
+            state["previous"] = tf.zeros(tf.shape(memory)[:2], tf.float32)
+        return state
 
     def _step(self, frame, state, keys, memory, mask, training, log_prior=None):
         """One decoder step from the previous frame [B, n_mels]: (frames [B, r*n_mels],
         stop logit [B], attention weights [B, N], new state)."""
         x = tf.concat([self.prenet(frame), state["context"]], axis=-1)
         h_att, att_state = self._dropped(*self.attention_rnn(x, state["att"], training=training), training)
-        previous = state["previous"] if self.location_features == "both" else None
-        context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask, log_prior, previous)
+        context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask, log_prior,
+                                          state.get("previous"))
         h_dec, dec_state = self._dropped(*self.decoder_rnn(tf.concat([h_att, context], -1), state["dec"],
                                                            training=training), training)
         out = tf.concat([h_dec, context], -1)
         frames = self.frame_projection(out)
         stop = tf.squeeze(self.stop_projection(out), -1)
         new_state = dict(att=list(att_state), dec=list(dec_state), context=context,
-                         cumulative=state["cumulative"] + weights, previous=weights)
+                         cumulative=state["cumulative"] + weights)
+        if "previous" in state:
+            new_state["previous"] = weights
         return frames, stop, weights, new_state
 
     def _dropped(self, h, lstm_state, training):
