@@ -56,7 +56,7 @@ def train_speed(shape: str, unidirectional: bool, steps: int, out: str, precisio
     run = os.path.join(out, f"{shape}_{'uni' if unidirectional else 'bi'}_{precision}")
     params = [f"data_dir = '{data}'", "batch_size = 16", f"train_steps = {steps}", f"eval_every = {steps}",
               f"Trainer.steps_per_loop = {min(5, max(1, steps // 2))}", "Trainer.eval_batches = 1",
-              "Trainer.early_stopping = None", "Trainer.plateau = None", "StepOptions.ema_decay = None",
+              "training_hooks.early_stopping = None", "training_hooks.plateau = None", "StepOptions.ema_decay = None",
               f"audio_geometry.sample_rate = {s['rate']}", f"audio_geometry.n_fft = {s['n_fft']}",
               f"audio_geometry.hop_length = {s['hop']}", f"OpenUnmix.channels = {s['channels']}",
               f"SeparationData.channels = {s['channels']}", f"OpenUnmix.hidden_size = {s['hidden']}",

@@ -38,7 +38,7 @@ def trainer_rate(gin_files, params, eager=False) -> tuple[float, Trainer]:
 
 
 def pipeline_rate(trainer, batches: int) -> float:
-    replica_step_batch = trainer.micro_batch * trainer.inner.micro_steps
+    replica_step_batch = trainer.batches.replica_step_batch
     dataset = trainer.data.train(replica_step_batch, 1)
     iterator = iter(dataset)
     next(iterator)

@@ -16,7 +16,7 @@ bindings. A spec is a Python file defining `STUDY = Study(...)`:
 A stage's variants are a dict {name: bindings} or a function of `opt`, the settings
 found so far: every binding of every earlier stage's winner, and for anything no stage
 has set yet, the base experiment's value (`opt.learning_rate` reads the
-`learning_rate` macro, `opt["Trainer.batch_size"]` a binding). Every run of a stage
+`learning_rate` macro, `opt["BatchPlan.batch_size"]` a binding). Every run of a stage
 gets the base bindings, then the winners' bindings, then its variant's. A grid is one
 stage whose variants are a product (`grid(...)`); a list of named variants is one stage.
 Each stage picks its winner by `metric` ("<split>/<name>", e.g. "val/cer",
@@ -115,7 +115,7 @@ class Opt:
 
 
 def base_value(study: Study, name: str):
-    """The base experiment's value of a macro (`learning_rate`) or binding (`Trainer.batch_size`)."""
+    """The base experiment's value of a macro (`learning_rate`) or binding (`BatchPlan.batch_size`)."""
     import gin
 
     from tfaudio import config, registry  # noqa: F401  (registry: the configurables a gin file names)

@@ -61,10 +61,11 @@ def wrong(tmp_path, gin_file, *params, flags=()):
 
 
 MISTAKES = [  # (gin file, binding or flag, what the line must name)
-    ("audio_unet.gin", "Trainer.batch_sise = 2", "batch_size"),
+    ("audio_unet.gin", "BatchPlan.batch_sise = 2", "batch_size"),
+    ("audio_unet.gin", "Trainer.batch_size = 2", "Trainer.batch_size moved: write BatchPlan.batch_size"),
     ("audio_unet.gin", "Trainr.batch_size = 2", "Trainer"),
-    ("audio_unet.gin", "Trainer.batch_size = 'two'", "Trainer.batch_size"),
-    ("audio_unet.gin", "Trainer.batch_size = 0", "Trainer.batch_size"),
+    ("audio_unet.gin", "BatchPlan.batch_size = 'two'", "BatchPlan.batch_size"),
+    ("audio_unet.gin", "BatchPlan.batch_size = 0", "BatchPlan.batch_size"),
     ("audio_unet.gin", "data_dir = '/no/such/corpus'", "/no/such/corpus"),
     ("audio_unet.gin", "SeparationTask.losses = {'sisdr': 1.0}", "SeparationTask.losses"),
     ("audio_unet.gin", "AudioUNet.channels = (4, 8)", "AudioUNet.channels"),
@@ -75,9 +76,9 @@ MISTAKES = [  # (gin file, binding or flag, what the line must name)
     ("audio_unet.gin", "ExponentialDecay.decay_rate = 2.0", "ExponentialDecay"),
     ("audio_unet.gin", "CheckpointConfig.best_metric = 'loss'", "CheckpointConfig.best_metric"),
     ("audio_unet.gin", "CheckpointConfig.best_metric = 'val/no_such_metric'", "choose one of val/examples, val/loss"),
-    ("audio_unet.gin", "Trainer.early_stopping = @EarlyStopping()\nEarlyStopping.metric = 'train_subset/loss'",
+    ("audio_unet.gin", "training_hooks.early_stopping = @EarlyStopping()\nEarlyStopping.metric = 'train_subset/loss'",
      "no split 'train_subset'"),
-    ("audio_unet.gin", "Trainer.batch_schedule = ((0, 32), (600,))", "Trainer.batch_schedule"),
+    ("audio_unet.gin", "BatchPlan.schedule = ((0, 32), (600,))", "BatchPlan.schedule"),
     ("openunmix_8khz.gin", "OpenUnmix.bandwidth = 1e6", "Nyquist (audio_geometry.sample_rate x 0.5 = 4000)"),
     ("classifier_langid.gin", "crop_seconds = -1.0", "AudioData.fixed_seconds = %crop_seconds = -1.0"),
     ("tacotron_8khz.gin", "audio_geometry.n_mels = 0", "audio_geometry.n_mels = 0"),

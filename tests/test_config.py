@@ -44,6 +44,18 @@ def test_a_renamed_configurable_names_its_new_name_in_bindings_and_in_an_old_run
         config.load_run_config(str(tmp_path))
 
 
+def test_a_moved_binding_names_its_new_place_and_an_old_run_reads_it_there(tmp_path):
+    import tfaudio.training.run  # noqa: F401  (registers Trainer, BatchPlan, training_hooks)
+    with pytest.raises(config.ConfigError, match="Trainer.batch_multiplier moved: write BatchPlan.multiplier"):
+        config.parse([], ["Trainer.batch_multiplier = 2"])
+    (tmp_path / "operative_config.gin").write_text(
+        "Trainer.batch_size = 16\nTrainer.batch_schedule = ((0, 16), (40, 8))\nTrainer.guard = False\n"
+        "Trainer.steps_per_loop = 5\n")
+    config.load_run_config(str(tmp_path))
+    assert config.query("BatchPlan.batch_size") == 16 and config.query("BatchPlan.schedule") == ((0, 16), (40, 8))
+    assert config.query("training_hooks.guard") is False and config.query("Trainer.steps_per_loop") == 5
+
+
 def test_wrong_type_names_file_and_line(tmp_path):
     path = tmp_path / "t.gin"
     path.write_text("x = 1\nSeparationData.segment_seconds = 'long'\n")
@@ -53,7 +65,7 @@ def test_wrong_type_names_file_and_line(tmp_path):
 
 def test_macro_values_are_type_checked(tmp_path):
     path = tmp_path / "m.gin"
-    path.write_text("steps = 'many'\nTrainer.train_steps = %steps\n")
+    path.write_text("steps = 'many'\nBatchPlan.train_steps = %steps\n")
     with pytest.raises(config.ConfigError, match="expected int"):
         config.parse([str(path)])
 

@@ -11,12 +11,12 @@ import sys
 import numpy as np
 
 TOY_TRAIN = os.path.join(os.path.dirname(__file__), "toy_train.py")
-PARAMS = ["Trainer.accumulate_n = 2", "StepOptions.ema_decay = 0.9", "StepOptions.clip_norm = 1.0"]
+PARAMS = ["BatchPlan.accumulate_n = 2", "StepOptions.ema_decay = 0.9", "StepOptions.clip_norm = 1.0"]
 
 
 def _run(run, env_extra, batch_size, steps=6):
     env = dict(os.environ, **env_extra)
-    return subprocess.Popen([sys.executable, TOY_TRAIN, run, str(steps), f"Trainer.batch_size = {batch_size}",
+    return subprocess.Popen([sys.executable, TOY_TRAIN, run, str(steps), f"BatchPlan.batch_size = {batch_size}",
                              *PARAMS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -31,7 +31,7 @@ def events(run, name):
 
 
 def test_nan_gradient_is_skipped_and_logged(tmp_path):
-    t = train(tmp_path, 10, "Trainer.batch_size = 8", "LearningRate.learning_rate = 1e30",
+    t = train(tmp_path, 10, "BatchPlan.batch_size = 8", "LearningRate.learning_rate = 1e30",
               "make_optimizer.name = 'sgd'", "DivergenceGuard.nonfinite_patience = 1000")
     skipped = int(t.inner.skipped.numpy())
     rows = [r for r in read_metrics(str(tmp_path)) if "loop_steps" in r]
@@ -45,7 +45,7 @@ def test_loss_spike_rolls_back_and_halves_lr(tmp_path):
 
     if gin.config._REGISTRY.get("tests.SpikyData") is None:
         gin.register(SpikyData, module="tests")
-    t = train(tmp_path, 50, "Trainer.data = @SpikyData()", "Trainer.batch_size = 8",
+    t = train(tmp_path, 50, "Trainer.data = @SpikyData()", "BatchPlan.batch_size = 8",
               "CheckpointConfig.every = 10", "make_optimizer.name = 'sgd'")
     rollback = events(tmp_path, "rollback")
     assert len(rollback) == 1 and rollback[0]["to_step"] == 30 and rollback[0]["lr_scale"] == 0.5
@@ -59,7 +59,7 @@ def test_loss_spike_rolls_back_and_halves_lr(tmp_path):
 
 def test_absurd_learning_rate_stops_with_last_good_checkpoint(tmp_path):
     with pytest.raises(DivergenceError, match="after 3 rollbacks"):
-        train(tmp_path, 100, "Trainer.batch_size = 8", "LearningRate.learning_rate = 1e30",
+        train(tmp_path, 100, "BatchPlan.batch_size = 8", "LearningRate.learning_rate = 1e30",
               "make_optimizer.name = 'sgd'", "CheckpointConfig.every = 5")
     assert len(events(tmp_path, "rollback")) == 3 and events(tmp_path, "guard_stop")
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
@@ -72,9 +72,9 @@ def test_absurd_learning_rate_stops_with_last_good_checkpoint(tmp_path):
 def test_checkpoint_from_another_config_is_one_clear_error(tmp_path):
     from tfaudio.config import ConfigError
 
-    train(tmp_path, 5, "Trainer.batch_size = 8")
+    train(tmp_path, 5, "BatchPlan.batch_size = 8")
     with pytest.raises(ConfigError, match="does not fit this configuration") as err:
-        train(tmp_path, 10, "Trainer.batch_size = 8", "ToyModel.hidden = 16")
+        train(tmp_path, 10, "BatchPlan.batch_size = 8", "ToyModel.hidden = 16")
     assert "\n" not in str(err.value)
 
 
@@ -131,7 +131,7 @@ def test_preemption_during_a_spike_keeps_the_last_good_checkpoint(tmp_path):
 
     if gin.config._REGISTRY.get("tests.SpikyData") is None:
         gin.register(SpikyData, module="tests")
-    config.parse([], BASE + ["Trainer.train_steps = 50", "Trainer.data = @SpikyData()", "Trainer.batch_size = 8",
+    config.parse([], BASE + ["BatchPlan.train_steps = 50", "Trainer.data = @SpikyData()", "BatchPlan.batch_size = 8",
                              "Trainer.steps_per_loop = 1", "CheckpointConfig.every = 10",
                              "make_optimizer.name = 'sgd'"], finalize=False)
     trackers = Trackers(str(tmp_path), "none")

@@ -129,7 +129,7 @@ def test_multi_worker_stops_together_and_resumes(tmp_path, signalled):
         return [start(run, steps, *params, env=dict(os.environ, STRATEGY="multi_worker", TF_CONFIG=json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}))) for i in range(2)]
 
-    procs = pair(10 ** 6, *LONG_LOOP, "Trainer.batch_size = 4")
+    procs = pair(10 ** 6, *LONG_LOOP, "BatchPlan.batch_size = 4")
     wait_inside_the_loop(run, procs)
     procs[signalled].send_signal(signal.SIGTERM)
     for proc in procs:
@@ -137,6 +137,6 @@ def test_multi_worker_stops_together_and_resumes(tmp_path, signalled):
     (preempted,) = events(run, "preempted")
     saved = preempted["step"]
     assert preempted["saved"] and saved >= 2 and latest(run).endswith(f"ckpt-{saved}")
-    for proc in pair(saved + 2, "Trainer.batch_size = 4"):
+    for proc in pair(saved + 2, "BatchPlan.batch_size = 4"):
         finish(proc)
     assert train_steps(run)[-2:] == [saved + 1, saved + 2] and latest(run).endswith(f"ckpt-{saved + 2}")

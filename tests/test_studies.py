@@ -349,7 +349,7 @@ def test_a_folder_of_runs_started_by_hand_is_compared_by_the_bindings_they_diffe
         run.mkdir()
         (run / "operative_config.gin").write_text(
             f"# Macros:\nbatch_size = {batch}\nlearning_rate = {lr}\nstages = \\\n    ({batch}, 2)\n"
-            "# Parameters for Trainer:\nTrainer.train_steps = 20\n")
+            "# Parameters for Trainer:\nBatchPlan.train_steps = 20\n")
         rows = [{"step": 20, "loss": 1.0, "examples_seen": 20 * batch, "wall_s": 4.0, "examples_per_sec": 40.0,
                  "effective_batch": batch, "micro_batch": batch, "batch_mode": "accumulate"},
                 {"step": 20, "split": "val", "examples_seen": 20 * batch, "cer": cer}]

@@ -22,7 +22,7 @@ BASE = ["build.model = @ToyModel()", "build.task = @ToyTask()", "Trainer.data = 
 
 def train(model_dir, steps, *params):
     toy.register()
-    config.parse([], BASE + [f"Trainer.train_steps = {steps}"] + list(params), finalize=False)
+    config.parse([], BASE + [f"BatchPlan.train_steps = {steps}"] + list(params), finalize=False)
     return run.train(str(model_dir))[0]
 
 
@@ -31,21 +31,21 @@ def train_losses(model_dir):
 
 
 def test_accumulation_equals_large_batch(tmp_path):
-    sgd = ["make_optimizer.name = 'sgd'", "Trainer.train_steps = 3", "Trainer.steps_per_loop = 3"]
-    a = train(tmp_path / "a", 3, "Trainer.batch_size = 8", "Trainer.accumulate_n = 4", *sgd)
-    b = train(tmp_path / "b", 3, "Trainer.batch_size = 32", *sgd)
+    sgd = ["make_optimizer.name = 'sgd'", "BatchPlan.train_steps = 3", "Trainer.steps_per_loop = 3"]
+    a = train(tmp_path / "a", 3, "BatchPlan.batch_size = 8", "BatchPlan.accumulate_n = 4", *sgd)
+    b = train(tmp_path / "b", 3, "BatchPlan.batch_size = 32", *sgd)
     for va, vb in zip(a.model.get_weights(), b.model.get_weights()):
         np.testing.assert_allclose(va, vb, atol=1e-5)
     assert a.inner.examples_seen.numpy() == b.inner.examples_seen.numpy() == 96
 
 
 def test_batch_multiplier_matches_examples(tmp_path):
-    t = train(tmp_path, 8, "Trainer.batch_size = 4", "Trainer.batch_multiplier = 4")
+    t = train(tmp_path, 8, "BatchPlan.batch_size = 4", "BatchPlan.multiplier = 4")
     assert t.global_step == 2 and int(t.inner.examples_seen.numpy()) == 32
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    params = ["Trainer.batch_size = 8", "Trainer.accumulate_n = 2", "StepOptions.ema_decay = 0.9",
+    params = ["BatchPlan.batch_size = 8", "BatchPlan.accumulate_n = 2", "StepOptions.ema_decay = 0.9",
               "CheckpointConfig.every = 10"]
     train(tmp_path / "full", 20, *params)
     train(tmp_path / "resumed", 10, *params)
@@ -55,7 +55,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 
 def test_metrics_rows_and_the_operative_config_rebuild_the_model(tmp_path):
-    trainer = train(tmp_path, 10, "Trainer.batch_size = 8", "StepOptions.ema_decay = 0.5")
+    trainer = train(tmp_path, 10, "BatchPlan.batch_size = 8", "StepOptions.ema_decay = 0.5")
     rows = read_metrics(str(tmp_path))
     assert rows[0] == {"step": 0, "event": "model", "parameters": 4 * 8 + 8 + 8 + 1, "non_trainable_parameters": 0}
     first = next(r for r in rows if "event" not in r)
@@ -69,7 +69,8 @@ def test_metrics_rows_and_the_operative_config_rebuild_the_model(tmp_path):
 
 
 def test_reduce_on_plateau_lowers_the_rate_after_patience_and_cooldown(tmp_path):
-    train(tmp_path, 40, "Trainer.batch_size = 8", "Trainer.eval_every = 5", "Trainer.plateau = @ReduceOnPlateau()",
+    train(tmp_path, 40, "BatchPlan.batch_size = 8", "Trainer.eval_every = 5",
+          "training_hooks.plateau = @ReduceOnPlateau()",
           "ReduceOnPlateau.patience = 2", "ReduceOnPlateau.cooldown = 1", "ReduceOnPlateau.min_delta = 100.0",
           "ReduceOnPlateau.min_lr = 0.01")
     rows = read_metrics(str(tmp_path))
@@ -81,15 +82,15 @@ def test_reduce_on_plateau_lowers_the_rate_after_patience_and_cooldown(tmp_path)
 
 
 def test_jit_compile_trains_the_same_model(tmp_path):
-    plain = train(tmp_path / "plain", 10, "Trainer.batch_size = 8", "make_optimizer.name = 'sgd'")
-    jit = train(tmp_path / "jit", 10, "Trainer.batch_size = 8", "make_optimizer.name = 'sgd'",
+    plain = train(tmp_path / "plain", 10, "BatchPlan.batch_size = 8", "make_optimizer.name = 'sgd'")
+    jit = train(tmp_path / "jit", 10, "BatchPlan.batch_size = 8", "make_optimizer.name = 'sgd'",
                 "StepOptions.jit_compile = True")
     for a, b in zip(plain.model.get_weights(), jit.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_keep_checkpoints_keeps_the_newest(tmp_path):
-    train(tmp_path, 30, "Trainer.batch_size = 8", "CheckpointConfig.every = 5", "CheckpointConfig.keep = 2")
+    train(tmp_path, 30, "BatchPlan.batch_size = 8", "CheckpointConfig.every = 5", "CheckpointConfig.keep = 2")
     kept = sorted(int(f[len("ckpt-"):-len(".index")]) for f in os.listdir(tmp_path / "checkpoints")
                   if f.endswith(".index"))
     assert kept == [25, 30]
@@ -109,8 +110,8 @@ def test_wandb_runs_offline_without_a_key_and_never_prompts(tmp_path):
 
 
 def test_keep_best_and_early_stopping(tmp_path):
-    t = train(tmp_path, 200, "Trainer.batch_size = 8", "CheckpointConfig.best_metric = 'val/loss'",
-              "Trainer.early_stopping = @EarlyStopping()", "EarlyStopping.patience = 1",
+    t = train(tmp_path, 200, "BatchPlan.batch_size = 8", "CheckpointConfig.best_metric = 'val/loss'",
+              "training_hooks.early_stopping = @EarlyStopping()", "EarlyStopping.patience = 1",
               "EarlyStopping.min_delta = 100.0")
     assert t.global_step == 20  # two evaluations without a 100-unit improvement
     assert os.listdir(tmp_path / "checkpoints" / "best")
@@ -119,10 +120,10 @@ def test_keep_best_and_early_stopping(tmp_path):
 
 def test_a_true_large_batch_equals_that_batch_and_accumulation_does_not_with_batchnorm(tmp_path):
     weights = {}
-    for name, params in {"batch32": ["Trainer.batch_size = 32"],
-                         "true4x": ["Trainer.batch_size = 8", "Trainer.batch_multiplier = 4",
-                                    "Trainer.batch_mode = 'true'"],
-                         "accumulate4x": ["Trainer.batch_size = 8", "Trainer.batch_multiplier = 4"]}.items():
+    for name, params in {"batch32": ["BatchPlan.batch_size = 32"],
+                         "true4x": ["BatchPlan.batch_size = 8", "BatchPlan.multiplier = 4",
+                                    "BatchPlan.mode = 'true'"],
+                         "accumulate4x": ["BatchPlan.batch_size = 8", "BatchPlan.multiplier = 4"]}.items():
         steps = 10 if name == "batch32" else 40  # baseline steps: k x the updates
         t = train(tmp_path / name, steps, "ToyModel.batch_norm = True", *params)
         weights[name] = np.concatenate([w.ravel() for w in t.model.get_weights()])
@@ -134,7 +135,7 @@ def test_a_true_large_batch_equals_that_batch_and_accumulation_does_not_with_bat
 
 
 def test_batch_schedule_switches_continues_the_counts_and_resumes_on_either_side(tmp_path):
-    params = ["Trainer.batch_size = 16", "Trainer.batch_schedule = ((6, 4),)", "Trainer.steps_per_loop = 2",
+    params = ["BatchPlan.batch_size = 16", "BatchPlan.schedule = ((6, 4),)", "Trainer.steps_per_loop = 2",
               "Trainer.eval_every = 5"]
     full = train(tmp_path / "full", 10, *params)
     rows = [r for r in read_metrics(str(tmp_path / "full")) if "loss" in r and "split" not in r]
@@ -152,7 +153,7 @@ def test_batch_schedule_switches_continues_the_counts_and_resumes_on_either_side
 
 
 def test_max_minutes_ends_the_run_evaluated_and_saved(tmp_path):
-    t = train(tmp_path, 100000, "Trainer.batch_size = 8", "ToyData.delay = 0.05", "Trainer.max_minutes = 0.02")
+    t = train(tmp_path, 100000, "BatchPlan.batch_size = 8", "ToyData.delay = 0.05", "Trainer.max_minutes = 0.02")
     rows = read_metrics(str(tmp_path))
     assert 0 < t.global_step < 100  # 1.2 s of 0.05 s batches: tens of steps, not 100000
     assert [r["step"] for r in rows if r.get("event") == "time_budget"] == [t.global_step]
@@ -161,7 +162,7 @@ def test_max_minutes_ends_the_run_evaluated_and_saved(tmp_path):
 
 
 def test_max_minutes_counts_the_whole_run_across_resumes(tmp_path):
-    params = ["Trainer.batch_size = 8", "ToyData.delay = 0.05", "Trainer.max_minutes = 0.02"]
+    params = ["BatchPlan.batch_size = 8", "ToyData.delay = 0.05", "Trainer.max_minutes = 0.02"]
     first = train(tmp_path, 100000, *params).global_step
     resumed = train(tmp_path, 100000, *params).global_step
     assert resumed - first <= 5  # the budget is spent: one loop of steps_per_loop, then the end
@@ -208,7 +209,7 @@ def test_weight_decay_excludes_bias_and_norm():
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "adamax", "adagrad", "sgd", "lamb"])
 def test_every_optimizer_trains(tmp_path, name):
-    train(tmp_path, 40, "Trainer.batch_size = 8", f"make_optimizer.name = '{name}'")
+    train(tmp_path, 40, "BatchPlan.batch_size = 8", f"make_optimizer.name = '{name}'")
     losses = train_losses(tmp_path)
     assert losses[-1] < 0.7 * losses[0], losses  # each loop's mean over 5 steps
 
@@ -235,7 +236,7 @@ def test_each_optimizer_name_makes_its_own_first_update(name):
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     try:
-        t = train(tmp_path, 20, "Trainer.batch_size = 8", f"StepOptions.precision = '{precision}'")
+        t = train(tmp_path, 20, "BatchPlan.batch_size = 8", f"StepOptions.precision = '{precision}'")
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert t.model.body.compute_dtype == precision.split("_")[1]
@@ -247,11 +248,11 @@ def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
 def test_batch_multiplier_runs_meet_the_same_schedule_at_the_same_examples(tmp_path):
     ends, evaluations = [], []
     for k in (1, 2, 4, 8):
-        t = train(tmp_path / f"batch{k}x", 40, "Trainer.batch_size = 4", f"Trainer.batch_multiplier = {k}",
+        t = train(tmp_path / f"batch{k}x", 40, "BatchPlan.batch_size = 4", f"BatchPlan.multiplier = {k}",
                   "LearningRate.decay = @ExponentialDecay()", "ExponentialDecay.decay_rate = 0.1",
                   "Trainer.steps_per_loop = 3", "Trainer.eval_every = 16")
         assert t.global_step == 40 // k
-        ends.append(float(t.inner.schedule(t.inner.step * t.inner.schedule_clock)))
+        ends.append(float(t.inner.schedule(t.inner.step * t.batches.clock)))
         evaluations.append([r["examples_seen"] for r in read_metrics(str(tmp_path / f"batch{k}x"))
                             if r.get("split") == "val"])
     assert ends == pytest.approx([0.05 * 0.1] * 4)  # the whole decay, whatever the batch
@@ -260,7 +261,7 @@ def test_batch_multiplier_runs_meet_the_same_schedule_at_the_same_examples(tmp_p
 
 def test_progress_without_a_terminal_is_plain_lines_and_saves_are_quiet(tmp_path, capfd, caplog):
     with caplog.at_level("INFO", logger="absl"):
-        train(tmp_path, 10, "Trainer.batch_size = 8")
+        train(tmp_path, 10, "BatchPlan.batch_size = 8")
     out, err = capfd.readouterr()
     assert "step 10/10 (100%) loss " in out and "steps/s ETA 0.0 min" in out
     assert not [r for r in caplog.records if "Sharding callback" in r.getMessage()]
@@ -268,15 +269,15 @@ def test_progress_without_a_terminal_is_plain_lines_and_saves_are_quiet(tmp_path
 
 
 def test_warm_start_takes_the_named_modules_and_says_what_it_left(tmp_path):
-    source = train(tmp_path / "source", 10, "Trainer.batch_size = 8")
-    t = train(tmp_path / "warm", 1, "Trainer.batch_size = 8", "LearningRate.learning_rate = 1e-9",
+    source = train(tmp_path / "source", 10, "BatchPlan.batch_size = 8")
+    t = train(tmp_path / "warm", 1, "BatchPlan.batch_size = 8", "LearningRate.learning_rate = 1e-9",
               f"CheckpointConfig.init_from = '{tmp_path / 'source'}'", "CheckpointConfig.init_modules = ('body',)")
     event = [r for r in read_metrics(str(tmp_path / "warm")) if r.get("event") == "warm_start"][0]
     assert event["took"] == 2 and event["left"] == ["head/_kernel", "head/bias"]
     np.testing.assert_allclose(t.model.body.kernel.numpy(), source.model.body.kernel.numpy(), atol=1e-6)
     assert not np.allclose(t.model.head.kernel.numpy(), source.model.head.kernel.numpy(), atol=1e-3)
     with pytest.raises(config.ConfigError, match=r"init_modules names \['decoder'\].*\['body', 'head'\]"):
-        train(tmp_path / "bad", 1, "Trainer.batch_size = 8", f"CheckpointConfig.init_from = '{tmp_path / 'source'}'",
+        train(tmp_path / "bad", 1, "BatchPlan.batch_size = 8", f"CheckpointConfig.init_from = '{tmp_path / 'source'}'",
               "CheckpointConfig.init_modules = ('decoder',)")
 
 

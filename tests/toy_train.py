@@ -17,8 +17,8 @@ if __name__ == "__main__":
     model_dir, steps, params = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     toy.register()
     config.parse([], ["build.model = @ToyModel()", "build.task = @ToyTask()", "Trainer.data = @ToyData()",
-                      "Trainer.batch_size = 8", "Trainer.steps_per_loop = 1", "Trainer.eval_every = 1000000",
-                      f"Trainer.train_steps = {steps}"] + params, finalize=False)
+                      "BatchPlan.batch_size = 8", "Trainer.steps_per_loop = 1", "Trainer.eval_every = 1000000",
+                      f"BatchPlan.train_steps = {steps}"] + params, finalize=False)
     strategy = make_strategy(os.environ.get("STRATEGY", "default"), int(os.environ.get("CPU_REPLICAS", "0")))
     trainer, _ = run.train(model_dir, strategy, tracker="none")
     np.save(os.path.join(worker_dir(model_dir, strategy), "weights.npy"),

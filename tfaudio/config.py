@@ -62,6 +62,13 @@ def _takes_kwargs(configurable) -> bool:
 
 # Configurables renamed since they shipped: {old: new}; an old name is one line naming the new.
 RENAMED = {"ParallelTacotron": "DurationTacotron"}
+# Bindings moved since they shipped: {old: new}; in an experiment file one line naming the
+# new, in a run's operative config read as the new.
+MOVED = {"Trainer.batch_size": "BatchPlan.batch_size", "Trainer.train_steps": "BatchPlan.train_steps",
+         "Trainer.accumulate_n": "BatchPlan.accumulate_n", "Trainer.batch_multiplier": "BatchPlan.multiplier",
+         "Trainer.batch_mode": "BatchPlan.mode", "Trainer.batch_schedule": "BatchPlan.schedule",
+         "Trainer.early_stopping": "training_hooks.early_stopping", "Trainer.plateau": "training_hooks.plateau",
+         "Trainer.guard": "training_hooks.guard"}
 
 
 def _closest(word: str, candidates) -> str:
@@ -95,7 +102,10 @@ def _explain(exc: Exception, params=()) -> str:
     m = re.search(r"Configurable '([\w./]+)' doesn't have a parameter named '(\w+)'", first)
     if m:
         configurable = _configurable(m.group(1))
-        if configurable:
+        old = f"{m.group(1).split('/')[-1].split('.')[-1]}.{m.group(2)}"
+        if old in MOVED:
+            hint = f" {old} moved: write {MOVED[old]} instead."
+        elif configurable:
             hint = _closest(m.group(2), _parameter_names(configurable))
     return f"{where}{first}{hint}"
 
@@ -245,6 +255,13 @@ def parse(gin_files=(), gin_params=(), search_paths=(), finalize: bool = True, s
     return files
 
 
+def _moved_to_new(text: str) -> str:
+    """A run's operative config with bindings that moved since it was written at their new place."""
+    for old, new in MOVED.items():
+        text = re.sub(rf"^{re.escape(old)}\b", new, text, flags=re.M)
+    return text
+
+
 def load_run_config(run_dir: str, extra_params=()):
     """Parses a run directory's operative config (for restoring a model to use it), then
     `extra_params` (inference overrides) strictly."""
@@ -258,7 +275,11 @@ def load_run_config(run_dir: str, extra_params=()):
         if re.search(rf"\b{old}\b", text):
             raise ConfigError(f"{path} names {old}, since renamed {new}: run "
                               f"sed -i 's/\\b{old}\\b/{new}/g' {path}")
-    parse([path], finalize=False, skip_unknown=True)
+    parse([], finalize=False)
+    try:
+        gin.parse_config(_moved_to_new(text), skip_unknown=True)
+    except (ValueError, SyntaxError, KeyError) as exc:
+        raise ConfigError(f"{path}: {_explain(exc).removeprefix('<--gin_param>: ')}") from None
     try:
         gin.parse_config(list(extra_params))
     except (ValueError, SyntaxError, KeyError) as exc:

@@ -26,6 +26,11 @@ def latest_checkpoint(run_dir: str) -> str | None:
     return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
 
 
+def checkpoint_step(path: str | None) -> int:
+    """The step of a checkpoint path (".../ckpt-600"), 0 for None."""
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+
 def has_metrics(run_dir: str) -> bool:
     """True once the run has written its first metrics row."""
     return os.path.exists(os.path.join(run_dir, METRICS))

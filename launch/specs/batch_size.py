@@ -13,5 +13,5 @@ STUDY = Study(
     metric="val/si_sdr_i", mode="max",
     stages=[Stage("batch", {
         "baseline": [],
-        **{f"accumulate{k}x": [f"Trainer.batch_multiplier = {k}"] for k in (2, 4)},
-        **{f"true{k}x": [f"Trainer.batch_multiplier = {k}", "Trainer.batch_mode = 'true'"] for k in (2, 4)}})])
+        **{f"accumulate{k}x": [f"BatchPlan.multiplier = {k}"] for k in (2, 4)},
+        **{f"true{k}x": [f"BatchPlan.multiplier = {k}", "BatchPlan.mode = 'true'"] for k in (2, 4)}})])

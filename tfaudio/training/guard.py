@@ -71,7 +71,7 @@ class DivergenceGuard(tf.Module):
         self.window_losses[seen % self.window_losses.shape[0]].assign(loss)
         self.losses_seen.assign(seen + 1)
 
-    when = "loop"
+    when, checkpoint_key = "loop", "guard"
 
     def __call__(self, step: int, results: dict) -> list:
         """The hook: feeds the last loop's training row; events for skipped updates, spikes

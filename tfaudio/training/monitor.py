@@ -4,8 +4,10 @@ here, the divergence guard in tfaudio.training.guard.
 Every hook has one signature, `hook(step, results) -> list of event rows`, and a
 `when`: "eval" hooks run after each evaluation, "loop" hooks after each inner loop.
 `results` is {"train": the last training row, "val": {...}, "val_ema": {...}}; an
-event row goes to metrics.jsonl and may carry "action": "stop" or "rollback".
-The state lives in tf.Variables so it is checkpointed and survives a resume.
+event row goes to metrics.jsonl and may carry "action": "save_best", "stop" or
+"rollback". The state lives in tf.Variables so it is checkpointed (under the hook's
+`checkpoint_key`) and survives a resume. A hook with an `lr_scale` variable scales
+the learning rate by it. `training_hooks` builds a run's hooks from its bindings.
 Metric names are "<split>/<metric>", e.g. "val/loss", "val_ema/si_sdr" or "train/loss".
 """
 
@@ -17,12 +19,15 @@ import gin
 import tensorflow as tf
 
 from tfaudio.limits import COUNT, METRIC, MODE, NON_NEGATIVE, POSITIVE_INT, Range, limits
+from tfaudio.training.guard import DivergenceGuard
 
 
 class MetricMonitor(tf.Module):
-    """Tracks the best value of one metric and how many evaluations passed without improving."""
+    """Tracks the best value of one metric and how many evaluations passed without improving.
+    `binding` names the gin binding that chose the metric (for messages)."""
 
     when = "eval"
+    binding = checkpoint_key = ""
 
     def __init__(self, metric: str, mode: str = "min", min_delta: float = 0.0, name=None):
         super().__init__(name=name)
@@ -52,6 +57,8 @@ class MetricMonitor(tf.Module):
 class EarlyStopping(MetricMonitor):
     """Stops training after `patience` evaluations without an improvement of `min_delta`."""
 
+    binding, checkpoint_key = "EarlyStopping.metric", "early_stopping"
+
     def __init__(self, metric: str = "val/loss", mode: str = "min", patience: int = 5,
                  min_delta: float = 0.0):
         super().__init__(metric, mode, min_delta)
@@ -75,12 +82,19 @@ class ReduceOnPlateau(MetricMonitor):
     """Multiplies the learning rate by `factor` after `patience` evaluations without
     improvement, then waits `cooldown` evaluations; never goes below `min_lr`."""
 
+    binding, checkpoint_key = "ReduceOnPlateau.metric", "plateau"
+
     def __init__(self, metric: str = "val/loss", mode: str = "min", patience: int = 3,
                  factor: float = 0.5, cooldown: int = 0, min_lr: float = 0.0, min_delta: float = 0.0):
         super().__init__(metric, mode, min_delta)
         self.patience, self.factor, self.cooldown, self.min_lr = patience, factor, cooldown, min_lr
-        self.scale = tf.Variable(1.0, trainable=False)
+        self.scale = tf.Variable(1.0, trainable=False)  # checkpointed as plateau/scale
         self.cooldown_left = tf.Variable(0, trainable=False)
+
+    @property
+    def lr_scale(self) -> tf.Variable:
+        """The learning-rate multiplier, as the guard's."""
+        return self.scale
 
     def __call__(self, step: int, results: dict) -> list:
         value = self.value_of(results)
@@ -107,14 +121,23 @@ class ReduceOnPlateau(MetricMonitor):
 
 
 class KeepBest(MetricMonitor):
-    """Saves a checkpoint to checkpoints/best/ whenever `metric` improves (`save()` writes it)."""
+    """Asks for a checkpoint in checkpoints/best/ whenever `metric` improves."""
 
-    def __init__(self, metric: str, mode: str, save):
-        super().__init__(metric, mode)
-        self._save = save
+    binding, checkpoint_key = "CheckpointConfig.best_metric", "best"
 
     def __call__(self, step: int, results: dict) -> list:
         value = self.value_of(results)
         if value is not None and math.isfinite(value) and self.update(value):
-            self._save()
+            return [{"action": "save_best"}]
         return []
+
+
+@gin.configurable(denylist=["best_metric", "best_mode"])
+def training_hooks(best_metric: str | None, best_mode: str, early_stopping: EarlyStopping | None = None,
+                   plateau: ReduceOnPlateau | None = None, guard: bool = True) -> list:
+    """The outer loop's hooks in the order they run: the divergence guard (unless
+    `guard` is False), keep-best (when CheckpointConfig.best_metric names a metric),
+    reduce-on-plateau and early stopping (when bound, e.g.
+    `training_hooks.plateau = @ReduceOnPlateau()`)."""
+    best = KeepBest(best_metric, best_mode) if best_metric else None
+    return [h for h in (DivergenceGuard() if guard else None, best, plateau, early_stopping) if h is not None]

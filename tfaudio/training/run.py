@@ -12,10 +12,14 @@ import gin
 import keras
 
 from tfaudio.experiment import build
+from tfaudio.run_dir import checkpoint_step, latest_checkpoint
 from tfaudio.training import run_record
+from tfaudio.training.batch_plan import BatchPlan
+from tfaudio.training.checkpoints import CheckpointConfig
+from tfaudio.training.monitor import training_hooks
 from tfaudio.training.optimizers import make_optimizer
 from tfaudio.training.schedules import LearningRate
-from tfaudio.training.step import StepOptions
+from tfaudio.training.step import StepOptions, TrainStep
 from tfaudio.training.strategy import is_chief, make_strategy, worker_dir
 from tfaudio.training.trackers import Trackers
 from tfaudio.training.trainer import Trainer
@@ -34,17 +38,30 @@ def quiet_checkpoint_logs() -> None:
 
 
 def make_trainer(model_dir: str, strategy, seed: int = 0) -> Trainer:
-    """The Trainer of the parsed config: `build.model`, `build.task`, `make_optimizer.*`,
-    `LearningRate.*` and `StepOptions.*` are built here, in the strategy's scope, after
-    seeding (identical initial weights for one seed) and setting the dtype policy."""
+    """The prepared Trainer of the parsed config: `build.model`, `build.task`,
+    `make_optimizer.*`, `LearningRate.*`, `StepOptions.*`, `BatchPlan.*` (at the batch
+    schedule's phase of the run's latest checkpoint), `CheckpointConfig.*` and
+    `training_hooks.*` are built here, in the strategy's scope, after seeding (identical
+    initial weights for one seed) and setting the dtype policy."""
     keras.utils.set_random_seed(seed)
     options = StepOptions()
     keras.mixed_precision.set_global_policy(options.precision)
+    plan = BatchPlan()
+    batches = plan.at(checkpoint_step(latest_checkpoint(model_dir)), strategy.num_replicas_in_sync)
+    schedule = LearningRate()
+    schedule.set_horizon(plan.train_steps)
+    schedule.set_effective_batch(batches.effective_batch)
+    checkpoint = CheckpointConfig()
     with strategy.scope():
         model, task = build()
         optimizer = make_optimizer()
-    return Trainer(model_dir=model_dir, strategy=strategy, model=model, task=task, optimizer=optimizer,
-                   schedule=LearningRate(), options=options, seed=seed)
+        hooks = training_hooks(checkpoint.best_metric, checkpoint.best_mode)
+        step = TrainStep(strategy, model, task, optimizer, schedule, options, batches,
+                         [h.lr_scale for h in hooks if hasattr(h, "lr_scale")])
+    trainer = Trainer(model_dir=model_dir, strategy=strategy, step=step, batches=batches, hooks=hooks,
+                      checkpoint=checkpoint, seed=seed)
+    trainer.prepare()
+    return trainer
 
 
 def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int = 0, name: str = "",
@@ -78,7 +95,7 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
                                         for k, v in description.items()))
     try:
         results = trainer.train(trackers)
-        while trainer.switching:  # Trainer.batch_schedule: rebuilt at the next batch, resumed
+        while trainer.switching:  # BatchPlan.schedule: rebuilt at the next batch, resumed
             trainer = make_trainer(own_dir, strategy, seed=seed)
             results = trainer.train(trackers)
         return trainer, results

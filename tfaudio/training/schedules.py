@@ -107,7 +107,7 @@ class LearningRate:
         its clock starts when warmup ends.
       warmup_steps: linear ramp from learning_rate / warmup_steps to the peak.
       scaling_rule: "none", "linear" or "sqrt" scaling from reference_batch_size
-        to the effective batch (batch x accumulate_n x batch_multiplier x replicas).
+        to the effective batch (BatchPlan: batch_size x accumulate_n x multiplier x replicas).
       reference_batch_size: the batch at which `learning_rate` was tuned.
     """
 

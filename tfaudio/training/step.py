@@ -3,12 +3,8 @@ clipping, skipping of non-finite updates, loss scaling, the update and the EMA.
 
 It knows nothing of checkpoints, evaluation schedules or hooks (Orbit's split): the
 outer loop (tfaudio.training.trainer) calls `loop(iterator, n)` and gets the summed
-statistics of those n steps back with one host sync.
-
-Batch names: a *micro-batch* is what one replica feeds the model at once
-(`Trainer.batch_size`); a *replica step batch* is the micro-batches one replica
-reads per update (micro_batch x micro_steps); the *effective batch* is what one
-update sees over all replicas (micro_batch x micro_steps x replicas).
+statistics of those n steps back with one host sync. Its batches are a
+tfaudio.training.batch_plan.Batches (which names each batch).
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ import tensorflow as tf
 
 from tfaudio.limits import POSITIVE, Choice, Range, limits
 from tfaudio.models.weights import float_names, named_variables
+from tfaudio.training.batch_plan import Batches
 from tfaudio.training.ema import WeightEMA
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -52,19 +49,17 @@ class TrainStep:
     Args:
       strategy, model, task, optimizer, schedule: the run's parts (schedule(step) -> lr).
       options: a StepOptions.
-      micro_steps: micro-batches accumulated per update per replica.
-      micro_batch: examples per replica per micro-batch.
-      schedule_clock: steps of the schedule per update (batch_multiplier when matching examples).
+      batches: the run's Batches: micro-steps per update, the global micro-batch each
+        micro-step's loss is averaged over, the effective batch examples_seen counts, and
+        the schedule's clock (its steps per update).
       lr_factors: scalar variables multiplied into the learning rate (plateau, guard).
     """
 
     def __init__(self, strategy, model, task, optimizer, schedule, options: StepOptions,
-                 micro_steps: int, micro_batch: int, schedule_clock: int = 1, lr_factors=()):
+                 batches: Batches, lr_factors=()):
         self.strategy, self.model, self.task = strategy, model, task
         self.optimizer, self.schedule, self.options = optimizer, schedule, options
-        self.micro_steps, self.schedule_clock, self.lr_factors = micro_steps, schedule_clock, list(lr_factors)
-        self.global_micro_batch = micro_batch * strategy.num_replicas_in_sync
-        self.effective_batch = self.global_micro_batch * micro_steps
+        self.batches, self.lr_factors = batches, list(lr_factors)
         float16 = options.precision == "mixed_float16"
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -167,7 +162,7 @@ class TrainStep:
 
     def _replica_grads(self, batch):
         """Gradients averaged over this replica's micro-batches and its loss sums."""
-        n = self.micro_steps
+        n = self.batches.micro_steps
         tvars = self.model.trainable_variables
 
         def micro(i):
@@ -177,7 +172,7 @@ class TrainStep:
         def one(mb):
             with tf.GradientTape() as tape:
                 per_example, terms = self.task.loss(self.model, mb, training=True)
-                loss = tf.reduce_sum(tf.cast(per_example, tf.float32)) / self.global_micro_batch
+                loss = tf.reduce_sum(tf.cast(per_example, tf.float32)) / self.batches.global_micro_batch
                 scaled = loss * self.loss_scale
             grads = tape.gradient(scaled, tvars)
             grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) / tf.cast(self.loss_scale, v.dtype)
@@ -214,7 +209,7 @@ class TrainStep:
             var.assign(tf.zeros_like(var))
 
         def update(i, stopped):
-            lr = self.schedule(self.step * self.schedule_clock)
+            lr = self.schedule(self.step * self.batches.clock)
             for factor in self.lr_factors:
                 lr = lr * factor
             self.optimizer.learning_rate.assign(lr)
@@ -241,7 +236,7 @@ class TrainStep:
             self._stats["lr"].assign(tf.cast(lr, tf.float32))
             self._stats["steps"].assign_add(1.0)
             self.step.assign_add(1)
-            self.examples_seen.assign_add(self.effective_batch)
+            self.examples_seen.assign_add(self.batches.effective_batch)
             self._stats["stopped"].assign(tf.where(stop, 1.0, 0.0))
             return i + 1, stop
 

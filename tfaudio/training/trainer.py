@@ -3,9 +3,10 @@
 Python drives `TrainStep.loop` (tfaudio.training.step), `steps_per_loop` updates per
 host sync. After each loop the "loop" hooks run (the divergence guard), after each
 evaluation the "eval" hooks (keep-best, reduce-on-plateau, early stopping); hooks
-return event rows for metrics.jsonl that may ask to stop or to roll back. The run's
-parts (model, task, optimizer, schedule, step options) come in from
-tfaudio.training.run; the knobs below are gin bindings of `Trainer`.
+return event rows for metrics.jsonl that may ask to save the best checkpoint, to stop
+or to roll back. The run's parts (the step with its model, task, optimizer and schedule;
+the batches; the hooks) come in from tfaudio.training.run; the knobs below are gin
+bindings of `Trainer`.
 """
 
 from __future__ import annotations
@@ -18,84 +19,56 @@ import tensorflow as tf
 from absl import logging
 
 from tfaudio.errors import ConfigError, DivergenceError
-from tfaudio.limits import POSITIVE, POSITIVE_INT, Choice, Rule, limits
+from tfaudio.limits import POSITIVE, POSITIVE_INT, limits
 from tfaudio.models.weights import indexed_variables, named_variables
 from tfaudio.run_dir import PROGRESS, latest_checkpoint
 from tfaudio.training import run_record
+from tfaudio.training.batch_plan import Batches
 from tfaudio.training.checkpoints import CheckpointConfig, RunCheckpoints, warm_start
 from tfaudio.training.guard import DivergenceGuard
-from tfaudio.training.monitor import EarlyStopping, KeepBest, ReduceOnPlateau
+from tfaudio.training.monitor import KeepBest, MetricMonitor
 from tfaudio.training.preemption import StopSignals
-from tfaudio.training.step import StepOptions, TrainStep
+from tfaudio.training.step import TrainStep
 from tfaudio.training.trackers import Progress
 
 
-def _batch_phases(schedule) -> bool:
-    return all(len(p) == 2 and int(p[0]) == p[0] >= 0 and int(p[1]) == p[1] >= 1 for p in schedule)
-
-
-@gin.configurable(denylist=["model_dir", "strategy", "model", "task", "optimizer", "schedule", "options",
-                            "seed"])
-@limits(batch_size=POSITIVE_INT, train_steps=POSITIVE_INT, accumulate_n=POSITIVE_INT, batch_multiplier=POSITIVE_INT,
-        batch_mode=Choice("accumulate", "true"), steps_per_loop=POSITIVE_INT, eval_every=POSITIVE_INT,
-        eval_batches=POSITIVE_INT.or_none(), max_minutes=POSITIVE.or_none(),
-        batch_schedule=Rule(_batch_phases, "((update step >= 0, batch size >= 1), ...)",
-                            [((0, 32), (600,)), ((0, 0),)]))
+@gin.configurable(denylist=["model_dir", "strategy", "step", "batches", "hooks", "checkpoint", "seed"])
+@limits(steps_per_loop=POSITIVE_INT, eval_every=POSITIVE_INT, eval_batches=POSITIVE_INT.or_none(),
+        max_minutes=POSITIVE.or_none())
 class Trainer:
-    """Trains `model` with `task` on `data`; writes checkpoints and metrics.jsonl to model_dir.
+    """Trains `step`'s model with its task on `data`; writes checkpoints and metrics.jsonl to
+    model_dir. Built from its parts by tfaudio.training.run; `prepare()` then reads what
+    the run starts from, `train(trackers)` runs it.
 
     Args:
+      model_dir: the run directory (this worker's).
+      strategy: the tf.distribute strategy `step` was built in.
+      step: the TrainStep (model, task, optimizer, schedule, options).
+      batches: the run's Batches (tfaudio.training.batch_plan).
+      hooks: the outer loop's hooks (tfaudio.training.monitor.training_hooks).
+      checkpoint: a CheckpointConfig (how often, how many, warm start).
+      seed: the data order's seed (checkpointed with the run).
       data: a DataSource (tfaudio.data.source).
-      batch_size: the micro-batch, examples per replica per forward pass (the macro).
-      train_steps: optimizer updates of the baseline run (the macro).
-      accumulate_n: micro-batches whose gradients are averaged per update.
-      batch_mode: how batch_multiplier makes the batch k times larger: "accumulate"
-        (k micro-batches of batch_size, gradients averaged; BatchNorm sees one micro-batch)
-        or "true" (the pipeline delivers batches of k x batch_size).
-      batch_multiplier: k multiplies the effective batch (see batch_mode); with
-        match_examples the run makes train_steps / k updates and counts the schedule,
-        evaluations and checkpoints in baseline steps (k per update): it evaluates and
-        saves at the first update that reaches each multiple of eval_every and
-        checkpoint.every, so runs of any k meet the same learning rates and evaluations
-        at the same examples (exactly when k divides the intervals). The batch-size
-        study's one knob.
       steps_per_loop: updates per traced inner loop (one host sync each).
       eval_every, eval_batches: baseline steps between evaluations; cap on validation batches.
-      checkpoint: a CheckpointConfig (how often, how many, keep-best, warm start).
-      early_stopping, plateau: an EarlyStopping / ReduceOnPlateau hook, or None.
-      guard: roll back to the last good checkpoint on divergence (DivergenceGuard.*).
       max_minutes: end the run (evaluated and saved) after this many minutes of training,
         or at train_steps, whichever comes first; None: no limit. The minutes count over
         the run's life (the checkpoint keeps them), so a resumed run gets what is left.
-      batch_schedule: ((update step, batch_size), ...): from each step on, train at that
-        batch (the learning rate follows through LearningRate's scaling rule). The trainer
-        saves at each switch and tfaudio.training.run rebuilds it at the new batch, as a
-        resume does; examples seen carry on, and the data continues where it was.
     """
 
-    def __init__(self, model_dir: str, strategy, model, task, optimizer, schedule,
-                 options: StepOptions, seed: int = 0, data=gin.REQUIRED, batch_size: int = gin.REQUIRED,
-                 train_steps: int = gin.REQUIRED, accumulate_n: int = 1, batch_multiplier: int = 1,
-                 batch_mode: str = "accumulate",
-                 match_examples: bool = True, steps_per_loop: int = 10, eval_every: int = 500,
-                 eval_batches: int | None = None, checkpoint: CheckpointConfig | None = None,
-                 early_stopping: EarlyStopping | None = None, plateau: ReduceOnPlateau | None = None,
-                 guard: bool = True, max_minutes: float | None = None, batch_schedule=()):
+    def __init__(self, model_dir: str, strategy, step: TrainStep, batches: Batches, hooks: list,
+                 checkpoint: CheckpointConfig, seed: int = 0, data=gin.REQUIRED, steps_per_loop: int = 10,
+                 eval_every: int = 500, eval_batches: int | None = None, max_minutes: float | None = None):
+        self.model_dir, self.strategy, self.inner, self.batches = model_dir, strategy, step, batches
+        self.model, self.task, self.data, self.config = step.model, step.task, data, checkpoint
+        self.hooks = list(hooks)
+        self.guard = next((h for h in self.hooks if isinstance(h, DivergenceGuard)), None)
+        self.steps_per_loop, self.eval_every, self.eval_batches = steps_per_loop, eval_every, eval_batches
         self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
-        start = checkpoint_step(latest_checkpoint(model_dir))
-        batch_size, self.phase_end = _phase(batch_schedule, start, batch_size)
         self.switching = False
-        true_batch = batch_multiplier if batch_mode == "true" else 1
-        batch_size, self.batch_mode = batch_size * true_batch, batch_mode
-        config = checkpoint or CheckpointConfig()
-        clock = batch_multiplier if match_examples else 1
-        self.total_steps = max(1, train_steps // clock)
-        self.clock, self.eval_every, self.checkpoint_every = clock, eval_every, config.every
-        self.model_dir, self.strategy, self.data = model_dir, strategy, data
         self.trackers = None  # given by train()
-        self.model, self.task, self.config = model, task, config
-        self.micro_batch, self.steps_per_loop, self.eval_batches = batch_size, steps_per_loop, eval_batches
-        schedule.set_horizon(train_steps)
+        self.sample_batch = self.checkpoints = None  # read by prepare()
+        self.term_names: list = []
         with strategy.scope():
             self.data_seed = tf.Variable(seed, dtype=tf.int64, trainable=False, name="data_seed")
             # Examples skipped by rollbacks: the data position is step x effective batch + this.
@@ -103,41 +76,39 @@ class Trainer:
             # Seconds of training before the latest save: wall_s and max_minutes go on from it on resume
             # (float32, as everything in the strategy's scope: 1/16 s resolution after 11 days).
             self.train_seconds = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="train_seconds")
-            self.clock_start = time.time()
-            self.guard = DivergenceGuard() if guard else None
-            fresh = not latest_checkpoint(model_dir)
-            if fresh:  # task state from data (feature statistics), once per run
-                task.initialize(data, model_dir)
-            self.sample_batch = next(iter(data.validation(batch_size) or data.train(batch_size, 0, 0, None)))
-            factors = [h.scale for h in (plateau,) if h] + ([self.guard.lr_scale] if self.guard else [])
-            self.inner = TrainStep(strategy, model, task, optimizer, schedule, options,
-                                   accumulate_n * batch_multiplier // true_batch, batch_size, clock, factors)
+        self.clock_start = time.time()
+
+    def prepare(self) -> None:
+        """Reads what the run starts from: on a fresh run the task's state from the data
+        (feature statistics); one batch, which creates every variable; one validation
+        batch, which checks the monitored metrics exist; the run's checkpoints."""
+        fresh = not latest_checkpoint(self.model_dir)
+        micro_batch = self.batches.micro_batch
+        with self.strategy.scope():
+            if fresh:
+                self.task.initialize(self.data, self.model_dir)
+            self.sample_batch = next(iter(self.data.validation(micro_batch)
+                                          or self.data.train(micro_batch, 0, 0, None)))
             self.term_names = self.inner.build(self.sample_batch)
             if fresh:
-                task.initialize_model(model)
-            best = KeepBest(config.best_metric, config.best_mode, self._save_best) if config.best_metric else None
-        schedule.set_effective_batch(self.inner.effective_batch)
-        self._check_monitored({"CheckpointConfig.best_metric": best, "EarlyStopping.metric": early_stopping,
-                               "ReduceOnPlateau.metric": plateau})
-        self.hooks = [h for h in (self.guard, best, plateau, early_stopping) if h is not None]
-        trees = {"model": self.inner.model_vars, "optimizer": indexed_variables(optimizer.variables),
+                self.task.initialize_model(self.model)
+        self._check_monitored([h for h in self.hooks if isinstance(h, MetricMonitor)])
+        trees = {"model": self.inner.model_vars, "optimizer": indexed_variables(self.inner.optimizer.variables),
                  "ema": self.inner.ema.shadows if self.inner.ema else None,
-                 "task": named_variables(task.state) if task.state is not None else None}
+                 "task": named_variables(self.task.state) if self.task.state is not None else None}
         objects = dict(data_seed=self.data_seed, data_skipped=self.data_skipped, train_seconds=self.train_seconds,
-                       **self.inner.state(), best=best, early_stopping=early_stopping, plateau=plateau,
-                       guard=self.guard)
-        self.checkpoints = RunCheckpoints(model_dir, trees, objects, self.inner.step, config.keep,
-                                          keep_best=best is not None)
+                       **self.inner.state(), **{h.checkpoint_key: h for h in self.hooks})
+        self.checkpoints = RunCheckpoints(self.model_dir, trees, objects, self.inner.step, self.config.keep,
+                                          keep_best=any(isinstance(h, KeepBest) for h in self.hooks))
 
-    def _check_monitored(self, monitors: dict):
+    def _check_monitored(self, monitors: list):
         """A ConfigError when a monitor names a metric the run will not report."""
-        monitors = {binding: m for binding, m in monitors.items() if m is not None}
         if not monitors:
             return
         # One validation batch evaluated: the names are what evaluation reports, and its trace
         # (and XLA compilation) is the one every later evaluation reuses.
         with self.strategy.scope():
-            val = self.data.validation(self.inner.global_micro_batch)
+            val = self.data.validation(self.batches.global_micro_batch)
         evaluated = sorted(self.inner.evaluate(self.strategy.experimental_distribute_dataset(val), 1)) \
             if val is not None else []
         splits = {"train": sorted(self._train_row(1.0, {k: 0.0 for k in self.inner.stats_names}, 0.0))}
@@ -145,7 +116,8 @@ class Trainer:
             splits.update(val=evaluated, val_ema=evaluated if self.inner.ema else None,
                           train_subset=evaluated if self.data.train_subset(1) is not None else None)
         splits = {k: v for k, v in splits.items() if v}
-        for binding, monitor in monitors.items():
+        for monitor in monitors:
+            binding = monitor.binding
             split, name = monitor.metric.split("/", 1)
             if split not in splits:
                 raise ConfigError(f"{binding} = {monitor.metric!r}: this run has no split {split!r}; "
@@ -159,16 +131,15 @@ class Trainer:
     def _make_datasets(self):
         """Training stream from the restored position; the validation split; the held
         subset of training files evaluated as its own split, when the data has one."""
-        replica_step_batch = self.micro_batch * self.inner.micro_steps
         seed, start = int(self.data_seed.numpy()), self.data_position()
 
         def train_fn(input_context):
-            return self.data.train(replica_step_batch, seed, start, input_context)
+            return self.data.train(self.batches.replica_step_batch, seed, start, input_context)
 
         with self.strategy.scope():  # a pipeline may shape its batches for the strategy (static on TPU)
             self.train_iterator = iter(self.strategy.distribute_datasets_from_function(train_fn))
-            val = self.data.validation(self.inner.global_micro_batch)
-            subset = self.data.train_subset(self.inner.global_micro_batch)
+            val = self.data.validation(self.batches.global_micro_batch)
+            subset = self.data.train_subset(self.batches.global_micro_batch)
         self.val_dataset = self.strategy.experimental_distribute_dataset(val) if val is not None else None
         self.subset_dataset = self.strategy.experimental_distribute_dataset(subset) if subset is not None else None
 
@@ -205,9 +176,6 @@ class Trainer:
         """Seconds of training over the run's life, this process's and the resumed ones'."""
         return time.time() - self.clock_start
 
-    def _save_best(self):
-        self.checkpoints.save_best()
-
     def evaluate(self) -> dict:
         """{split: {metric: mean}} for the raw weights ("val"), the EMA ("val_ema") and the
         held training subset ("train_subset", raw weights)."""
@@ -240,16 +208,16 @@ class Trainer:
             self.save()  # a rollback target before the first update
         results: dict = {}
         wrote_operative = False
-        bar = Progress(self.total_steps, step, os.path.join(self.model_dir, PROGRESS))
+        bar = Progress(self.batches.updates, step, os.path.join(self.model_dir, PROGRESS))
         stopped = False
         self.inner.stop_request.assign(0)
         with StopSignals(self.inner.stop_request) as signals:
-            while step < self.total_steps:
-                if self.phase_end is not None and step >= self.phase_end:
+            while step < self.batches.updates:
+                if self.batches.switch_step is not None and step >= self.batches.switch_step:
                     self.switching = True
                     break
-                n = min(self.steps_per_loop, self.total_steps - step, self._until(step, self.eval_every),
-                        self._until(step, self.checkpoint_every), (self.phase_end or self.total_steps) - step)
+                n = min(self.steps_per_loop, self.batches.updates - step, self._until(step, self.eval_every),
+                        self._until(step, self.config.every), (self.batches.switch_step or self.batches.updates) - step)
                 t0 = time.time()
                 stats = self.inner.loop(self.train_iterator, n)
                 row = self._train_row(time.time() - t0, stats, self.elapsed())
@@ -270,7 +238,7 @@ class Trainer:
                 out_of_time = self.max_seconds is not None and self.elapsed() >= self.max_seconds
                 if out_of_time:
                     self.trackers.log({"step": step, "event": "time_budget", "minutes": self.max_seconds / 60})
-                if self._reached(step, self.eval_every) or step == self.total_steps or out_of_time:
+                if self._reached(step, self.eval_every) or step == self.batches.updates or out_of_time:
                     results = self.evaluate()
                     for split, metrics in results.items():
                         self.trackers.log({"step": step, "split": split, "examples_seen": row["examples_seen"],
@@ -280,7 +248,9 @@ class Trainer:
                         for split, metrics in results.items():
                             self.task.split_summaries(split, metrics, self.trackers, step)
                     actions = self._run_hooks("eval", step, {"train": row, **results})
-                if (self._reached(step, self.checkpoint_every) or step == self.total_steps or "stop" in actions
+                    if "save_best" in actions:
+                        self.checkpoints.save_best()
+                if (self._reached(step, self.config.every) or step == self.batches.updates or "stop" in actions
                         or out_of_time) and self._may_save():
                     self.save()
                     last_saved = step
@@ -290,7 +260,7 @@ class Trainer:
         if last_saved != step and not stopped and self._may_save():
             self.save()
         if self.switching:
-            self.trackers.log({"step": step, "event": "batch_switch", "from_batch": self.micro_batch})
+            self.trackers.log({"step": step, "event": "batch_switch", "from_batch": self.batches.micro_batch})
         # Freed now, not at interpreter exit: there, a prefetch thread inside a
         # numpy_function (file decoding) is stopped at the GIL and the iterator waits forever.
         self.train_iterator = None
@@ -307,12 +277,12 @@ class Trainer:
 
     def _until(self, step: int, every: int) -> int:
         """Updates from `step` to the first one whose baseline step reaches the next multiple of `every`."""
-        target = (step * self.clock // every + 1) * every
-        return -(-target // self.clock) - step
+        target = (step * self.batches.clock // every + 1) * every
+        return -(-target // self.batches.clock) - step
 
     def _reached(self, step: int, every: int) -> bool:
         """True when update `step` is the first to reach a multiple of `every` baseline steps."""
-        return step * self.clock // every > (step - 1) * self.clock // every
+        return step * self.batches.clock // every > (step - 1) * self.batches.clock // every
 
     def _run_hooks(self, when: str, step: int, results: dict) -> set:
         """Calls the hooks registered for `when`; logs their events; returns their actions."""
@@ -354,30 +324,15 @@ class Trainer:
 
     def _train_row(self, wall: float, stats: dict, elapsed: float) -> dict:
         n, count = int(stats["steps"]), max(stats["count"], 1.0)
-        batch = self.inner.effective_batch
+        batch = self.batches.effective_batch
         row = {"step": self.global_step, "examples_seen": int(self.inner.examples_seen.numpy()),
                "wall_s": round(elapsed, 3), "loss": stats["loss"] / count, "lr": stats["lr"],
                "grad_norm": stats["grad_norm"], "steps_per_sec": n / wall, "examples_per_sec": n * batch / wall,
                "input_wait_frac": min(1.0, stats["input_wait"] / wall), "effective_batch": batch,
-               "micro_batch": self.micro_batch, "batch_mode": self.batch_mode,
+               "micro_batch": self.batches.micro_batch, "batch_mode": self.batches.mode,
                "skipped_updates": int(stats["skipped"]), "loop_steps": n}
         if self.inner.options.precision == "mixed_float16":
             row.update(loss_scale=float(self.inner.loss_scale.numpy()), overflows=int(stats["overflows"]))
         for t in self.term_names:
             row[f"loss_{t}"] = stats[f"term_{t}"] / count
         return row
-
-
-def checkpoint_step(path: str | None) -> int:
-    """The step of a checkpoint path (".../ckpt-600"), 0 for None."""
-    return int(path.rsplit("-", 1)[1]) if path else 0
-
-
-def _phase(schedule, step: int, batch_size: int) -> tuple[int, int | None]:
-    """(batch size at `step`, the next switch step or None) of a batch schedule."""
-    phases = sorted((int(s), int(b)) for s, b in schedule)
-    for start, batch in phases:
-        if start <= step:
-            batch_size = batch
-    later = [s for s, _ in phases if s > step]
-    return batch_size, (later[0] if later else None)
