@@ -19,11 +19,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfaudio import compose as training  # noqa: E402
 from tfaudio import config  # noqa: E402
 from tfaudio.models import duration_tacotron  # noqa: E402
 from tfaudio.models.alignment_search import search, search_numpy  # noqa: E402
 from tfaudio.run_dir import read_metrics  # noqa: E402
-from tfaudio.training import run as training  # noqa: E402
 
 
 def numpy_search(log_likelihood, frames, symbols):

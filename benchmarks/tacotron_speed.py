@@ -18,9 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfaudio import compose as _registers_configurables  # noqa: E402,F401
 from tfaudio import config  # noqa: E402
 from tfaudio.experiment import build  # noqa: E402
-from tfaudio.training import run as _registers_configurables  # noqa: E402,F401
 from tfaudio.training.optimizers import make_optimizer  # noqa: E402
 
 SIZES = {False: (60, 250, (16, 32)), True: (10, 20, (2,))}  # smoke: (text length, mel frames, batches)

@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from tfaudio import compose as training  # noqa: E402
 from tfaudio import config  # noqa: E402
 from tfaudio.run_dir import read_metrics  # noqa: E402
-from tfaudio.training import run as training  # noqa: E402
 from tfaudio.training.trainer import Trainer  # noqa: E402
 
 

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import gin  # noqa: E402
 
+from tfaudio import compose as _registers_configurables  # noqa: E402,F401
 from tfaudio import config  # noqa: E402
-from tfaudio.training import run as _registers_configurables  # noqa: E402,F401
 
 FAMILIES = {  # family: (gin file, extra bindings at the recipe's sizes)
     "tacotron_8khz": ("gin/tacotron_8khz.gin", []),

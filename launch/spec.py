@@ -118,8 +118,7 @@ def base_value(study: Study, name: str):
     """The base experiment's value of a macro (`learning_rate`) or binding (`BatchPlan.batch_size`)."""
     import gin
 
-    from tfaudio import config, registry  # noqa: F401  (registry: the configurables a gin file names)
-    from tfaudio.training import run  # noqa: F401  (the training configurables)
+    from tfaudio import compose, config  # noqa: F401  (compose: every configurable a gin file names)
 
     config.parse(study.gin_files, list(study.bindings), finalize=False)
     try:

@@ -12,7 +12,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 import gin  # noqa: E402
 import pytest  # noqa: E402
 
-import tfaudio.training.run  # noqa: E402,F401  (registers every configurable)
+import tfaudio.compose  # noqa: E402,F401  (registers every configurable)
 
 
 @pytest.fixture(scope="session")

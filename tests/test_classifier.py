@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfaudio import compose as training
 from tfaudio import config
 from tfaudio.audio import features
 from tfaudio.data.audio_data import AudioData
@@ -20,7 +21,6 @@ from tfaudio.models.backbones import BACKBONES, make_backbone
 from tfaudio.models.classifier import Classifier
 from tfaudio.models.weights import parameter_count
 from tfaudio.tasks.classification import macro_f1
-from tfaudio.training import run as training
 
 import audio_files
 

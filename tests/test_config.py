@@ -45,7 +45,7 @@ def test_a_renamed_configurable_names_its_new_name_in_bindings_and_in_an_old_run
 
 
 def test_a_moved_binding_names_its_new_place_and_an_old_run_reads_it_there(tmp_path):
-    import tfaudio.training.run  # noqa: F401  (registers Trainer, BatchPlan, training_hooks)
+    import tfaudio.compose  # noqa: F401  (registers Trainer, BatchPlan, training_hooks)
     with pytest.raises(config.ConfigError, match="Trainer.batch_multiplier moved: write BatchPlan.multiplier"):
         config.parse([], ["Trainer.batch_multiplier = 2"])
     (tmp_path / "operative_config.gin").write_text(

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfaudio import compose as training
 from tfaudio import config
 from tfaudio.data.text import TranscriptVocabulary
 from tfaudio.models.dilated_ctc import DilatedCTC
 from tfaudio.tasks.ctc import CTCTask, decode
-from tfaudio.training import run as training
 
 import audio_files
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfaudio import compose as training
 from tfaudio import config
 from tfaudio.models.alignment_search import search, search_numpy
 from tfaudio.models.duration_tacotron import DurationTacotron, expand
 from tfaudio.run_dir import read_metrics
-from tfaudio.training import run as training
 
 import audio_files
 

@@ -122,8 +122,7 @@ class StopDuringSpike:
 def test_preemption_during_a_spike_keeps_the_last_good_checkpoint(tmp_path):
     import gin
 
-    from tfaudio import config
-    from tfaudio.training import run
+    from tfaudio import compose, config
     from tfaudio.training.strategy import make_strategy
     from tfaudio.training.trackers import Trackers
 
@@ -136,7 +135,7 @@ def test_preemption_during_a_spike_keeps_the_last_good_checkpoint(tmp_path):
                              "make_optimizer.name = 'sgd'"], finalize=False)
     trackers = Trackers(str(tmp_path), "none")
     try:
-        trainer = run.make_trainer(str(tmp_path), make_strategy())
+        trainer = compose.make_trainer(str(tmp_path), make_strategy())
         trainer.hooks.append(StopDuringSpike(trainer))
         trainer.train(trackers)
     finally:

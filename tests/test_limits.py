@@ -8,9 +8,8 @@ import inspect
 import gin
 import pytest
 
-from tfaudio import config, limits
+from tfaudio import compose, config, limits  # noqa: F401  (compose registers every configurable)
 from tfaudio.errors import ConfigError
-from tfaudio.training import run  # noqa: F401  (registers the training configurables)
 
 from test_cli import wrong
 

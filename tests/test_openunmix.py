@@ -152,9 +152,9 @@ def test_separate_command_equals_the_restored_model(tmp_path, stereo):
 
     import soundfile as sf
 
+    from tfaudio import compose as training
     from tfaudio import config
     from tfaudio.experiment import restore_for_inference
-    from tfaudio.training import run as training
 
     data = audio_files.mixtures(str(tmp_path / "mixtures"))
     config.parse([os.path.join(config.REPO_GIN_DIR, "openunmix_8khz.gin")], [

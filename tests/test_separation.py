@@ -105,8 +105,8 @@ def test_spec_bins_beyond_the_fft_names_both_bindings():
 @pytest.fixture(scope="module")
 def unet_run(tmp_path_factory):
     """A tiny waveform U-Net trained 120 steps on tone + noise mixtures."""
+    from tfaudio import compose as training
     from tfaudio import config
-    from tfaudio.training import run as training
 
     root = tmp_path_factory.mktemp("unet")
     data = audio_files.mixtures(str(root / "mixtures"), n_train=16, n_valid=4)

@@ -12,12 +12,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+from tfaudio import compose as training
 from tfaudio import config
 from tfaudio.data.text import CharVocabulary, TextError, normalize
 from tfaudio.models.tacotron import Attention, Tacotron
 from tfaudio.run_dir import read_metrics
 from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
-from tfaudio.training import run as training
 
 import audio_files
 

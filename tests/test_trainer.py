@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio import config
+from tfaudio import compose, config
 from tfaudio.experiment import restore_for_inference
 from tfaudio.run_dir import read_metrics
-from tfaudio.training import run, schedules
+from tfaudio.training import schedules
 
 import toy
 
@@ -23,7 +23,7 @@ BASE = ["build.model = @ToyModel()", "build.task = @ToyTask()", "Trainer.data = 
 def train(model_dir, steps, *params):
     toy.register()
     config.parse([], BASE + [f"BatchPlan.train_steps = {steps}"] + list(params), finalize=False)
-    return run.train(str(model_dir))[0]
+    return compose.train(str(model_dir))[0]
 
 
 def train_losses(model_dir):

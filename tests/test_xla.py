@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfaudio import compose as training
 from tfaudio import config
 from tfaudio.run_dir import read_metrics
-from tfaudio.training import run as training
 
 from tiny_runs import NO_DROPOUT, TINY, tiny_files, tiny_params
 

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
+from tfaudio import compose as training
 from tfaudio import config
-from tfaudio.training import run as training
 
 import audio_files
 

@@ -7,8 +7,7 @@ import sys
 
 import numpy as np
 
-from tfaudio import config
-from tfaudio.training import run
+from tfaudio import compose, config
 from tfaudio.training.strategy import make_strategy, worker_dir
 
 import toy  # beside this script, so on sys.path when it runs as `python tests/toy_train.py`
@@ -20,6 +19,6 @@ if __name__ == "__main__":
                       "BatchPlan.batch_size = 8", "Trainer.steps_per_loop = 1", "Trainer.eval_every = 1000000",
                       f"BatchPlan.train_steps = {steps}"] + params, finalize=False)
     strategy = make_strategy(os.environ.get("STRATEGY", "default"), int(os.environ.get("CPU_REPLICAS", "0")))
-    trainer, _ = run.train(model_dir, strategy, tracker="none")
+    trainer, _ = compose.train(model_dir, strategy, tracker="none")
     np.save(os.path.join(worker_dir(model_dir, strategy), "weights.npy"),
             np.concatenate([w.ravel() for w in trainer.model.get_weights()]))

@@ -1,7 +1,7 @@
 """Importing this module registers the gin configurables of audio, data, models, tasks
 and experiments: everything an inference command needs to rebuild a run. Training
 adds its own (Trainer, StepOptions, CheckpointConfig, LearningRate, ...) when
-tfaudio.training.run is imported.
+tfaudio.compose is imported.
 
 Keras 3 Layer/Model subclasses break under `@gin.configurable`, so they are
 registered here with `gin.register` instead.

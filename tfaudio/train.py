@@ -37,9 +37,8 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from tfaudio import config
+    from tfaudio import compose, config  # compose registers every configurable a training uses
     from tfaudio.errors import ConfigError, DivergenceError
-    from tfaudio.training import run  # registers every configurable a training uses
     from tfaudio.training.strategy import make_strategy
 
     try:
@@ -55,7 +54,7 @@ def main(argv):
         tf.config.experimental.enable_op_determinism()
     try:
         strategy = make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas, FLAGS.tpu)
-        _, results = run.train(model_dir, strategy, FLAGS.tracker, FLAGS.seed, name=FLAGS.run_name + name,
+        _, results = compose.train(model_dir, strategy, FLAGS.tracker, FLAGS.seed, name=FLAGS.run_name + name,
                                group=FLAGS.study or name, argv=sys.argv)
     except ConfigError as exc:
         fail(f"config error: {exc}")

@@ -68,7 +68,7 @@ class BatchPlan:
         pipeline delivers micro-batches of k x batch_size).
       schedule: ((update step, batch_size), ...): from each step on, train at that batch
         (the learning rate follows through LearningRate's scaling rule). The trainer saves
-        at each switch and tfaudio.training.run rebuilds it at the new batch, as a resume
+        at each switch and tfaudio.compose rebuilds it at the new batch, as a resume
         does; examples seen carry on, and the data continues where it was.
     """
 

@@ -5,7 +5,7 @@ host sync. After each loop the "loop" hooks run (the divergence guard), after ea
 evaluation the "eval" hooks (keep-best, reduce-on-plateau, early stopping); hooks
 return event rows for metrics.jsonl that may ask to save the best checkpoint, to stop
 or to roll back. The run's parts (the step with its model, task, optimizer and schedule;
-the batches; the hooks) come in from tfaudio.training.run; the knobs below are gin
+the batches; the hooks) come in from tfaudio.compose; the knobs below are gin
 bindings of `Trainer`.
 """
 
@@ -37,7 +37,7 @@ from tfaudio.training.trackers import Progress
         max_minutes=POSITIVE.or_none())
 class Trainer:
     """Trains `step`'s model with its task on `data`; writes checkpoints and metrics.jsonl to
-    model_dir. Built from its parts by tfaudio.training.run; `prepare()` then reads what
+    model_dir. Built from its parts by tfaudio.compose; `prepare()` then reads what
     the run starts from, `train(trackers)` runs it.
 
     Args:
