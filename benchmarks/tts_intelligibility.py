@@ -119,7 +119,7 @@ def main():
     print(f"{len(held_out)} held-out prompts; closed set of {len(listener.sentences)} corpus sentences")
     for example, (wave, _, ended_by) in zip(held_out, synthesized):
         real = read_audio(example["path"], rate)[:, 0]
-        mel, _, frames, _ = task.targets({"audio": real[None], "length": np.array([len(real)])}, 1)
+        mel, _, frames, _ = task.spectra.targets({"audio": real[None], "length": np.array([len(real)])}, 1)
         waves = {"real": real, "resynthesis": task.to_audio({"mel_post": mel}, 0, int(frames[0])),
                  "synthesis": wave}
         truth = " ".join(words(example["text"]))

@@ -56,3 +56,8 @@ def test_training_loads_no_model_family(module):
 def test_inference_loads_no_training_code(module):
     loaded = closure(module)
     assert not [m for m in loaded if m.startswith("tfaudio.training") or m == "tfaudio.compose"], sorted(loaded)
+
+
+def test_no_module_passes_400_lines():
+    long = {m: n for m, p in MODULES.items() if (n := len(open(p, encoding="utf-8").readlines())) > 400}
+    assert not long, f"split by role: {long}"

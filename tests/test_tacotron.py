@@ -309,7 +309,8 @@ def test_synthesis_decodes_with_the_end_fallback_and_window_and_the_free_metrics
     assert sorted(task.decoding(model, synthesis=False)) == ["go_frame", "stop_threshold"]
     ids, length = tf.constant([[3, 4, 5, 6, 7, 8]]), tf.constant([6])
     out = task.infer(model, ids, length, 12)
-    wanted = model.infer(ids, length, task.go_frame, tf.constant(12), stop_threshold=1.1, end_margin=3, window=1)
+    wanted = model.infer(ids, length, task.spectra.go_frame, tf.constant(12), stop_threshold=1.1, end_margin=3,
+                         window=1)
     for key in ("mel_post", "alignments", "steps", "ended_by"):
         np.testing.assert_allclose(out[key].numpy(), wanted[key].numpy(), atol=1e-6, err_msg=key)
     durations = DurationTacotron(vocab_size=10, n_mels=8)

@@ -1,7 +1,7 @@
 """Text-to-speech with Tacotron (attention, tfaudio.models.tacotron) or DurationTacotron
 (durations, tfaudio.models.duration_tacotron): features, losses, metrics, synthesis.
 
-Targets are log mel (and log linear) spectrograms through the guarded
+Targets (tfaudio.tasks.tts_spectra) are log mel (and log linear) spectrograms through the guarded
 `LogCompression`, normalised per channel with statistics computed once over the
 training set (saved in every checkpoint and in `feature_stats.json`). Padding
 takes the normalised floor value, which is also the go frame, and is masked.
@@ -25,28 +25,24 @@ Alignment metrics, per example (reported teacher-forced and, with prefix
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 
 import gin
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
-from tfaudio.audio import features
 from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.distortion import mel_cepstral_distortion
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.images import plot
-from tfaudio.audio.normalization import FeatureNormalization, save_stats
 from tfaudio.data.text import PhonemeVocabulary
 from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.limits import COUNT, NON_NEGATIVE, NYQUIST, POSITIVE, POSITIVE_INT, PROPORTION, UNIT, Choice, Range, limits
 from tfaudio.models.tacotron import ENDED_BY
-from tfaudio.run_dir import FEATURE_STATS
 from tfaudio.tasks.alignment import alignment_metrics, forward_sum_loss, guided_attention_weights
-from tfaudio.tasks.base import Task, traced_method, training_statistics
+from tfaudio.tasks.base import Task, traced_method
+from tfaudio.tasks.tts_spectra import Spectra
 
 _LOSSES = {"l1": tf.abs, "l2": tf.square}
 
@@ -58,29 +54,10 @@ def _masked_mean(x, mask):
                                                      1.0)
 
 
-def _level(wave, mag, power: float, peak: float = 0.95):
-    """Griffin-Lim inverts mag ** power; scale its output back to the level of `mag` (the
-    least-squares gain between mag ** power and mag), and down to `peak` if it would clip."""
-    sharpened = tf.pow(mag, power)
-    gain = tf.reduce_sum(sharpened * mag) / tf.maximum(tf.reduce_sum(sharpened * sharpened), 1e-12)
-    wave = wave * gain
-    top = tf.reduce_max(tf.abs(wave)) if wave.shape[0] != 0 else tf.constant(0.0)
-    return wave * tf.where(top > peak, peak / tf.maximum(top, 1e-12), 1.0)
-
-
 def _batch_mcd(free_mel, free_frames, real_mel, real_frames):
     """MCD [B] between each free-running log mel and its recording's (numpy, for metrics)."""
     return np.array([mel_cepstral_distortion(a[:n], b[:m]) for a, n, b, m in
                      zip(free_mel, free_frames, real_mel, real_frames)], np.float32)
-
-
-class _State(tf.Module):
-    """What the task keeps in checkpoints: the feature normalisation statistics."""
-
-    def __init__(self, n_mels: int, n_bins: int):
-        super().__init__(name="tts_state")
-        self.mel = FeatureNormalization(n_mels, name="mel_stats")
-        self.linear = FeatureNormalization(n_bins, name="linear_stats")
 
 
 @gin.configurable
@@ -146,7 +123,7 @@ class TacotronTask(Task):
         self.geometry = audio_geometry()
         self.vocabulary = vocabulary or default_vocabulary()
         self.compression = log_compression or LogCompression()
-        self.normalize_stats, self.stats_examples = normalize_stats, stats_examples
+        self.stats_examples = stats_examples
         self.spectrum_loss = _LOSSES[spectrum_loss]
         self.priority_bins = (None if priority_hz is None else
                               max(1, int(priority_hz / (self.geometry.sample_rate / 2) * self.geometry.n_bins)))
@@ -158,8 +135,9 @@ class TacotronTask(Task):
         self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
         self.end_margin_seconds, self.window = end_margin_seconds, window
         self.band, self.max_jump = band, max_jump
-        self.gl_iterations, self.gl_power = griffin_lim_iterations, griffin_lim_power
-        self.state = _State(self.geometry.n_mels, self.geometry.n_bins)
+        self.spectra = Spectra(self.geometry, self.compression, normalize_stats, griffin_lim_iterations,
+                               griffin_lim_power)
+        self.state = self.spectra.state
 
     def infer(self, model, text_ids, text_length, max_steps):
         """Synthesis: `model.infer` with the decoding options of synthesis, traced once per
@@ -173,7 +151,7 @@ class TacotronTask(Task):
         token alone) the end fallback and the attention window; none for a durations model."""
         if not model.autoregressive:
             return {}
-        options = dict(go_frame=self.go_frame, stop_threshold=self.stop_threshold)
+        options = dict(go_frame=self.spectra.go_frame, stop_threshold=self.stop_threshold)
         if synthesis:
             options.update(end_margin=self.end_margin(model), window=self.window)
         return options
@@ -187,58 +165,16 @@ class TacotronTask(Task):
 
     # ------------------------------------------------------------------ features
 
-    def _log_spectra(self, wave):
-        mag = features.magnitude(wave, self.geometry)
-        return self.compression(features.mel_from_spectrum(mag, self.geometry)), self.compression(mag)
-
-    def _valid_frames(self, length):
-        """STFT frames [B] of each example's valid samples (centred framing)."""
-        return tf.cast(length, tf.int32) // self.geometry.hop_length + 1
-
-    def targets(self, batch, reduction: int):
-        """Normalised log mel and linear targets [B, T, C] with T a multiple of
-        `reduction`, the valid frame counts [B] and the frame mask [B, T]."""
-        mel, linear = self._log_spectra(batch["audio"])
-        frames = self._valid_frames(batch["length"])
-        total = tf.shape(mel)[1]
-        padded = (total + reduction - 1) // reduction * reduction
-        mask = tf.sequence_mask(frames, padded)
-        floor = self.compression.floor_value
-
-        def finish(x, norm):
-            x = tf.pad(x, [[0, 0], [0, padded - total], [0, 0]], constant_values=floor)
-            x = tf.where(mask[..., None], x, floor)
-            return norm(x) if self.normalize_stats else x
-        return finish(mel, self.state.mel), finish(linear, self.state.linear), frames, mask
-
-    @property
-    def go_frame(self):
-        """The normalised floor value: silence, the first decoder input."""
-        floor = tf.fill([self.geometry.n_mels], self.compression.floor_value)
-        return self.state.mel(floor) if self.normalize_stats else floor
-
     def initialize(self, data, model_dir: str):
-        """Computes the normalisation statistics over training examples (once per run;
-        a resumed run restores them from its checkpoint) and writes feature_stats.json."""
-        if not self.normalize_stats:
-            return
-        def spectra(batch):
-            mel, linear = self._log_spectra(batch["audio"])
-            mask = tf.sequence_mask(self._valid_frames(batch["length"]), tf.shape(mel)[1])
-            return {"mel": (mel, mask), "linear": (linear, mask)}
-        stats = training_statistics(data, self.stats_examples, spectra)
-        self.state.mel.assign(*stats["mel"])
-        self.state.linear.assign(*stats["linear"])
-        save_stats(os.path.join(model_dir, FEATURE_STATS),
-                   {"mel": self.state.mel, "linear": self.state.linear})
-        logging.info("feature statistics written to %s/feature_stats.json", model_dir)
+        """The targets' normalisation statistics, from the training data (once per run)."""
+        self.spectra.compute_statistics(data, self.stats_examples, model_dir)
 
     # ------------------------------------------------------------------ losses
 
     def _inputs(self, batch, model):
-        mel, linear, frames, mask = self.targets(batch, model.reduction)
+        mel, linear, frames, mask = self.spectra.targets(batch, model.reduction)
         inputs = {"text_ids": batch["text_ids"], "text_length": batch["text_length"],
-                  "go_frame": self.go_frame, "targets": mel, "frames": frames}
+                  "go_frame": self.spectra.go_frame, "targets": mel, "frames": frames}
         return inputs, mel, linear, frames, mask
 
     def _terms(self, out, mel, linear, frames, mask, text_length, reduction):
@@ -304,9 +240,9 @@ class TacotronTask(Task):
         result.update({f"free_{k}": v for k, v in free_align.items()})
         result.update(free_stopped=stopped, free_aligned=aligned,
                       free_length_ratio=tf.cast(free["steps"], tf.float32) / tf.cast(dec_len, tf.float32))
-        result.update({"host/free_log_mel": self._log_mel(free["mel_post"]),
+        result.update({"host/free_log_mel": self.spectra.log_mel(free["mel_post"]),
                        "host/free_frames": free["steps"] * model.reduction,
-                       "host/log_mel": self._log_mel(mel), "host/frames": frames})
+                       "host/log_mel": self.spectra.log_mel(mel), "host/frames": frames})
         return result
 
     def host_metrics(self, values):
@@ -314,33 +250,18 @@ class TacotronTask(Task):
         return {"free_mcd": _batch_mcd(values["free_log_mel"], values["free_frames"], values["log_mel"],
                                        values["frames"])}
 
-    def _log_mel(self, mel):
-        """Natural-log mel from the model's (normalised) mel."""
-        return self.state.mel.inverse(mel) if self.normalize_stats else mel
-
     # ------------------------------------------------------------------ inference
 
     def build_for_inference(self, model):
         model({"text_ids": tf.constant([[3, self.vocabulary.end_id]]), "text_length": tf.constant([2]),
-               "go_frame": self.go_frame, "targets": tf.zeros([1, 2 * model.reduction, self.geometry.n_mels]),
+               "go_frame": self.spectra.go_frame, "targets": tf.zeros([1, 2 * model.reduction, self.geometry.n_mels]),
                "frames": tf.constant([2 * model.reduction])})
 
     def to_audio(self, out: dict, index: int, frames: int) -> np.ndarray:
         """Waveform of example `index` (its first `frames` frames) by Griffin-Lim: from the
         linear prediction when the model has one, else from the mel by least squares."""
         linear = "linear" in out
-        return self.spectrum_to_audio(out["linear" if linear else "mel_post"][index, :frames], linear).numpy()
-
-    def spectrum_to_audio(self, spectrum, linear: bool):
-        """Griffin-Lim waveform of one predicted spectrum [frames, bins or mels] (model
-        units), brought back to the predicted level and kept below clipping."""
-        if linear:
-            mag = self.compression.inverse(self.state.linear.inverse(spectrum) if self.normalize_stats else spectrum)
-        else:
-            mel = self.state.mel.inverse(spectrum) if self.normalize_stats else spectrum
-            mag = tf.nn.relu(tf.matmul(self.compression.inverse(mel), self._mel_inverse))
-        wave = features.griffin_lim(mag, self.geometry, self.gl_iterations, self.gl_power)
-        return _level(wave, mag, self.gl_power)
+        return self.spectra.to_audio(out["linear" if linear else "mel_post"][index, :frames], linear).numpy()
 
     def export_endpoints(self, model) -> dict:
         linear = model.predicts_linear
@@ -352,7 +273,7 @@ class TacotronTask(Task):
                     "frames": out["steps"] * model.reduction}
 
         def to_audio(spectrum):
-            return {"audio": self.spectrum_to_audio(spectrum, linear)}
+            return {"audio": self.spectra.to_audio(spectrum, linear)}
         bins = self.geometry.n_bins if linear else self.geometry.n_mels
         return {"synthesize": (synthesize, [tf.TensorSpec([None, None], tf.int32, name="text_ids"),
                                             tf.TensorSpec([None], tf.int32, name="text_length")]),
@@ -364,13 +285,6 @@ class TacotronTask(Task):
         with open(os.path.join(out_dir, "vocabulary.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(self.vocabulary.symbols) + "\n")
         return ["vocabulary.txt"]
-
-    @functools.cached_property
-    def _mel_inverse(self):
-        """Least-squares inverse [n_mels, bins] of the mel filterbank, computed once, as a
-        constant (also when first needed while tracing an export)."""
-        with tf.init_scope():
-            return tf.constant(np.linalg.pinv(features.mel_matrix(self.geometry)))
 
     def alignment_axes(self, model) -> dict:
         """Axis labels of an alignment picture: decoder steps (or frames) against symbols."""
