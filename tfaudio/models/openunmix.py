@@ -19,8 +19,6 @@ mixture [B, samples] (mono) or [B, samples, channels]
 
 from __future__ import annotations
 
-import weakref
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -31,6 +29,7 @@ from tfaudio.audio.wiener import wiener
 from tfaudio.errors import ConfigError
 from tfaudio.limits import COUNT, NYQUIST, POSITIVE_INT, RATE, Range, Rule, limits
 from tfaudio.models.lstm import SequenceLSTM
+from tfaudio.models.tracing import traced_method
 
 
 def bandwidth_to_max_bin(sample_rate: int, n_fft: int, bandwidth: float) -> int:
@@ -164,6 +163,12 @@ class OpenUnmix(keras.Model):
         frames = tf.signal.irfft(tf.cast(estimate, tf.complex64) * phase, [self.geometry.n_fft])
         return frames * features._window_fn(self.geometry)(self.geometry.n_fft), states
 
+    def estimate_chunk(self, chunk, states):
+        """estimate_frames of the STFT frames of a padded chunk [B, channels, samples]."""
+        spec = tf.signal.stft(chunk, self.geometry.n_fft, self.geometry.hop_length, self.geometry.n_fft,
+                              window_fn=features._window_fn(self.geometry), pad_end=False)
+        return self.estimate_frames(spec, states)
+
     def _encode(self, magnitude, training):
         batch, frames = tf.shape(magnitude)[0], tf.shape(magnitude)[2]
         x = tf.cast(tf.transpose(magnitude, [0, 2, 1, 3]), self.compute_dtype)  # [B, T, C, F]
@@ -196,9 +201,6 @@ class OpenUnmix(keras.Model):
         return wave[..., 0] if len(mixture.shape) == 2 else wave
 
 
-_TRACED_STEPS = weakref.WeakKeyDictionary()
-
-
 class StreamingSeparator:
     """Block-by-block separation with a unidirectional OpenUnmix: a running STFT, the
     LSTM state carried between blocks, and an overlap-add inverse STFT. `push` takes
@@ -222,9 +224,7 @@ class StreamingSeparator:
         self._frames = 0  # frames separated so far
         self._ready = 0  # padded positions already returned
         self._returned = 0  # output samples returned
-        if model not in _TRACED_STEPS:  # traced once per model, not per stream
-            _TRACED_STEPS[model] = tf.function(self._separate_frames, reduce_retracing=True, autograph=False)
-        self._step = _TRACED_STEPS[model]
+        self._step = traced_method(model, "estimate_chunk")  # traced once per model, not per stream
 
     def push(self, block) -> np.ndarray:
         block = np.asarray(block, np.float32).reshape(len(block), self.model.channels)
@@ -277,13 +277,6 @@ class StreamingSeparator:
         skip = max(0, self.pad - self._ready)  # the start padding is never output
         self._ready = end
         return out[skip:]
-
-    def _separate_frames(self, chunk, states):
-        """Windowed estimate frames [1, channels, frames, n_fft] of a padded chunk
-        [1, channels, samples], continuing the LSTM states."""
-        spec = tf.signal.stft(chunk, self.geometry.n_fft, self.geometry.hop_length, self.geometry.n_fft,
-                              window_fn=features._window_fn(self.geometry), pad_end=False)
-        return self.model.estimate_frames(spec, states)
 
     def _out(self, samples: np.ndarray) -> np.ndarray:
         self._returned += len(samples)

@@ -20,7 +20,6 @@ rows out of every metric, so tasks ignore it.
 from __future__ import annotations
 
 import math
-import weakref
 
 import keras
 import numpy as np
@@ -28,19 +27,7 @@ import tensorflow as tf
 
 from tfaudio.audio.normalization import feature_stats
 from tfaudio.errors import ConfigError
-
-_TRACED = weakref.WeakKeyDictionary()  # model -> {method name: its traced function}
-
-
-def traced_method(model, name: str):
-    """`getattr(model, name)` traced once per model and method, for any batch or length
-    (the traced function holds the model weakly, so a model that is gone is let go)."""
-    per_model = _TRACED.setdefault(model, {})
-    if name not in per_model:
-        ref = weakref.ref(model)
-        per_model[name] = tf.function(lambda *args, **kwargs: getattr(ref(), name)(*args, **kwargs),
-                                      reduce_retracing=True, autograph=False)
-    return per_model[name]
+from tfaudio.models.tracing import traced_method
 
 
 def training_statistics(data, examples: int, features) -> dict:

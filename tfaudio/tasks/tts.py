@@ -40,8 +40,9 @@ from tfaudio.data.text import PhonemeVocabulary
 from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.limits import COUNT, NON_NEGATIVE, NYQUIST, POSITIVE, POSITIVE_INT, PROPORTION, UNIT, Choice, Range, limits
 from tfaudio.models.tacotron import ENDED_BY
+from tfaudio.models.tracing import traced_method
 from tfaudio.tasks.alignment import alignment_metrics, forward_sum_loss, guided_attention_weights
-from tfaudio.tasks.base import Task, traced_method
+from tfaudio.tasks.base import Task
 from tfaudio.tasks.tts_spectra import Spectra
 
 _LOSSES = {"l1": tf.abs, "l2": tf.square}
