@@ -91,6 +91,17 @@ def test_log_compression_is_finite_and_bounded(normalize):
     assert np.all(np.isfinite(layer.inverse(tf.constant([1e9, -1e9])).numpy()))
 
 
+def test_the_unguarded_log_is_the_plain_log_a_zero_makes_infinite():
+    """The seed study's log, for its divergence variant: the guarded layer's values where
+    both are defined, -inf and an infinite gradient at a zero."""
+    x = tf.constant([0.0, 1e-3, 0.5, 10.0], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = LogCompression(guarded=False)(x)
+    assert np.allclose(y.numpy()[1:], LogCompression()(x).numpy()[1:])
+    assert y.numpy()[0] == -np.inf and not np.isfinite(tape.gradient(y, x).numpy()[0])
+
+
 def test_log_compression_reports_nan():
     with pytest.raises(tf.errors.InvalidArgumentError, match="LogCompression: input contains NaN"):
         LogCompression()(tf.constant([1.0, np.nan]))

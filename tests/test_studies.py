@@ -340,6 +340,35 @@ def test_the_003_batch_stage_gets_its_rates_from_the_trainers_square_root_rule()
         assert rate == pytest.approx(2e-3 * (batch / 8) ** 0.5 * factor, rel=1e-3), (batch, factor)
 
 
+@pytest.mark.parametrize("gin_file", ["gin/tacotron_8khz.gin", "gin/tacotron_8khz_attention.gin"])
+def test_seed_001s_large_batch_study_builds_the_batches_rates_optimizers_and_log_it_names(gin_file):
+    """Every variant of launch/specs/tacotron_large_batch.py, on either recipe, as the trainer
+    would build it: effective batch, mode, optimizer, peak rate, and the log compression."""
+    from tfaudio.experiment import build
+    from tfaudio.training.batch_plan import BatchPlan
+    from tfaudio.training.optimizers import make_optimizer
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    study = load(os.path.join(root, "launch", "specs", "tacotron_large_batch.py"))
+    variants = variants_of(study.stages[0], Opt(study, []))
+    assert len(variants) == 8
+    built = {}
+    for name, bindings in variants.items():
+        config.parse([os.path.join(root, gin_file)], study.bindings + bindings + ["vocabulary.kind = 'characters'"],
+                     finalize=False)
+        batches = BatchPlan().at(0, 1)
+        rate = schedules.LearningRate().set_effective_batch(batches.effective_batch)
+        guarded = build()[1].compression.guarded
+        built[name] = (batches.effective_batch, batches.mode, type(make_optimizer()).__name__, rate, guarded)
+    lr = config.query("LearningRate.learning_rate")
+    assert built["adam32"] == (32, "accumulate", "Adam", pytest.approx(lr), True)
+    assert built["adam128"] == (128, "true", "Adam", pytest.approx(4 * lr), True)
+    assert built["lamb256"] == (256, "true", "Lamb", pytest.approx(8 ** 0.5 * lr), True)
+    assert built["adam256_accumulated"] == (256, "accumulate", "Adam", pytest.approx(8 * lr), True)
+    assert built["lamb256_unguarded_log"][:4] == built["lamb256"][:4] and not built["lamb256_unguarded_log"][4]
+    assert config.query("training_hooks.guard") is False  # the last variant parsed: no guard
+
+
 def test_a_folder_of_runs_started_by_hand_is_compared_by_the_bindings_they_differ_in(tmp_path):
     """Seed 000's way: one command per variant, no spec; the report's settings are what
     differs between the runs' operative configs, the winner the best final metric."""

@@ -33,18 +33,21 @@ class LogCompression(keras.layers.Layer):
       max_value: magnitude that maps to +max_abs when normalising.
       max_abs: half-width of the normalised range.
       check_nan: fail with a clear message when the input holds NaN.
+      guarded: False takes the plain log of the magnitudes (no floor, no clamp, a
+        zero gives -inf): the log that made the seed study's batch-256 LAMB run diverge,
+        for launch/specs/tacotron_large_batch.py to compare with; never for training.
     """
 
     def __init__(self, floor: float = 1e-5, scale: str = "log", db_multiplier: float = 20.0,
                  normalize: bool = False, max_value: float = 100.0, max_abs: float = 4.0,
-                 check_nan: bool = True, **kwargs):
+                 check_nan: bool = True, guarded: bool = True, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         if max_value <= floor:
             raise ConfigError(f"LogCompression.max_value={max_value} must exceed floor={floor}")
         self.floor, self.scale, self.db_multiplier = floor, scale, db_multiplier
         self.normalize, self.max_value, self.max_abs = normalize, max_value, max_abs
-        self.check_nan = check_nan
+        self.check_nan, self.guarded = check_nan, guarded
 
     def _log(self, x):
         if self.scale == "db":
@@ -79,6 +82,8 @@ class LogCompression(keras.layers.Layer):
             tf.debugging.assert_equal(tf.reduce_any(tf.math.is_nan(x)), False,
                                       message="LogCompression: input contains NaN "
                                               "(check the audio file or the layer feeding it)")
+        if not self.guarded:
+            return self._log(x)
         x = tf.clip_by_value(x, self.floor, _FLOAT32_MAX)
         y = self._log(x)
         if self.normalize:
@@ -101,5 +106,5 @@ class LogCompression(keras.layers.Layer):
         config = super().get_config()
         config.update(floor=self.floor, scale=self.scale, db_multiplier=self.db_multiplier,
                       normalize=self.normalize, max_value=self.max_value, max_abs=self.max_abs,
-                      check_nan=self.check_nan)
+                      check_nan=self.check_nan, guarded=self.guarded)
         return config
