@@ -52,9 +52,12 @@ class PlantedBackend:
             bindings = dict(binding_value(c.split("=", 1)[1]) for c in command if c.startswith("--gin_param="))
             os.makedirs(run_dir, exist_ok=True)
             cer = planted_cer(bindings)
+            diverged = bindings.get("padding") is False  # two skipped updates, then a rollback
             rows = [{"step": 0, "event": "model", "parameters": 1234},
                     {"step": 10, "loss": 1.0, "examples_seen": 80, "wall_s": 2.0, "examples_per_sec": 40.0,
-                     "effective_batch": 8, "micro_batch": 8, "batch_mode": "accumulate"},
+                     "effective_batch": 8, "micro_batch": 8, "batch_mode": "accumulate",
+                     "skipped_updates": 2 if diverged else 0},
+                    *([{"step": 10, "event": "rollback", "to_step": 0}] if diverged else []),
                     {"step": 10, "split": "val", "examples_seen": 80, "cer": cer + 0.2},
                     {"step": 20, "loss": 0.5, "examples_seen": 160, "wall_s": 4.0, "examples_per_sec": 40.0,
                      "effective_batch": 8, "micro_batch": 8, "batch_mode": "accumulate"},
@@ -182,7 +185,9 @@ def test_the_report_holds_every_run_and_the_winning_configuration(tmp_path):
                        "learning_rate": 2e-3 * (4 / 8) ** 0.5 * 0.5})
     row = next(line for line in report.splitlines() if line.startswith("| batch4-lr0.5x"))
     assert f"| {cer:.4g} |" in row and "| 160 |" in row and "| 1,234 |" in row  # metric, examples, parameters
-    assert "| 8 (accumulate, micro-batch 8) |" in row
+    assert "| 8 (accumulate, micro-batch 8) |" in row and row.endswith("| none |")
+    assert next(line for line in report.splitlines() if line.startswith("| padding-off")).endswith(
+        "| skipped updates 2, rollbacks 1 |")
     assert "## Winning configuration" in report and "padding = True" in report.split("## Winning")[1]
     assert os.path.getsize(tmp_path / "stage3_batch_examples.png") > 1000
     assert os.path.getsize(tmp_path / "stage1_padding_wall.png") > 1000

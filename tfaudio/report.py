@@ -4,7 +4,8 @@ run's metrics.jsonl and study_run.json), or of a folder of runs started by hand 
 table, each run's settings the operative-config bindings in which the runs differ, the
 winner by --metric): the question, the base settings, one section per stage with a table of
 its variants (the varied bindings; final and best validation metric for raw and EMA
-weights; examples seen, wall time, examples/s, parameters), the stage's winner and the
+weights; examples seen, wall time, examples/s, parameters; skipped non-finite updates,
+loss spikes, the guard's rollbacks and stop), the stage's winner and the
 settings carried forward, plots of the validation metric against examples seen and wall
 clock (one line per variant, PNGs beside the report), and the winning configuration as
 gin bindings. Writes STUDY_DIR/report.md and returns its path.
@@ -57,8 +58,13 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
     last = train[-1] if train else {}
     batch = (f"{last['effective_batch']} ({last.get('batch_mode', 'accumulate')}, micro-batch {last['micro_batch']})"
              if "micro_batch" in last else last.get("effective_batch"))
+    events = [r["event"] for r in rows if "event" in r]
+    divergence = {"skipped updates": sum(r.get("skipped_updates", 0) for r in train),
+                  "loss spikes": events.count("loss_spike"), "rollbacks": events.count("rollback"),
+                  "guard stop": events.count("guard_stop")}
     out.update({"batch": batch, "examples seen": train[-1]["examples_seen"] if train else None, "wall min": wall,
-                "examples/s": sum(rates) / len(rates) if rates else None, "parameters": model.get("parameters")})
+                "examples/s": sum(rates) / len(rates) if rates else None, "parameters": model.get("parameters"),
+                "divergence": ", ".join(f"{k} {n}" for k, n in divergence.items() if n) or "none"})
     return out
 
 
