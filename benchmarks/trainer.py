@@ -15,7 +15,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
 
 from tfaudio import compose as training  # noqa: E402
 from tfaudio import config  # noqa: E402
@@ -26,14 +25,11 @@ from tfaudio.training.trainer import Trainer  # noqa: E402
 def trainer_rate(gin_files, params, eager=False) -> tuple[float, Trainer]:
     """Examples/s of a short run (loops after the first)."""
     config.parse(gin_files, params + ["Trainer.eval_every = 100000", "CheckpointConfig.every = 100000",
-                                       "StepOptions.ema_decay = None"], finalize=False)
-    tf.config.run_functions_eagerly(eager)
-    try:
-        with tempfile.TemporaryDirectory() as run:
-            trainer, _ = training.train(run, tracker="none")
-            rows = [r for r in read_metrics(run) if "split" not in r and "event" not in r][1:]
-    finally:
-        tf.config.run_functions_eagerly(False)
+                                       "StepOptions.ema_decay = None", f"StepOptions.traced = {not eager}"],
+                 finalize=False)
+    with tempfile.TemporaryDirectory() as run:
+        trainer, _ = training.train(run, tracker="none")
+        rows = [r for r in read_metrics(run) if "split" not in r and "event" not in r][1:]
     return sum(r["examples_per_sec"] for r in rows) / max(len(rows), 1), trainer
 
 

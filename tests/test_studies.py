@@ -352,6 +352,7 @@ def test_seed_001s_large_batch_study_builds_the_batches_rates_optimizers_and_log
     from tfaudio.experiment import build
     from tfaudio.training.batch_plan import BatchPlan
     from tfaudio.training.optimizers import make_optimizer
+    from tfaudio.training.step import StepOptions
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     study = load(os.path.join(root, "launch", "specs", "tacotron_large_batch.py"))
@@ -372,6 +373,10 @@ def test_seed_001s_large_batch_study_builds_the_batches_rates_optimizers_and_log
     assert built["adam256_accumulated"] == (256, "accumulate", "Adam", pytest.approx(8 * lr), True)
     assert built["lamb256_unguarded_log"][:4] == built["lamb256"][:4] and not built["lamb256_unguarded_log"][4]
     assert config.query("training_hooks.guard") is False  # the last variant parsed: no guard
+    tracing = variants_of(study.stages[1], Opt(study, [variants["lamb256"]]))
+    config.parse([os.path.join(root, gin_file)], study.bindings + variants["lamb256"] + tracing["eager"],
+                 finalize=False)
+    assert StepOptions().traced is False and BatchPlan().at(0, 1).effective_batch == 256
 
 
 def test_a_folder_of_runs_started_by_hand_is_compared_by_the_bindings_they_differ_in(tmp_path):

@@ -54,6 +54,19 @@ def test_resume_equals_uninterrupted(tmp_path):
                                atol=1e-5)
 
 
+def test_an_eager_step_trains_as_the_traced_one_and_is_not_traced(tmp_path):
+    params = ["BatchPlan.batch_size = 8", "BatchPlan.accumulate_n = 2", "StepOptions.ema_decay = 0.9"]
+    traced = train(tmp_path / "traced", 10, *params)
+    eager = train(tmp_path / "eager", 10, *params, "StepOptions.traced = False")
+    assert isinstance(traced.inner._loop, tf.types.experimental.PolymorphicFunction)
+    assert not isinstance(eager.inner._loop, tf.types.experimental.PolymorphicFunction)
+    for a, b in zip(traced.model.get_weights(), eager.model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert eager.evaluate()["val"]["loss"] == pytest.approx(traced.evaluate()["val"]["loss"], rel=1e-5)
+    with pytest.raises(config.ConfigError, match="XLA cannot compile"):
+        train(tmp_path / "both", 10, "StepOptions.traced = False", "StepOptions.jit_compile = True")
+
+
 def test_metrics_rows_and_the_operative_config_rebuild_the_model(tmp_path):
     trainer = train(tmp_path, 10, "BatchPlan.batch_size = 8", "StepOptions.ema_decay = 0.5")
     rows = read_metrics(str(tmp_path))

@@ -6,6 +6,8 @@ compression at the 256 LAMB setting, with and without the divergence guard. Ever
 the same wall-clock budget (`Trainer.max_minutes`), and the report plots each against
 examples seen and wall clock, so it answers both "per example" and "per minute". Judged
 by free-running speech: the mel cepstral distortion of the free-running mels (val/free_mcd).
+A second stage, at the winner's batch, measures tracing as the seed did: the eager step
+against the traced one, and steps_per_loop 1 against 25 (the report's examples/s).
 
     python -m launch.run launch/specs/tacotron_large_batch.py                   # durations recipe
     python -m launch.run launch/specs/tacotron_large_batch.py --gin_file=gin/tacotron_8khz_attention.gin \\
@@ -49,4 +51,9 @@ STUDY = Study(
     bindings=[f"batch_size = {BASELINE}", f"LearningRate.reference_batch_size = {BASELINE}",
               "Trainer.max_minutes = 30"],
     metric="val/free_mcd", mode="min",
-    stages=[Stage("batch_and_optimizer", VARIANTS)])
+    stages=[Stage("batch_and_optimizer", VARIANTS),
+            # Seed 001 traced its step (1.96 -> 0.88 s a step): at the winner's batch, the eager
+            # step against the traced one, and one host sync per update against one per 25.
+            Stage("tracing", {"traced": [], "eager": ["StepOptions.traced = False"],
+                              "steps_per_loop_1": ["Trainer.steps_per_loop = 1"],
+                              "steps_per_loop_25": ["Trainer.steps_per_loop = 25"]})])
