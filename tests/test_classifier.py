@@ -29,11 +29,8 @@ GEOMETRY = ["audio_geometry.sample_rate = 8000", "audio_geometry.n_fft = 256", "
 
 
 @pytest.fixture(autouse=True)
-def geometry():
-    gin.clear_config()
+def geometry(_clear_gin):  # after conftest's clearing, which also clears afterwards
     gin.parse_config(GEOMETRY)
-    yield
-    gin.clear_config()
 
 
 # torchvision's resnet18 and regnet_y_800mf, keras.applications' ResNet50 and
