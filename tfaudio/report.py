@@ -92,6 +92,9 @@ def plot_stage(stage: dict, path_prefix: str) -> list[str]:
             points = [(x, r[name]) for x, r in zip(xs, evals) if x is not None]
             if points:
                 ax.plot(*zip(*points), marker="o", label=variant + (" (winner)" if variant == stage["winner"] else ""))
+        values = [y for line in ax.get_lines() for y in line.get_ydata()]
+        if values and min(values) > 0 and max(values) > 20 * min(values):  # spikes would flatten the rest
+            ax.set_yscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel(stage["metric"])
         ax.grid(alpha=0.3)
