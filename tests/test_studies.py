@@ -196,6 +196,21 @@ def test_the_report_holds_every_run_and_the_winning_configuration(tmp_path):
     assert row in open(write_report(str(moved))).read().splitlines()
 
 
+def test_the_reports_examples_per_second_weights_each_loop_by_its_duration(tmp_path):
+    """Examples over seconds, not a mean of per-loop rates (which short loops would inflate);
+    the first loop, which traces, left out."""
+    from tfaudio.report import run_summary
+
+    rows = [{"step": 1, "loss": 1.0, "examples_seen": 32, "wall_s": 9.0, "loop_steps": 1, "steps_per_sec": 0.1,
+             "examples_per_sec": 3.2},
+            {"step": 2, "loss": 1.0, "examples_seen": 64, "wall_s": 9.1, "loop_steps": 1, "steps_per_sec": 10.0,
+             "examples_per_sec": 320.0},
+            {"step": 11, "loss": 1.0, "examples_seen": 352, "wall_s": 18.1, "loop_steps": 9, "steps_per_sec": 1.0,
+             "examples_per_sec": 32.0}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert run_summary(str(tmp_path), "val/loss", "min")["examples/s"] == pytest.approx(320 / 9.1)
+
+
 def test_ray_backend_runs_a_stage_of_real_runs(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
     data = audio_files.class_folders(str(tmp_path / "classes"))

@@ -54,7 +54,10 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
     except (OSError, ValueError, KeyError):
         pass
     wall = max(walls) / 60 if walls else None
-    rates = [r["examples_per_sec"] for r in train[1:] or train]
+    # Each loop's rate weighted by its duration (a plain mean of rates favours short loops);
+    # the first loop, which traces, is left out.
+    timed = [(r["examples_per_sec"], r.get("loop_steps", 1) / r.get("steps_per_sec", 1)) for r in train[1:] or train]
+    seconds = sum(t for _, t in timed)
     last = train[-1] if train else {}
     batch = (f"{last['effective_batch']} ({last.get('batch_mode', 'accumulate')}, micro-batch {last['micro_batch']})"
              if "micro_batch" in last else last.get("effective_batch"))
@@ -63,7 +66,8 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
                   "loss spikes": events.count("loss_spike"), "rollbacks": events.count("rollback"),
                   "guard stop": events.count("guard_stop")}
     out.update({"batch": batch, "examples seen": train[-1]["examples_seen"] if train else None, "wall min": wall,
-                "examples/s": sum(rates) / len(rates) if rates else None, "parameters": model.get("parameters"),
+                "examples/s": sum(rate * t for rate, t in timed) / seconds if seconds else None,
+                "parameters": model.get("parameters"),
                 "divergence": ", ".join(f"{k} {n}" for k, n in divergence.items() if n) or "none"})
     return out
 
