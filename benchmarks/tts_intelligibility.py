@@ -78,10 +78,7 @@ class ClosedSetListener:
 
 
 def log_mel(task, wave: np.ndarray) -> np.ndarray:
-    from tfaudio.audio import features
-
-    mag = features.magnitude(wave[None, :].astype(np.float32), task.geometry)
-    return task.compression(features.mel_from_spectrum(mag, task.geometry))[0].numpy()
+    return task.spectra.log_spectra(wave[None, :].astype(np.float32))[0][0].numpy()
 
 
 def main():

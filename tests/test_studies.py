@@ -379,7 +379,7 @@ def test_seed_001s_large_batch_study_builds_the_batches_rates_optimizers_and_log
                      finalize=False)
         batches = BatchPlan().at(0, 1)
         rate = schedules.LearningRate().set_effective_batch(batches.effective_batch)
-        guarded = build()[1].compression.guarded
+        guarded = build()[1].spectra.compression.guarded
         built[name] = (batches.effective_batch, batches.mode, type(make_optimizer()).__name__, rate, guarded)
     lr = config.query("LearningRate.learning_rate")
     assert built["adam32"] == (32, "accumulate", "Adam", pytest.approx(lr), True)

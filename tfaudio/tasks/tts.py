@@ -123,7 +123,6 @@ class TacotronTask(Task):
                  griffin_lim_iterations: int = 60, griffin_lim_power: float = 1.0):
         self.geometry = audio_geometry()
         self.vocabulary = vocabulary or default_vocabulary()
-        self.compression = log_compression or LogCompression()
         self.stats_examples = stats_examples
         self.spectrum_loss = _LOSSES[spectrum_loss]
         self.priority_bins = (None if priority_hz is None else
@@ -136,8 +135,8 @@ class TacotronTask(Task):
         self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
         self.end_margin_seconds, self.window = end_margin_seconds, window
         self.band, self.max_jump = band, max_jump
-        self.spectra = Spectra(self.geometry, self.compression, normalize_stats, griffin_lim_iterations,
-                               griffin_lim_power)
+        self.spectra = Spectra(self.geometry, log_compression or LogCompression(), normalize_stats,
+                               griffin_lim_iterations, griffin_lim_power)
         self.state = self.spectra.state
 
     def infer(self, model, text_ids, text_length, max_steps):

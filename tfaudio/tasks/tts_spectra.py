@@ -52,7 +52,8 @@ class Spectra:
         self.gl_iterations, self.gl_power = gl_iterations, gl_power
         self.state = _State(geometry.n_mels, geometry.n_bins)
 
-    def _log_spectra(self, wave):
+    def log_spectra(self, wave):
+        """(log mel, log linear) [B, T, C] of waves [B, samples], not normalised."""
         mag = features.magnitude(wave, self.geometry)
         return self.compression(features.mel_from_spectrum(mag, self.geometry)), self.compression(mag)
 
@@ -63,7 +64,7 @@ class Spectra:
     def targets(self, batch, reduction: int):
         """Normalised log mel and linear targets [B, T, C] with T a multiple of
         `reduction`, the valid frame counts [B] and the frame mask [B, T]."""
-        mel, linear = self._log_spectra(batch["audio"])
+        mel, linear = self.log_spectra(batch["audio"])
         frames = self._valid_frames(batch["length"])
         total = tf.shape(mel)[1]
         padded = (total + reduction - 1) // reduction * reduction
@@ -89,7 +90,7 @@ class Spectra:
             return
 
         def spectra(batch):
-            mel, linear = self._log_spectra(batch["audio"])
+            mel, linear = self.log_spectra(batch["audio"])
             mask = tf.sequence_mask(self._valid_frames(batch["length"]), tf.shape(mel)[1])
             return {"mel": (mel, mask), "linear": (linear, mask)}
         stats = training_statistics(data, examples, spectra)
