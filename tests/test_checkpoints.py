@@ -4,6 +4,7 @@ a fresh process bit for bit, and a resumed run equals an uninterrupted one."""
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -144,15 +145,33 @@ RESUME = {
 }
 
 
+def rolled_back(run: str, copy: str, step: int) -> str:
+    """A copy of `run` as a preemption after its step-`step` checkpoint leaves it: the
+    later checkpoints gone (metrics rows past it stay, as a killed process leaves them)."""
+    shutil.copytree(run, copy)
+    directory = os.path.join(copy, "checkpoints")
+    for name in os.listdir(directory):
+        if name.startswith("ckpt-") and int(name[len("ckpt-"):].split(".")[0]) > step:
+            os.remove(os.path.join(directory, name))
+    kept = sorted(f[:-len(".index")] for f in os.listdir(directory) if f.endswith(".index"))
+    tf.compat.v1.train.update_checkpoint_state(directory, os.path.join(directory, f"ckpt-{step}"),
+                                               [os.path.join(directory, k) for k in kept])
+    return copy
+
+
 @pytest.mark.parametrize("gin_file", sorted(RESUME))
 def test_resume_equals_uninterrupted_on_the_real_model(tmp_path, gin_file):
     path = os.path.join(config.REPO_GIN_DIR, gin_file)
     # One schedule for both halves: a decay's horizon is otherwise the run's train_steps.
     params = tiny_params(path, tmp_path) + RESUME[gin_file] + ["eval_every = 3", "CheckpointConfig.keep = 5",
-                                                                "ExponentialDecay.decay_steps = 6"]
-    full = arrays(train(str(tmp_path / "full"), tiny_files(path), params + ["train_steps = 6"]))
-    train(str(tmp_path / "resumed"), tiny_files(path), params + ["train_steps = 3"])
-    resumed = arrays(train(str(tmp_path / "resumed"), tiny_files(path), params + ["train_steps = 6"]))
+                                                                "ExponentialDecay.decay_steps = 6", "train_steps = 6"]
+    full = arrays(train(str(tmp_path / "full"), tiny_files(path), params))
+    resumed_run = rolled_back(str(tmp_path / "full"), str(tmp_path / "resumed"), 3)
+    trainer = train(resumed_run, tiny_files(path), params)
+    resumed = arrays(trainer)
+    assert trainer.checkpoints.latest.endswith("ckpt-6")
+    steps = [r["step"] for r in read_metrics(resumed_run) if "loss" in r and "split" not in r and "event" not in r]
+    assert steps == [1, 2, 3, 4, 5, 6, 4, 5, 6]  # the rows the preempted process left, then the resumed ones
     assert full.keys() == resumed.keys()
     for key in full:
         np.testing.assert_allclose(resumed[key], full[key], rtol=1e-5, atol=1e-6, err_msg=key)
