@@ -422,3 +422,24 @@ def test_a_folder_of_runs_started_by_hand_is_compared_by_the_bindings_they_diffe
     empty = subprocess.run([sys.executable, "-m", "tfaudio.report", str(tmp_path / "notes")], cwd=root,
                            capture_output=True, text=True, timeout=120)
     assert empty.returncode == 2 and "no study.json and no run folders" in empty.stderr.strip().splitlines()[-1]
+
+
+def test_the_report_opens_with_each_variant_at_the_examples_and_the_minutes_every_run_reached(tmp_path):
+    """Seed 001's question, per example seen and per minute: a large batch that looks better
+    per minute can be worse per example; each value is a run's last evaluation within the budget."""
+    curves = {"a32": [(1000, 10, 5.0), (2000, 20, 3.0), (3000, 30, 2.0)],
+              "b128": [(1280, 8, 4.0), (2560, 16, 2.5), (3840, 24, 2.2)],
+              "c256": [(2560, 6, 3.5), (5120, 12, 1.5)]}
+    for name, points in curves.items():
+        rows = []
+        for step, (examples, wall, mcd) in enumerate(points, 1):
+            rows += [{"step": step, "loss": 1.0, "examples_seen": examples, "wall_s": wall, "examples_per_sec": 1.0},
+                     {"step": step, "split": "val", "examples_seen": examples, "free_mcd": mcd}]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = open(write_report(str(tmp_path), "val/free_mcd", "min")).read()
+    answer = report[report.index("**Answer**"):report.index("**Base settings.**")]
+    assert ("- Per example seen: at 3,000 examples, as far as every run got: **a32** 2, b128 2.5 (+0.5), "
+            "c256 3.5 (+1.5); 0 of 2 beat `a32`.") in answer
+    assert ("- Per minute: at 0.2 training minutes, as far as every run got: **c256** 1.5 (-3.5), "
+            "b128 4 (-1), a32 5; 2 of 2 beat `a32`.") in answer

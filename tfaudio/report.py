@@ -2,7 +2,9 @@
 a study, written from its runs' files (`study.json` from `python -m launch.run`, each
 run's metrics.jsonl and study_run.json), or of a folder of runs started by hand (one
 table, each run's settings the operative-config bindings in which the runs differ, the
-winner by --metric): the question, the base settings, one section per stage with a table of
+winner by --metric): the question, its answer at matched budgets (each variant's metric
+at the examples seen and at the training minutes every run reached, against the stage's
+first variant), the base settings, one section per stage with a table of
 its variants (the varied bindings; final and best validation metric for raw and EMA
 weights; examples seen, wall time, examples/s, parameters; skipped non-finite updates,
 loss spikes, the guard's rollbacks and stop), the stage's winner and the
@@ -72,6 +74,61 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
     return out
 
 
+def evaluations(run_dir: str, metric: str) -> list[tuple]:
+    """(examples seen, training seconds, value) of each evaluation of `metric` in a run;
+    the seconds are the wall_s of the training row at the evaluation's step (None without)."""
+    split, name = metric.split("/", 1)
+    rows = read_metrics(run_dir) if has_metrics(run_dir) else []
+    walls = {r["step"]: r["wall_s"] for r in rows if "wall_s" in r and "split" not in r}
+    return [(r.get("examples_seen"), walls.get(r["step"]), r[name])
+            for r in rows if r.get("split") == split and name in r]
+
+
+def _at_budget(curves: dict, axis: int) -> tuple:
+    """The budget on `axis` (0 examples, 1 seconds) that every run reached, and each run's
+    value at its last evaluation within it ({variant: value}, a run without one left out)."""
+    reached = [max(p[axis] for p in c if p[axis] is not None) for c in curves.values()
+               if any(p[axis] is not None for p in c)]
+    if len(reached) < len(curves):
+        return None, {}
+    budget = min(reached)
+    values = {}
+    for variant, curve in curves.items():
+        within = [p[2] for p in curve if p[axis] is not None and p[axis] <= budget]
+        if within:
+            values[variant] = within[-1]
+    return budget, values
+
+
+def stage_answer(stage: dict) -> list[str]:
+    """The stage's question answered at matched budgets: each variant's metric at the
+    examples seen and at the training minutes every run reached, best first, each against
+    the stage's first variant; [] with fewer than two runs evaluated."""
+    metric, mode = stage["metric"], stage["mode"]
+    curves = {v: evaluations(r["run_dir"], metric) for v, r in stage["runs"].items() if not r.get("failed")}
+    curves = {v: c for v, c in curves.items() if c}
+    if len(curves) < 2:
+        return []
+    first = next(iter(curves))
+    lines = [f"**{stage['name']}** (`{metric}`, {'lower' if mode == 'min' else 'higher'} is better; "
+             f"against `{first}`, the first variant):"]
+    for axis, label in ((0, "Per example seen: at {:,.0f} examples"), (1, "Per minute: at {:.1f} training minutes")):
+        budget, values = _at_budget(curves, axis)
+        if not values:
+            continue
+        ranked = sorted(values, key=values.get, reverse=mode == "max")
+        cells = [f"**{v}** {_cell(values[v])}" if i == 0 else f"{v} {_cell(values[v])}" for i, v in enumerate(ranked)]
+        if first in values:
+            cells = [c + ("" if v == first else f" ({values[v] - values[first]:+.3g})") for c, v in zip(cells, ranked)]
+        cells += [f"{v} not evaluated yet" for v in curves if v not in values]
+        beat = sum((values[v] < values[first]) if mode == "min" else (values[v] > values[first])
+                   for v in values if v != first) if first in values else None
+        verdict = "" if beat is None else f"; {beat} of {len(values) - 1} beat `{first}`"
+        lines.append(f"- {label.format(budget if axis == 0 else budget / 60)}, as far as every run got: "
+                     + ", ".join(cells) + verdict + ".")
+    return lines
+
+
 def plot_stage(stage: dict, path_prefix: str) -> list[str]:
     """Validation metric against examples seen and against wall clock; the PNG names."""
     import matplotlib
@@ -79,21 +136,11 @@ def plot_stage(stage: dict, path_prefix: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    split, name = stage["metric"].split("/", 1)
     names = []
-    for x_key, label in (("examples_seen", "examples seen"), ("wall_s", "wall clock (s)")):
+    for axis, (x_key, label) in enumerate((("examples_seen", "examples seen"), ("wall_s", "wall clock (s)"))):
         fig, ax = plt.subplots(figsize=(7, 4))
         for variant, run in stage["runs"].items():
-            if not has_metrics(run["run_dir"]):
-                continue
-            rows = read_metrics(run["run_dir"])
-            evals = [r for r in rows if r.get("split") == split and name in r]
-            if x_key == "wall_s":  # the training row before each evaluation carries the wall time
-                walls = {r["step"]: r["wall_s"] for r in rows if "wall_s" in r and "split" not in r}
-                xs = [walls.get(r["step"]) for r in evals]
-            else:
-                xs = [r.get("examples_seen") for r in evals]
-            points = [(x, r[name]) for x, r in zip(xs, evals) if x is not None]
+            points = [(p[axis], p[2]) for p in evaluations(run["run_dir"], stage["metric"]) if p[axis] is not None]
             if points:
                 ax.plot(*zip(*points), marker="o", label=variant + (" (winner)" if variant == stage["winner"] else ""))
         values = [y for line in ax.get_lines() for y in line.get_ydata()]
@@ -170,8 +217,14 @@ def write_report(study_dir: str, metric: str = "val/loss", mode: str = "min") ->
                 print(f"warning: {run['run_dir']} has no metrics.jsonl; its row stays empty", file=sys.stderr)
     base = ", ".join(f"`{g}`" for g in state["gin_files"]) + (
         "; " + ", ".join(f"`{b}`" for b in state["bindings"]) if state["bindings"] else "")
-    lines = [f"# Study: {state['name']}", "", f"**Question.** {state['question']}", "",
-             "**Base settings.** " + (base or "the bindings every run's operative_config.gin shares."), ""]
+    answers = []
+    for stage in state["stages"]:
+        answer = stage_answer(stage)
+        answers += answer + [""] if answer else []
+    lines = [f"# Study: {state['name']}", "", f"**Question.** {state['question']}", ""]
+    lines += (["**Answer**, at matched budgets (each run's last evaluation within the budget):", ""] + answers
+              if answers else [])
+    lines += ["**Base settings.** " + (base or "the bindings every run's operative_config.gin shares."), ""]
     for index, stage in enumerate(state["stages"]):
         lines += [f"## Stage {index + 1}: {stage['name']}", "",
                   f"Winner by `{stage['metric']}` ({stage['at']} evaluation, {stage['mode']}): "
