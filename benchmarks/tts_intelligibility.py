@@ -4,7 +4,8 @@ checkpoint with a recogniser that tfaudio does not train.
     python benchmarks/tts_intelligibility.py --model_dir=runs/demo_tacotron_8khz [--prompts 20]
 
 For each of the first `--prompts` validation prompts of the run's own data split
-(never trained on), it writes three WAVs to <model_dir>/listening/: the real
+(never trained on), it writes three WAVs to <model_dir>/listening/ (and there
+summary.json, which `python -m tfaudio.report` shows in the run's row): the real
 recording, the ground-truth-mel resynthesis through the run's own vocoder path
 (the ceiling) and free-running synthesis from the checkpoint. pocketsphinx's
 bundled US English model (`pip install -e '.[bench]'`) then picks, in closed-set mode,
@@ -139,6 +140,8 @@ def main():
     print(f"synthesis / real = {syn / real_rate if real_rate else float('nan'):.2f} (target >= 0.7), "
           f"synthesis / resynthesis = {syn / resyn_rate if resyn_rate else float('nan'):.2f} (target >= 0.8); "
           f"WAVs in {out_dir}")
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f)
     print(json.dumps(summary))
 
 

@@ -51,3 +51,5 @@ def test_benchmark_runs_in_smoke_mode(script, workdir, tiny_runs):
     done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{script} --smoke failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     assert any(ch.isdigit() for ch in done.stdout), done.stdout
+    if script == "tts_intelligibility.py":  # what tfaudio.report shows in the run's row
+        assert (workdir / "tts_run" / "listening" / "summary.json").exists()

@@ -6,7 +6,8 @@ winner by --metric): the question, its answer at matched budgets (each variant's
 at the examples seen and at the training minutes every run reached, against the stage's
 first variant), the base settings, one section per stage with a table of
 its variants (the varied bindings; final and best validation metric for raw and EMA
-weights; examples seen, wall time, examples/s, parameters; skipped non-finite updates,
+weights; held-out prompts understood when benchmarks/tts_intelligibility.py listened to the
+run; examples seen, wall time, examples/s, parameters; skipped non-finite updates,
 loss spikes, the guard's rollbacks and stop), the stage's winner and the
 settings carried forward, plots of the validation metric against examples seen and wall
 clock (one line per variant, PNGs beside the report), and the winning configuration as
@@ -67,6 +68,9 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
     divergence = {"skipped updates": sum(r.get("skipped_updates", 0) for r in train),
                   "loss spikes": events.count("loss_spike"), "rollbacks": events.count("rollback"),
                   "guard stop": events.count("guard_stop")}
+    heard = _heard(run_dir)
+    if heard:  # listened to: held-out prompts understood, synthesis (real recordings)
+        out["heard (real)"] = heard
     out.update({"batch": batch, "examples seen": train[-1]["examples_seen"] if train else None, "wall min": wall,
                 "examples/s": sum(rate * t for rate, t in timed) / seconds if seconds else None,
                 "parameters": model.get("parameters"),
@@ -127,6 +131,17 @@ def stage_answer(stage: dict) -> list[str]:
         lines.append(f"- {label.format(budget if axis == 0 else budget / 60)}, as far as every run got: "
                      + ", ".join(cells) + verdict + ".")
     return lines
+
+
+def _heard(run_dir: str) -> str | None:
+    """'<synthesis>/<prompts> (<real>)': held-out prompts the listener understood, from
+    benchmarks/tts_intelligibility.py's listening/summary.json (None without one)."""
+    try:
+        with open(os.path.join(run_dir, "listening", "summary.json")) as f:
+            summary = json.load(f)
+        return f"{summary['synthesis']['exact']}/{summary['synthesis']['of']} ({summary['real']['exact']})"
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def plot_stage(stage: dict, path_prefix: str) -> list[str]:
@@ -230,7 +245,7 @@ def write_report(study_dir: str, metric: str = "val/loss", mode: str = "min") ->
                   f"Winner by `{stage['metric']}` ({stage['at']} evaluation, {stage['mode']}): "
                   f"**{stage['winner']}**.", ""]
         summaries = {v: run_summary(r["run_dir"], stage["metric"], stage["mode"]) for v, r in stage["runs"].items()}
-        columns = list(next(iter(summaries.values())))
+        columns = list(dict.fromkeys(c for summary in summaries.values() for c in summary))
         lines += ["| variant | settings | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
         for variant, run in stage["runs"].items():
             name = f"**{variant}**" if variant == stage["winner"] else variant
@@ -241,7 +256,8 @@ def write_report(study_dir: str, metric: str = "val/loss", mode: str = "min") ->
             if run.get("stopped_early"):
                 name += f" (stopped early at evaluation {run['stopped_early']['rung']})"
             settings = "<br>".join(f"`{b}`" for b in run["bindings"])
-            lines.append(f"| {name} | {settings} | " + " | ".join(_cell(summaries[variant][c]) for c in columns) + " |")
+            cells = " | ".join(_cell(summaries[variant].get(c)) for c in columns)
+            lines.append(f"| {name} | {settings} | {cells} |")
         pngs = plot_stage(stage, os.path.join(study_dir, f"stage{index + 1}_{stage['name']}"))
         if "opt" in stage:
             lines += ["", "Carried forward: " + ", ".join(f"`{b}`" for b in stage["opt"]) + "."]
