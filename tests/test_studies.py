@@ -445,17 +445,24 @@ def test_the_report_opens_with_each_variant_at_the_examples_and_the_minutes_ever
             "b128 4 (-1), a32 5; 2 of 2 beat `a32`.") in answer
 
 
-def test_the_report_shows_what_the_listener_understood_of_each_run_it_listened_to(tmp_path):
-    for name in ("heard", "unheard"):
-        rows = [{"step": 1, "loss": 1.0, "examples_seen": 32, "wall_s": 5.0, "examples_per_sec": 6.4},
-                {"step": 1, "split": "val", "examples_seen": 32, "free_mcd": 9.0}]
+def test_the_report_shows_when_attention_aligned_and_what_the_listener_understood(tmp_path):
+    for name, aligned in (("heard", (0.2, 0.6, 0.8)), ("unheard", (0.0, 0.4, 0.2))):
+        rows = []
+        for step, share in zip((100, 200, 300), aligned):
+            rows += [{"step": step, "loss": 1.0, "examples_seen": 32 * step, "wall_s": step / 10,
+                      "examples_per_sec": 320.0},
+                     {"step": step, "split": "val", "examples_seen": 32 * step, "free_mcd": 9.0,
+                      "free_aligned": share}]
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "heard" / "listening").mkdir()
     (tmp_path / "heard" / "listening" / "summary.json").write_text(json.dumps(  # tts_intelligibility.py's
         {"real": {"exact": 14, "of": 20}, "resynthesis": {"exact": 13, "of": 20}, "synthesis": {"exact": 9, "of": 20}}))
     report = open(write_report(str(tmp_path), "val/free_mcd", "min")).read().splitlines()
-    header = next(line for line in report if line.startswith("| variant"))
-    column = header.split(" | ").index("heard (real)")
-    cells = {line.split(" | ")[0].strip("| *"): line.split(" | ")[column] for line in report if line.startswith("| ")}
-    assert cells["heard"] == "9/20 (14)" and cells["unheard"] == "-"
+    header = next(line for line in report if line.startswith("| variant")).split(" | ")
+
+    def cells(column):
+        return {line.split(" | ")[0].strip("| *"): line.split(" | ")[header.index(column)]
+                for line in report if line.startswith("| ")}
+    assert cells("heard (real)")["heard"] == "9/20 (14)" and cells("heard (real)")["unheard"] == "-"
+    assert cells("aligned at step")["heard"] == "200" and cells("aligned at step")["unheard"] == "not yet"

@@ -7,7 +7,8 @@ at the examples seen and at the training minutes every run reached, against the 
 first variant), the base settings, one section per stage with a table of
 its variants (the varied bindings; final and best validation metric for raw and EMA
 weights; held-out prompts understood when benchmarks/tts_intelligibility.py listened to the
-run; examples seen, wall time, examples/s, parameters; skipped non-finite updates,
+run; for attention, the first evaluation step at which free-running decoding aligned on
+half the validation prompts; examples seen, wall time, examples/s, parameters; skipped non-finite updates,
 loss spikes, the guard's rollbacks and stop), the stage's winner and the
 settings carried forward, plots of the validation metric against examples seen and wall
 clock (one line per variant, PNGs beside the report), and the winning configuration as
@@ -71,6 +72,9 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
     heard = _heard(run_dir)
     if heard:  # listened to: held-out prompts understood, synthesis (real recordings)
         out["heard (real)"] = heard
+    aligned = [r for r in rows if r.get("split") == split and "free_aligned" in r]
+    if aligned:  # attention emerged: free-running decoding aligned on half the prompts or more
+        out["aligned at step"] = next((r["step"] for r in aligned if r["free_aligned"] >= 0.5), "not yet")
     out.update({"batch": batch, "examples seen": train[-1]["examples_seen"] if train else None, "wall min": wall,
                 "examples/s": sum(rate * t for rate, t in timed) / seconds if seconds else None,
                 "parameters": model.get("parameters"),
