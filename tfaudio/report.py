@@ -2,17 +2,17 @@
 a study, written from its runs' files (`study.json` from `python -m launch.run`, each
 run's metrics.jsonl and study_run.json), or of a folder of runs started by hand (one
 table, each run's settings the operative-config bindings in which the runs differ, the
-winner by --metric): the question, its answer at matched budgets (each variant's metric
+winner by --metric): the question; its answer at matched budgets (each variant's metric
 at the examples seen and at the training minutes every run reached, against the stage's
-first variant), the base settings, one section per stage with a table of
-its variants (the varied bindings; final and best validation metric for raw and EMA
-weights; held-out prompts understood when benchmarks/tts_intelligibility.py listened to the
-run; for attention, the first evaluation step at which free-running decoding aligned on
-half the validation prompts; examples seen, wall time, examples/s, parameters; skipped non-finite updates,
-loss spikes, the guard's rollbacks and stop), the stage's winner and the
-settings carried forward, plots of the validation metric against examples seen and wall
-clock (one line per variant, PNGs beside the report), and the winning configuration as
-gin bindings. Writes STUDY_DIR/report.md and returns its path.
+first variant); the base settings; one section per stage with a table of its variants
+(the varied bindings; final and best validation metric for raw and EMA weights;
+held-out prompts understood, when benchmarks/tts_intelligibility.py listened to the run;
+for attention, the first evaluation step at which free-running decoding aligned on half
+the validation prompts; examples seen, wall time, examples/s, parameters; skipped
+non-finite updates, loss spikes, the guard's rollbacks and stop), the stage's winner and
+the settings carried forward, plots of the validation metric against examples seen and
+wall clock (one line per variant, PNGs beside the report), and the winning configuration
+as gin bindings. Writes STUDY_DIR/report.md and returns its path.
 """
 
 from __future__ import annotations
