@@ -92,6 +92,11 @@ def evaluations(run_dir: str, metric: str) -> list[tuple]:
             for r in rows if r.get("split") == split and name in r]
 
 
+# Runs stopped by one wall-clock budget (Trainer.max_minutes) evaluate last within seconds
+# of each other: on the seconds axis, an evaluation this close past the budget is within it.
+WALL_SLACK = 0.05
+
+
 def _at_budget(curves: dict, axis: int) -> tuple:
     """The budget on `axis` (0 examples, 1 seconds) that every run reached, and each run's
     value at its last evaluation within it ({variant: value}, a run without one left out)."""
@@ -100,9 +105,10 @@ def _at_budget(curves: dict, axis: int) -> tuple:
     if len(reached) < len(curves):
         return None, {}
     budget = min(reached)
+    limit = budget * (1 + WALL_SLACK) if axis == 1 else budget
     values = {}
     for variant, curve in curves.items():
-        within = [p[2] for p in curve if p[axis] is not None and p[axis] <= budget]
+        within = [p[2] for p in curve if p[axis] is not None and p[axis] <= limit]
         if within:
             values[variant] = within[-1]
     return budget, values
