@@ -11,7 +11,9 @@ recording, the ground-truth-mel resynthesis through the run's own vocoder path
 bundled US English model (`pip install -e '.[bench]'`) then picks, in closed-set mode,
 which corpus prompt it heard: a JSGF grammar whose alternatives are every corpus
 transcript whose words its dictionary knows. A prompt counts when the pick is its
-own text. MCD (dB, after DTW) compares each WAV's log mel with the recording's.
+own text. MCD (dB, after DTW) compares each WAV's log mel with the recording's. A
+synthesis with NaN or infinite samples (a diverged model) counts as not understood,
+without MCD or WAV, and is counted as not finite.
 The last line is JSON for scripts (make demo prints it).
 """
 
@@ -113,7 +115,7 @@ def main():
     out_dir = os.path.join(args.model_dir, "listening")
     os.makedirs(out_dir, exist_ok=True)
     synthesized = task.synthesize(model, [e["text"] for e in held_out])
-    scores = {kind: {"exact": 0, "mcd": []} for kind in ("real", "resynthesis", "synthesis")}
+    scores = {kind: {"exact": 0, "mcd": [], "nonfinite": 0} for kind in ("real", "resynthesis", "synthesis")}
     print(f"{len(held_out)} held-out prompts; closed set of {len(listener.sentences)} corpus sentences")
     for example, (wave, _, ended_by) in zip(held_out, synthesized):
         real = read_audio(example["path"], rate)[:, 0]
@@ -123,6 +125,10 @@ def main():
         truth = " ".join(words(example["text"]))
         heard = {}
         for kind, audio in waves.items():
+            if not np.all(np.isfinite(audio)):  # a diverged model's: not understood, no MCD, no WAV
+                heard[kind] = "(not finite)"
+                scores[kind]["nonfinite"] += 1
+                continue
             write_wav(os.path.join(out_dir, f"{example['id']}_{kind}.wav"), audio, rate)
             heard[kind] = listener.recognise(audio, rate)
             scores[kind]["exact"] += heard[kind] == truth
@@ -131,10 +137,12 @@ def main():
         print(f"{example['id']:<28} {marks} synthesis heard as {heard['synthesis']!r}"
               f" (ended by the {ended_by})")
     n = max(len(held_out), 1)
-    summary = {kind: {"exact": s["exact"], "of": len(held_out), "rate": s["exact"] / n,
+    summary = {kind: {"exact": s["exact"], "of": len(held_out), "rate": s["exact"] / n, "nonfinite": s["nonfinite"],
                       "mcd_db": float(np.mean(s["mcd"])) if s["mcd"] else None} for kind, s in scores.items()}
     for kind, s in summary.items():
-        print(f"{kind:<12} recognised {s['exact']:>2}/{s['of']}  MCD {s['mcd_db']:.2f} dB")
+        mcd = "n/a" if s["mcd_db"] is None else f"{s['mcd_db']:.2f} dB"
+        print(f"{kind:<12} recognised {s['exact']:>2}/{s['of']}  MCD {mcd}"
+              + (f"  ({s['nonfinite']} not finite)" if s["nonfinite"] else ""))
     real_rate, resyn_rate = summary["real"]["rate"], summary["resynthesis"]["rate"]
     syn = summary["synthesis"]["rate"]
     print(f"synthesis / real = {syn / real_rate if real_rate else float('nan'):.2f} (target >= 0.7), "
