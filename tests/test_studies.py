@@ -424,6 +424,17 @@ def test_a_folder_of_runs_started_by_hand_is_compared_by_the_bindings_they_diffe
     assert empty.returncode == 2 and "no study.json and no run folders" in empty.stderr.strip().splitlines()[-1]
 
 
+def write_evaluations(run, points):
+    """A run folder whose metrics.jsonl holds, per (step, examples seen, wall seconds,
+    validation metrics), the training row and the validation row of that step."""
+    rows = []
+    for step, examples, wall, metrics in points:
+        rows += [{"step": step, "loss": 1.0, "examples_seen": examples, "wall_s": wall, "examples_per_sec": 1.0},
+                 {"step": step, "split": "val", "examples_seen": examples, **metrics}]
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def test_the_report_opens_with_each_variant_at_the_examples_and_the_minutes_every_run_reached(tmp_path):
     """Seed 001's question, per example seen and per minute: a large batch that looks better
     per minute can be worse per example; each value is a run's last evaluation within the
@@ -432,12 +443,8 @@ def test_the_report_opens_with_each_variant_at_the_examples_and_the_minutes_ever
               "b128": [(1280, 8, 4.0), (2560, 12.5, 2.5), (3840, 24, 2.2)],  # 12.5 s: within 5% of 12
               "c256": [(2560, 6, 3.5), (5120, 12, 1.5)]}
     for name, points in curves.items():
-        rows = []
-        for step, (examples, wall, mcd) in enumerate(points, 1):
-            rows += [{"step": step, "loss": 1.0, "examples_seen": examples, "wall_s": wall, "examples_per_sec": 1.0},
-                     {"step": step, "split": "val", "examples_seen": examples, "free_mcd": mcd}]
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_evaluations(tmp_path / name, [(step, examples, wall, {"free_mcd": mcd})
+                                            for step, (examples, wall, mcd) in enumerate(points, 1)])
     report = open(write_report(str(tmp_path), "val/free_mcd", "min")).read()
     answer = report[report.index("**Answer**"):report.index("**Base settings.**")]
     assert ("- Per example seen: at 3,000 examples, as far as every run got: **a32** 2, b128 2.5 (+0.5), "
@@ -448,14 +455,8 @@ def test_the_report_opens_with_each_variant_at_the_examples_and_the_minutes_ever
 
 def test_the_report_shows_when_attention_aligned_and_what_the_listener_understood(tmp_path):
     for name, aligned in (("heard", (0.2, 0.6, 0.8)), ("unheard", (0.0, 0.4, 0.2))):
-        rows = []
-        for step, share in zip((100, 200, 300), aligned):
-            rows += [{"step": step, "loss": 1.0, "examples_seen": 32 * step, "wall_s": step / 10,
-                      "examples_per_sec": 320.0},
-                     {"step": step, "split": "val", "examples_seen": 32 * step, "free_mcd": 9.0,
-                      "free_aligned": share}]
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_evaluations(tmp_path / name, [(step, 32 * step, step / 10, {"free_mcd": 9.0, "free_aligned": share})
+                                            for step, share in zip((100, 200, 300), aligned)])
     (tmp_path / "heard" / "listening").mkdir()
     (tmp_path / "heard" / "listening" / "summary.json").write_text(json.dumps(  # tts_intelligibility.py's
         {"real": {"exact": 14, "of": 20}, "resynthesis": {"exact": 13, "of": 20}, "synthesis": {"exact": 9, "of": 20}}))
