@@ -84,6 +84,19 @@ def log_mel(task, wave: np.ndarray) -> np.ndarray:
     return task.spectra.log_spectra(wave[None, :].astype(np.float32))[0][0].numpy()
 
 
+NOT_FINITE = "(not finite)"
+
+
+def judge(listener, task, audio: np.ndarray, real: np.ndarray, rate: int) -> tuple[str, float | None]:
+    """What the listener heard in `audio` and its MCD (dB) against the recording `real`;
+    (NOT_FINITE, None) for NaN or infinite samples (a diverged model's)."""
+    if not np.all(np.isfinite(audio)):
+        return NOT_FINITE, None
+    from tfaudio.audio.distortion import mel_cepstral_distortion
+
+    return listener.recognise(audio, rate), mel_cepstral_distortion(log_mel(task, audio), log_mel(task, real))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True)
@@ -99,7 +112,6 @@ def main():
         import pocketsphinx  # noqa: F401
     except ImportError:
         sys.exit("error: the listener needs pocketsphinx: pip install -e '.[bench]'")
-    from tfaudio.audio.distortion import mel_cepstral_distortion
     from tfaudio.audio.io import read_audio, write_wav
     from tfaudio.data.audio_data import AudioData
     from tfaudio.experiment import restore_for_inference
@@ -125,14 +137,13 @@ def main():
         truth = " ".join(words(example["text"]))
         heard = {}
         for kind, audio in waves.items():
-            if not np.all(np.isfinite(audio)):  # a diverged model's: not understood, no MCD, no WAV
-                heard[kind] = "(not finite)"
+            heard[kind], mcd = judge(listener, task, audio, real, rate)
+            if mcd is None:  # not understood, no WAV
                 scores[kind]["nonfinite"] += 1
                 continue
             write_wav(os.path.join(out_dir, f"{example['id']}_{kind}.wav"), audio, rate)
-            heard[kind] = listener.recognise(audio, rate)
             scores[kind]["exact"] += heard[kind] == truth
-            scores[kind]["mcd"].append(mel_cepstral_distortion(log_mel(task, audio), log_mel(task, real)))
+            scores[kind]["mcd"].append(mcd)
         marks = " ".join(f"{k}={'ok' if heard[k] == truth else 'no'}" for k in waves)
         print(f"{example['id']:<28} {marks} synthesis heard as {heard['synthesis']!r}"
               f" (ended by the {ended_by})")

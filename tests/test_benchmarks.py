@@ -4,11 +4,13 @@ benchmark that stops working fails CI. Their numbers are measured elsewhere
 (docs/benchmarks.md); here a script must run to its end and print its results."""
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import audio_files
@@ -53,3 +55,14 @@ def test_benchmark_runs_in_smoke_mode(script, workdir, tiny_runs):
     assert any(ch.isdigit() for ch in done.stdout), done.stdout
     if script == "tts_intelligibility.py":  # what tfaudio.report shows in the run's row
         assert (workdir / "tts_run" / "listening" / "summary.json").exists()
+
+
+def test_the_listener_counts_a_non_finite_synthesis_as_not_understood_without_listening():
+    """A diverged model's NaN audio (seed 001's adam256) is judged without the recogniser
+    or the MCD, which would end the benchmark in a traceback."""
+    spec = importlib.util.spec_from_file_location("tts_intelligibility",
+                                                  os.path.join(ROOT, "benchmarks", "tts_intelligibility.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    wave = np.array([0.1, np.nan, 0.2], np.float32)
+    assert module.judge(None, None, wave, np.zeros(3, np.float32), 8000) == (module.NOT_FINITE, None)
