@@ -14,6 +14,11 @@ transcript whose words its dictionary knows. A prompt counts when the pick is it
 own text. MCD (dB, after DTW) compares each WAV's log mel with the recording's. A
 synthesis with NaN or infinite samples (a diverged model) counts as not understood,
 without MCD or WAV, and is counted as not finite.
+With --each_checkpoint it then listens to the synthesis of every other checkpoint the
+run kept, oldest first, and writes listening/by_step.json: when speech emerged, the first
+step whose synthesis was understood at least 0.7x as often as the recordings (the
+report's "speaks at step"). A run keeps CheckpointConfig.keep checkpoints (3), one per
+evaluation: train with e.g. --gin_param='CheckpointConfig.keep = 100' to keep them all.
 The last line is JSON for scripts (make demo prints it).
 """
 
@@ -97,11 +102,51 @@ def judge(listener, task, audio: np.ndarray, real: np.ndarray, rate: int) -> tup
     return listener.recognise(audio, rate), mel_cepstral_distortion(log_mel(task, audio), log_mel(task, real))
 
 
+SPEAKS = 0.7  # understood at least this share of what the recordings were
+
+
+def score(listener, task, waves: list, reals: list, truths: list[str], rate: int) -> dict:
+    """Counts of one kind of audio over the prompts: understood ("exact"), "of", "nonfinite",
+    mean "mcd_db"; and "heard", what the listener picked for each."""
+    heard, mcds = [], []
+    for audio, real in zip(waves, reals):
+        picked, mcd = judge(listener, task, audio, real, rate)
+        heard.append(picked)
+        if mcd is not None:
+            mcds.append(mcd)
+    return {"exact": sum(h == t for h, t in zip(heard, truths)), "of": len(truths),
+            "nonfinite": heard.count(NOT_FINITE), "mcd_db": float(np.mean(mcds)) if mcds else None, "heard": heard}
+
+
+def emergence(model, task, listener, texts: list[str], reals: list, truths: list[str], rate: int,
+              checkpoints: list[str]) -> list[dict]:
+    """The synthesis from each of `checkpoints` judged as `score` does, with its "step"."""
+    from tfaudio.experiment import load_checkpoint
+
+    rows = []
+    for path in checkpoints:
+        load_checkpoint(model, task, path)
+        waves = [wave for wave, _, _ in task.synthesize(model, texts)]
+        row = {"step": int(path.rsplit("-", 1)[1]), **score(listener, task, waves, reals, truths, rate)}
+        del row["heard"]
+        print(f"step {row['step']:>7}: synthesis recognised {row['exact']}/{row['of']}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def speaks_at(rows: list[dict], real_exact: int) -> int | None:
+    """The first step whose synthesis was understood SPEAKS times as often as the recordings."""
+    return next((r["step"] for r in sorted(rows, key=lambda r: r["step"])
+                 if real_exact and r["exact"] >= SPEAKS * real_exact), None)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--prompts", type=int, default=20)
+    parser.add_argument("--each_checkpoint", action="store_true",
+                        help="also listen to every other checkpoint the run kept: when speech emerged")
     parser.add_argument("--smoke", action="store_true", help="two prompts (for CI)")
     parser.add_argument("--gin_param", action="append", default=[],
                         help="override an inference setting, e.g. 'TacotronTask.griffin_lim_power = 1.0'")
@@ -112,9 +157,12 @@ def main():
         import pocketsphinx  # noqa: F401
     except ImportError:
         sys.exit("error: the listener needs pocketsphinx: pip install -e '.[bench]'")
+    import tensorflow as tf
+
     from tfaudio.audio.io import read_audio, write_wav
     from tfaudio.data.audio_data import AudioData
     from tfaudio.experiment import restore_for_inference
+    from tfaudio.run_dir import CHECKPOINTS, latest_checkpoint
 
     model, task = restore_for_inference(args.model_dir, args.checkpoint, require="synthesize",
                                         gin_params=args.gin_param)
@@ -126,39 +174,48 @@ def main():
     rate = task.geometry.sample_rate
     out_dir = os.path.join(args.model_dir, "listening")
     os.makedirs(out_dir, exist_ok=True)
-    synthesized = task.synthesize(model, [e["text"] for e in held_out])
-    scores = {kind: {"exact": 0, "mcd": [], "nonfinite": 0} for kind in ("real", "resynthesis", "synthesis")}
+    texts = [e["text"] for e in held_out]
+    truths = [" ".join(words(t)) for t in texts]
+    synthesized = task.synthesize(model, texts)
     print(f"{len(held_out)} held-out prompts; closed set of {len(listener.sentences)} corpus sentences")
-    for example, (wave, _, ended_by) in zip(held_out, synthesized):
+    waves = {"real": [], "resynthesis": [], "synthesis": [wave for wave, _, _ in synthesized]}
+    for example in held_out:
         real = read_audio(example["path"], rate)[:, 0]
         mel, _, frames, _ = task.spectra.targets({"audio": real[None], "length": np.array([len(real)])}, 1)
-        waves = {"real": real, "resynthesis": task.to_audio({"mel_post": mel}, 0, int(frames[0])),
-                 "synthesis": wave}
-        truth = " ".join(words(example["text"]))
-        heard = {}
+        waves["real"].append(real)
+        waves["resynthesis"].append(task.to_audio({"mel_post": mel}, 0, int(frames[0])))
+    summary = {kind: score(listener, task, audio, waves["real"], truths, rate) for kind, audio in waves.items()}
+    for k, (example, (_, _, ended_by)) in enumerate(zip(held_out, synthesized)):
         for kind, audio in waves.items():
-            heard[kind], mcd = judge(listener, task, audio, real, rate)
-            if mcd is None:  # not understood, no WAV
-                scores[kind]["nonfinite"] += 1
-                continue
-            write_wav(os.path.join(out_dir, f"{example['id']}_{kind}.wav"), audio, rate)
-            scores[kind]["exact"] += heard[kind] == truth
-            scores[kind]["mcd"].append(mcd)
-        marks = " ".join(f"{k}={'ok' if heard[k] == truth else 'no'}" for k in waves)
-        print(f"{example['id']:<28} {marks} synthesis heard as {heard['synthesis']!r}"
+            if np.all(np.isfinite(audio[k])):  # a diverged model's NaN audio is not written
+                write_wav(os.path.join(out_dir, f"{example['id']}_{kind}.wav"), audio[k], rate)
+        marks = " ".join(f"{kind}={'ok' if summary[kind]['heard'][k] == truths[k] else 'no'}" for kind in waves)
+        print(f"{example['id']:<28} {marks} synthesis heard as {summary['synthesis']['heard'][k]!r}"
               f" (ended by the {ended_by})")
-    n = max(len(held_out), 1)
-    summary = {kind: {"exact": s["exact"], "of": len(held_out), "rate": s["exact"] / n, "nonfinite": s["nonfinite"],
-                      "mcd_db": float(np.mean(s["mcd"])) if s["mcd"] else None} for kind, s in scores.items()}
     for kind, s in summary.items():
+        del s["heard"]
+        s["rate"] = s["exact"] / max(s["of"], 1)
         mcd = "n/a" if s["mcd_db"] is None else f"{s['mcd_db']:.2f} dB"
         print(f"{kind:<12} recognised {s['exact']:>2}/{s['of']}  MCD {mcd}"
               + (f"  ({s['nonfinite']} not finite)" if s["nonfinite"] else ""))
     real_rate, resyn_rate = summary["real"]["rate"], summary["resynthesis"]["rate"]
     syn = summary["synthesis"]["rate"]
-    print(f"synthesis / real = {syn / real_rate if real_rate else float('nan'):.2f} (target >= 0.7), "
+    print(f"synthesis / real = {syn / real_rate if real_rate else float('nan'):.2f} (target >= {SPEAKS}), "
           f"synthesis / resynthesis = {syn / resyn_rate if resyn_rate else float('nan'):.2f} (target >= 0.8); "
           f"WAVs in {out_dir}")
+    if args.each_checkpoint:
+        judged = args.checkpoint or latest_checkpoint(args.model_dir)
+        kept = tf.train.get_checkpoint_state(os.path.join(args.model_dir, CHECKPOINTS)).all_model_checkpoint_paths
+        rows = emergence(model, task, listener, texts, waves["real"], truths, rate,
+                         [p for p in kept if os.path.basename(p) != os.path.basename(judged)])
+        rows.append({"step": int(judged.rsplit("-", 1)[1]), **{k: v for k, v in summary["synthesis"].items()
+                                                                if k != "rate"}})
+        rows.sort(key=lambda r: r["step"])
+        first = speaks_at(rows, summary["real"]["exact"])
+        with open(os.path.join(out_dir, "by_step.json"), "w") as f:
+            json.dump({"real": summary["real"], "speaks_at": first, "steps": rows}, f)
+        print(f"speaks (synthesis >= {SPEAKS}x the recordings' {summary['real']['exact']}) at step "
+              f"{first if first is not None else 'none yet'}; listening/by_step.json")
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f)
     print(json.dumps(summary))

@@ -5,6 +5,7 @@ benchmark that stops working fails CI. Their numbers are measured elsewhere
 
 import glob
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import audio_files
 
@@ -41,7 +43,7 @@ def run_arguments(script, tiny_runs, workdir) -> list:
         run = workdir / "tts_run"
         if not run.exists():
             shutil.copytree(tiny_runs("tacotron_8khz.gin")[0], run)
-        return [f"--model_dir={run}"]
+        return [f"--model_dir={run}", "--each_checkpoint"]
     return []
 
 
@@ -55,14 +57,30 @@ def test_benchmark_runs_in_smoke_mode(script, workdir, tiny_runs):
     assert any(ch.isdigit() for ch in done.stdout), done.stdout
     if script == "tts_intelligibility.py":  # what tfaudio.report shows in the run's row
         assert (workdir / "tts_run" / "listening" / "summary.json").exists()
+        listened = json.loads((workdir / "tts_run" / "listening" / "by_step.json").read_text())
+        kept = tf.train.get_checkpoint_state(str(workdir / "tts_run" / "checkpoints")).all_model_checkpoint_paths
+        assert [r["step"] for r in listened["steps"]] == sorted(int(p.rsplit("-", 1)[1]) for p in kept)
+
+
+def listening_benchmark():
+    """benchmarks/tts_intelligibility.py as a module."""
+    spec = importlib.util.spec_from_file_location("tts_intelligibility",
+                                                  os.path.join(ROOT, "benchmarks", "tts_intelligibility.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_listener_counts_a_non_finite_synthesis_as_not_understood_without_listening():
     """A diverged model's NaN audio (seed 001's adam256) is judged without the recogniser
     or the MCD, which would end the benchmark in a traceback."""
-    spec = importlib.util.spec_from_file_location("tts_intelligibility",
-                                                  os.path.join(ROOT, "benchmarks", "tts_intelligibility.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = listening_benchmark()
     wave = np.array([0.1, np.nan, 0.2], np.float32)
     assert module.judge(None, None, wave, np.zeros(3, np.float32), 8000) == (module.NOT_FINITE, None)
+
+
+def test_speech_emerges_at_the_first_step_understood_at_least_0_7x_as_often_as_the_recordings():
+    speaks_at = listening_benchmark().speaks_at
+    rows = [{"step": 300, "exact": 9}, {"step": 100, "exact": 6}, {"step": 200, "exact": 7}, {"step": 400, "exact": 5}]
+    assert speaks_at(rows, 10) == 200  # 7 of the recordings' 10: exactly 0.7x
+    assert speaks_at(rows, 14) is None and speaks_at(rows, 0) is None

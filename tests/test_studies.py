@@ -460,6 +460,11 @@ def test_the_report_shows_when_attention_aligned_and_what_the_listener_understoo
     (tmp_path / "heard" / "listening").mkdir()
     (tmp_path / "heard" / "listening" / "summary.json").write_text(json.dumps(  # tts_intelligibility.py's
         {"real": {"exact": 14, "of": 20}, "resynthesis": {"exact": 13, "of": 20}, "synthesis": {"exact": 9, "of": 20}}))
+    for name, speaks_at, heard in (("heard", 300, (1, 4, 11)), ("unheard", None, (0, 2, 2))):
+        (tmp_path / name / "listening").mkdir(exist_ok=True)
+        (tmp_path / name / "listening" / "by_step.json").write_text(json.dumps(  # with --each_checkpoint
+            {"real": {"exact": 14, "of": 20}, "speaks_at": speaks_at,
+             "steps": [{"step": step, "exact": k, "of": 20} for step, k in zip((100, 200, 300), heard)]}))
     report = open(write_report(str(tmp_path), "val/free_mcd", "min")).read().splitlines()
     header = next(line for line in report if line.startswith("| variant")).split(" | ")
 
@@ -468,3 +473,6 @@ def test_the_report_shows_when_attention_aligned_and_what_the_listener_understoo
                 for line in report if line.startswith("| ")}
     assert cells("heard (real)")["heard"] == "9/20 (14)" and cells("heard (real)")["unheard"] == "-"
     assert cells("aligned at step")["heard"] == "200" and cells("aligned at step")["unheard"] == "not yet"
+    # The first of the best counts: where the listener first heard that much.
+    speaks = cells("speaks at step")
+    assert speaks["heard"] == "300" and speaks["unheard"] == "not yet (best 2/20 at 200)"

@@ -37,7 +37,14 @@ def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: 
     if require and not hasattr(task, require):
         raise ConfigError(f"{run_dir} trained a {type(task).__name__}, which cannot {require}")
     task.build_for_inference(model)
+    load_checkpoint(model, task, path, use_ema)
+    return model, task
+
+
+def load_checkpoint(model, task, path: str, use_ema: bool = True) -> None:
+    """Loads checkpoint `path` into a built model and its task's state (the EMA weights
+    when the run kept them and use_ema): another checkpoint of the same run, without
+    rebuilding or retracing."""
     state = task.state
     weights.restore_weights(path, weights.named_variables(model),
                             weights.named_variables(state) if state is not None else None, use_ema)
-    return model, task

@@ -6,7 +6,8 @@ winner by --metric): the question; its answer at matched budgets (each variant's
 at the examples seen and at the training minutes every run reached, against the stage's
 first variant); the base settings; one section per stage with a table of its variants
 (the varied bindings; final and best validation metric for raw and EMA weights;
-held-out prompts understood, when benchmarks/tts_intelligibility.py listened to the run;
+held-out prompts understood, when benchmarks/tts_intelligibility.py listened to the run,
+and the step at which its synthesis first spoke, when it listened at each checkpoint;
 for attention, the first evaluation step at which free-running decoding aligned on half
 the validation prompts; examples seen, wall time, examples/s, parameters; skipped
 non-finite updates, loss spikes, the guard's rollbacks and stop), the stage's winner and
@@ -72,6 +73,9 @@ def run_summary(run_dir: str, metric: str, mode: str) -> dict:
     heard = _heard(run_dir)
     if heard:  # listened to: held-out prompts understood, synthesis (real recordings)
         out["heard (real)"] = heard
+    speaks = _speaks(run_dir)
+    if speaks:  # listened to at each kept checkpoint: when speech emerged
+        out["speaks at step"] = speaks
     aligned = [r for r in rows if r.get("split") == split and "free_aligned" in r]
     if aligned:  # attention emerged: free-running decoding aligned on half the prompts or more
         out["aligned at step"] = next((r["step"] for r in aligned if r["free_aligned"] >= 0.5), "not yet")
@@ -150,6 +154,21 @@ def _heard(run_dir: str) -> str | None:
         with open(os.path.join(run_dir, "listening", "summary.json")) as f:
             summary = json.load(f)
         return f"{summary['synthesis']['exact']}/{summary['synthesis']['of']} ({summary['real']['exact']})"
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _speaks(run_dir: str) -> str | None:
+    """The first step whose synthesis the listener understood 0.7x as often as the real
+    recordings, or 'not yet (best <k>/<n> at <step>)', from tts_intelligibility.py
+    --each_checkpoint's listening/by_step.json (None without one)."""
+    try:
+        with open(os.path.join(run_dir, "listening", "by_step.json")) as f:
+            listened = json.load(f)
+        if listened["speaks_at"] is not None:
+            return str(listened["speaks_at"])
+        best = max(listened["steps"], key=lambda r: (r["exact"], -r["step"]))
+        return f"not yet (best {best['exact']}/{best['of']} at {best['step']})"
     except (OSError, ValueError, KeyError):
         return None
 
