@@ -208,7 +208,7 @@ def _tiny_model(**kwargs):
     args = dict(vocab_size=35, n_mels=8, n_linear=17, embedding_dim=16, conv_layers=1, conv_channels=16,
                 encoder_units=8, attention_units=8, location_filters=4, location_kernel=5,
                 prenet_units=(16, 8), attention_rnn_units=16, decoder_rnn_units=16, reduction=2,
-                postnet_layers=2, postnet_channels=8)
+                postnet_layers=2, postnet_channels=8, encoder_bank_size=3, linear_bank_size=2)
     args.update(kwargs)
     return Tacotron(**args)
 
@@ -224,6 +224,9 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear, features
     assert out["mel"].shape == (2, 14, 8) and out["mel_post"].shape == (2, 14, 8)
     assert out["alignments"].shape == (2, 7, 5) and out["stop_logits"].shape == (2, 7)
     assert ("linear" in out) == (linear == "cbhg")
+    if encoder == "cbhg":  # convolution widths 1..3 and 1..2
+        assert [c.conv.kernel.shape[0] for c in model.encoder.cbhg.bank] == [1, 2, 3]
+        assert [c.conv.kernel.shape[0] for c in model.linear_cbhg.bank] == [1, 2]
     np.testing.assert_allclose(tf.reduce_sum(out["alignments"], -1), 1.0, rtol=1e-5)
     assert float(tf.reduce_max(out["alignments"][0, :, 4])) < 1e-6  # padded character masked
     # The location filters read the cumulative weights, or the previous step's beside them.

@@ -91,7 +91,8 @@ class Attention(layers.Layer):
 @limits(vocab_size=POSITIVE_INT, n_mels=POSITIVE_INT.or_none(), n_linear=POSITIVE_INT.or_none(),
         embedding_dim=POSITIVE_INT, encoder=Choice("conv", "cbhg"), conv_layers=POSITIVE_INT,
         conv_channels=POSITIVE_INT, conv_kernel=POSITIVE_INT, encoder_units=POSITIVE_INT,
-        attention_units=POSITIVE_INT, location_filters=COUNT, location_features=Choice("cumulative", "both"),
+        encoder_bank_size=POSITIVE_INT, linear_bank_size=POSITIVE_INT, attention_units=POSITIVE_INT,
+        location_filters=COUNT, location_features=Choice("cumulative", "both"),
         location_kernel=POSITIVE_INT, prenet_units=Each(POSITIVE_INT), prenet_dropout=RATE,
         attention_rnn_units=POSITIVE_INT, decoder_rnn_units=POSITIVE_INT, reduction=POSITIVE_INT,
         postnet=Choice("conv", "none"), postnet_layers=POSITIVE_INT, postnet_channels=POSITIVE_INT,
@@ -105,6 +106,9 @@ class Tacotron(keras.Model):
       embedding_dim: character embedding size.
       encoder: "conv" (conv_layers x conv_channels + BiLSTM of encoder_units per
         direction, Tacotron 2) or "cbhg" (Tacotron 1).
+      encoder_bank_size, linear_bank_size: convolution widths 1..K in the bank of the
+        CBHG encoder and of the linear post-net's CBHG (Tacotron 1: 16 and 8; seed 001's
+        "med bank" runs varied it).
       attention_units, location_filters, location_kernel: attention size; 0
         location filters gives content-only attention.
       location_features: what the location filters read: "cumulative" attention
@@ -127,6 +131,7 @@ class Tacotron(keras.Model):
     def __init__(self, vocab_size: int, n_mels: int | None = None, n_linear: int | None = None,
                  embedding_dim: int = 512, encoder: str = "conv", conv_layers: int = 3,
                  conv_channels: int = 512, conv_kernel: int = 5, encoder_units: int = 256,
+                 encoder_bank_size: int = 16, linear_bank_size: int = 8,
                  attention_units: int = 128, location_filters: int = 32, location_kernel: int = 31,
                  location_features: str = "cumulative",
                  prenet_units=(256, 256), prenet_dropout: float = 0.5,
@@ -144,7 +149,7 @@ class Tacotron(keras.Model):
         self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.encoder = (ConvEncoder(conv_layers, conv_channels, conv_kernel, encoder_units, name="encoder")
                         if encoder == "conv" else
-                        CBHGEncoder((embedding_dim, encoder_units), 16, encoder_units, encoder_units,
+                        CBHGEncoder((embedding_dim, encoder_units), encoder_bank_size, encoder_units, encoder_units,
                                     name="encoder"))
         self.attention = Attention(attention_units, location_filters, location_kernel, name="attention")
         self.location_features = location_features
@@ -157,7 +162,7 @@ class Tacotron(keras.Model):
         self.frame_projection = layers.Dense(n_mels * reduction, name="frame_projection")
         self.stop_projection = layers.Dense(1, name="stop_projection")
         self.postnet = conv_postnet(postnet_layers, postnet_channels, n_mels) if postnet == "conv" else []
-        self.linear_cbhg = (CBHG(8, 128, (256, n_mels), 4, 128, name="linear_cbhg")
+        self.linear_cbhg = (CBHG(linear_bank_size, 128, (256, n_mels), 4, 128, name="linear_cbhg")
                             if linear_postnet == "cbhg" else None)
         self.linear_projection = layers.Dense(n_linear, name="linear_projection") if self.linear_cbhg else None
 
