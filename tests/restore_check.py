@@ -14,12 +14,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfaudio import registry  # noqa: E402,F401
-from tfaudio.experiment import restore_for_inference  # noqa: E402
+from tfaudio.experiment import load_checkpoint, restore_for_inference  # noqa: E402
 from tfaudio.models.weights import named_variables  # noqa: E402
+from tfaudio.run_dir import latest_checkpoint  # noqa: E402
 
 
-def compare(run_dir, expected, use_ema, prefix):
-    model, task = restore_for_inference(run_dir, use_ema=use_ema)
+def compare(model, expected, prefix) -> list[str]:
+    """The mismatches between the model's variables and the training process's `prefix/`
+    ("raw" or "ema") arrays."""
     named = named_variables(model)
     errors = [f"{prefix} {n}: missing from the restored model" for n in
               {k[len(prefix) + 1:] for k in expected if k.startswith(prefix + "/")} - set(named)]
@@ -29,19 +31,21 @@ def compare(run_dir, expected, use_ema, prefix):
             errors.append(f"{key}: in the restored model but not in the training process")
         elif not np.array_equal(np.asarray(variable.numpy()), expected[key]):
             errors.append(f"{key}: differs from the training process")
-    return model, task, errors
+    return errors
 
 
 def check(run_dir, path) -> list[str]:
     """The mismatches between `run_dir` restored and what its training saved in `path`."""
     expected = dict(np.load(path))
-    model, task, errors = compare(run_dir, expected, False, "raw")
+    model, task = restore_for_inference(run_dir, use_ema=False)
+    errors = compare(model, expected, "raw")
     batch = {k[6:]: tf.constant(v) for k, v in expected.items() if k.startswith("batch/")}
     loss, _ = task.loss(model, batch, training=False)
     if not np.allclose(loss.numpy(), expected["loss"], rtol=1e-6, atol=1e-7):
         errors.append(f"loss {loss.numpy()} differs from the training process's {expected['loss']}")
-    if any(k.startswith("ema/") for k in expected):
-        errors += compare(run_dir, expected, True, "ema")[2]
+    if any(k.startswith("ema/") for k in expected):  # the same checkpoint's EMA weights, as inference loads them
+        load_checkpoint(model, task, latest_checkpoint(run_dir), use_ema=True)
+        errors += compare(model, expected, "ema")
     return errors
 
 
