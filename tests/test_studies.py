@@ -454,13 +454,14 @@ def test_the_report_opens_with_each_variant_at_the_examples_and_the_minutes_ever
 
 
 def test_the_report_shows_when_attention_aligned_and_what_the_listener_understood(tmp_path):
-    for name, aligned in (("heard", (0.2, 0.6, 0.8)), ("unheard", (0.0, 0.4, 0.2))):
+    for name, aligned in (("heard", (0.2, 0.6, 0.8)), ("unheard", (0.0, 0.4, 0.2)), ("silent", (0.0, 0.0, 0.0))):
         write_evaluations(tmp_path / name, [(step, 32 * step, step / 10, {"free_mcd": 9.0, "free_aligned": share})
                                             for step, share in zip((100, 200, 300), aligned)])
     (tmp_path / "heard" / "listening").mkdir()
     (tmp_path / "heard" / "listening" / "summary.json").write_text(json.dumps(  # tts_intelligibility.py's
         {"real": {"exact": 14, "of": 20}, "resynthesis": {"exact": 13, "of": 20}, "synthesis": {"exact": 9, "of": 20}}))
-    for name, speaks_at, heard in (("heard", 300, (1, 4, 11)), ("unheard", None, (0, 2, 2))):
+    for name, speaks_at, heard in (("heard", 300, (1, 4, 11)), ("unheard", None, (0, 2, 2)),
+                                   ("silent", None, (0, 0, 0))):
         (tmp_path / name / "listening").mkdir(exist_ok=True)
         (tmp_path / name / "listening" / "by_step.json").write_text(json.dumps(  # with --each_checkpoint
             {"real": {"exact": 14, "of": 20}, "speaks_at": speaks_at,
@@ -476,3 +477,4 @@ def test_the_report_shows_when_attention_aligned_and_what_the_listener_understoo
     # The first of the best counts: where the listener first heard that much.
     speaks = cells("speaks at step")
     assert speaks["heard"] == "300" and speaks["unheard"] == "not yet (best 2/20 at 200)"
+    assert speaks["silent"] == "not yet (0/20 at each of 3 steps)"

@@ -160,7 +160,7 @@ def _heard(run_dir: str) -> str | None:
 
 def _speaks(run_dir: str) -> str | None:
     """The first step whose synthesis the listener understood 0.7x as often as the real
-    recordings, or 'not yet (best <k>/<n> at <step>)', from tts_intelligibility.py
+    recordings, or 'not yet (best <k>/<n> at <step>)' (none understood: at how many), from tts_intelligibility.py
     --each_checkpoint's listening/by_step.json (None without one)."""
     try:
         with open(os.path.join(run_dir, "listening", "by_step.json")) as f:
@@ -168,6 +168,8 @@ def _speaks(run_dir: str) -> str | None:
         if listened["speaks_at"] is not None:
             return str(listened["speaks_at"])
         best = max(listened["steps"], key=lambda r: (r["exact"], -r["step"]))
+        if not best["exact"]:
+            return f"not yet (0/{best['of']} at each of {len(listened['steps'])} steps)"
         return f"not yet (best {best['exact']}/{best['of']} at {best['step']})"
     except (OSError, ValueError, KeyError):
         return None
