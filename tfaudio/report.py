@@ -160,8 +160,8 @@ def _heard(run_dir: str) -> str | None:
 
 def _speaks(run_dir: str) -> str | None:
     """The first step whose synthesis the listener understood 0.7x as often as the real
-    recordings, or 'not yet (best <k>/<n> at <step>)' (none understood: at how many), from tts_intelligibility.py
-    --each_checkpoint's listening/by_step.json (None without one)."""
+    recordings, or 'not yet (best <k>/<n> at <step>)' (none understood: at how many),
+    from tts_intelligibility.py --each_checkpoint's listening/by_step.json (None without one)."""
     try:
         with open(os.path.join(run_dir, "listening", "by_step.json")) as f:
             listened = json.load(f)
