@@ -267,8 +267,8 @@ def test_decoder_dropout_drops_the_lstm_outputs_and_carried_state_in_training_on
     assert models[0.5]._dropped(h, [h, c], training=False)[0] is h
     for rate, model in models.items():  # a decoder step drops both LSTMs' outputs
         memory = tf.random.stateless_normal([1, 4, 16], seed=[0, 2])
-        state = model._step(tf.ones([1, 8]), model._initial_state(memory), model.attention.keys(memory), memory,
-                            tf.ones([1, 4], bool), True)[-1]
+        state = model._step(model.prenet(tf.ones([1, 8])), model._initial_state(memory), model.attention.keys(memory),
+                            memory, tf.ones([1, 4], bool), True)[-1]
         zeros = [int(np.sum(state[rnn][0].numpy() == 0)) for rnn in ("att", "dec")]
         assert all(zeros) if rate else not any(zeros), (rate, zeros)
 
@@ -289,6 +289,34 @@ def test_scheduled_sampling_feeds_the_models_own_frames(sampling):
         assert moved.tolist() == list(range(8, 12))
     else:
         assert moved.tolist() == []
+
+
+def test_teacher_forcing_runs_the_prenet_and_projections_outside_the_loop_to_the_same_result(monkeypatch):
+    """Teacher-forced, the prenet runs once on every step's input before the decoder loop
+    and the frame and stop projections once after it; a scheduled-sampling rate too small
+    to ever sample takes the step-by-step path: the same frames, stop logits, alignments
+    and gradients."""
+    model = _tiny_model(prenet_dropout=0.0)
+    memory, mask = model.encode(tf.constant([[3, 4, 5, 6], [7, 8, 1, 0]]), tf.constant([4, 3]), False)
+    targets = tf.random.stateless_normal([2, 12, 8], [3, 4])
+    model.prenet(tf.zeros([1, 8]))  # built: its first call also traces it once for its shapes
+    prenet_calls = []
+    prenet_call = type(model.prenet).call
+    monkeypatch.setattr(type(model.prenet), "call", lambda self, x: prenet_calls.append(1) or prenet_call(self, x))
+
+    def decode(sampling):
+        del prenet_calls[:]
+        with tf.GradientTape() as tape:
+            frames, stop, alignments, _, _ = model._decode(memory, mask, tf.zeros([8]), 6, targets, sampling)
+            loss = tf.reduce_sum(frames ** 2) + tf.reduce_sum(stop) + tf.reduce_sum(alignments * tf.range(4.0))
+        grads = tape.gradient(loss, model.trainable_variables)
+        return [frames, stop, alignments], [g for g in grads if g is not None], len(prenet_calls)
+
+    (hoisted, hoisted_grads, hoisted_calls), (stepped, stepped_grads, stepped_calls) = decode(0.0), decode(1e-12)
+    assert (hoisted_calls, stepped_calls) == (1, 6)
+    assert len(hoisted_grads) == len(stepped_grads) > 0
+    for a, b in zip(hoisted + hoisted_grads, stepped + stepped_grads):
+        np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b), rtol=1e-5, atol=1e-6)
 
 
 def test_end_margin_is_its_seconds_in_decoder_steps():
@@ -334,8 +362,8 @@ def test_synthesis_ends_by_end_of_text_only_once_the_attention_covered_the_text(
     step = model._step
 
     def scripted(*args):
-        frames, stop, weights, state = step(*args)
-        return frames, stop, tf.one_hot([next(script)], 10), state
+        out, weights, state = step(*args)
+        return out, tf.one_hot([next(script)], 10), state
     monkeypatch.setattr(model, "_step", scripted)
     out = model.infer(tf.range(2, 12)[None], tf.constant([10]), tf.zeros([8]), tf.constant(30),
                       stop_threshold=1.1, end_margin=3)

@@ -192,23 +192,25 @@ class Tacotron(keras.Model):
             state["previous"] = tf.zeros(tf.shape(memory)[:2], tf.float32)
         return state
 
-    def _step(self, frame, state, keys, memory, mask, training, log_prior=None):
-        """One decoder step from the previous frame [B, n_mels]: (frames [B, r*n_mels],
-        stop logit [B], attention weights [B, N], new state)."""
-        x = tf.concat([self.prenet(frame), state["context"]], axis=-1)
+    def _step(self, x, state, keys, memory, mask, training, log_prior=None):
+        """One decoder step from the prenet's output for the previous frame, x [B, P]:
+        (output [B, H + D], which the frame and stop projections read; attention weights
+        [B, N]; new state)."""
+        x = tf.concat([x, state["context"]], axis=-1)
         h_att, att_state = self._dropped(*self.attention_rnn(x, state["att"], training=training), training)
         context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask, log_prior,
                                           state.get("previous"))
         h_dec, dec_state = self._dropped(*self.decoder_rnn(tf.concat([h_att, context], -1), state["dec"],
                                                            training=training), training)
-        out = tf.concat([h_dec, context], -1)
-        frames = self.frame_projection(out)
-        stop = tf.squeeze(self.stop_projection(out), -1)
         new_state = dict(att=list(att_state), dec=list(dec_state), context=context,
                          cumulative=state["cumulative"] + weights)
         if "previous" in state:
             new_state["previous"] = weights
-        return frames, stop, weights, new_state
+        return tf.concat([h_dec, context], -1), weights, new_state
+
+    def _project(self, out):
+        """(frames [..., r*n_mels], stop logits [...]) of decoder outputs [..., H + D]."""
+        return self.frame_projection(out), tf.squeeze(self.stop_projection(out), -1)
 
     def _dropped(self, h, lstm_state, training):
         """An LSTM cell's output and state with decoder_dropout on the output (the state's h)."""
@@ -237,9 +239,17 @@ class Tacotron(keras.Model):
         if targets is not None:
             # The input of step t is the last frame of the group emitted at step t - 1.
             teacher = tf.transpose(tf.reshape(targets, [batch, -1, r, n])[:, :, -1, :], [1, 0, 2])
+        # Teacher-forced, every step's input is known before the loop: the prenet runs on all
+        # of them at once and the frame and stop projections on all the loop's outputs after it.
+        hoisted = targets is not None and not sampling and stop_threshold is None
         # Fixed-size arrays (XLA needs a static size): steps not run stay zero.
-        arrays = [tf.TensorArray(tf.float32, size=steps, element_shape=shape)
-                  for shape in ([None, r * n], [None], [None, None])]
+        if hoisted:
+            inputs = self.prenet(tf.concat([go[None], tf.cast(teacher[:-1], memory.dtype)], 0))
+            record = dict(out=tf.TensorArray(memory.dtype, size=steps, element_shape=[None, None]))
+        else:
+            record = dict(frames=tf.TensorArray(tf.float32, size=steps, element_shape=[None, r * n]),
+                          stop=tf.TensorArray(tf.float32, size=steps, element_shape=[None]))
+        record["align"] = tf.TensorArray(tf.float32, size=steps, element_shape=[None, None])
         stopped_at = tf.fill([batch], steps)
         ended_by = tf.zeros([batch], tf.int32)
         end_at = tf.fill([batch], steps)  # first step at the last character with the text covered
@@ -247,24 +257,28 @@ class Tacotron(keras.Model):
         positions = tf.range(tf.shape(mask)[1])[None, :]
         visited = tf.zeros(tf.shape(mask), tf.bool)
 
-        def body(t, frame, state, stopped_at, ended_by, end_at, visited, peak, frames_ta, stop_ta, align_ta):
+        def body(t, frame, state, stopped_at, ended_by, end_at, visited, peak, record):
             allowed = mask
             if window is not None:
                 allowed = mask & (positions >= peak[:, None] - 1) & (positions <= peak[:, None] + window)
             prior = None if log_prior is None else tf.gather(log_prior, t, axis=1)
-            frames, stop, weights, state = self._step(frame, state, keys, memory, allowed, training, prior)
+            x = inputs[t] if hoisted else self.prenet(frame)
+            out, weights, state = self._step(x, state, keys, memory, allowed, training, prior)
             peak = tf.argmax(weights, -1, output_type=tf.int32)
-            frames_ta = frames_ta.write(t, tf.cast(frames, tf.float32))
-            stop_ta = stop_ta.write(t, tf.cast(stop, tf.float32))
-            align_ta = align_ta.write(t, weights)
+            record = dict(record, align=record["align"].write(t, weights))
+            if hoisted:
+                record["out"] = record["out"].write(t, out)
+                return t + 1, frame, state, stopped_at, ended_by, end_at, visited, peak, record
+            frames, stop = self._project(out)
+            record["frames"] = record["frames"].write(t, tf.cast(frames, tf.float32))
+            record["stop"] = record["stop"].write(t, tf.cast(stop, tf.float32))
             predicted = frames[:, -n:]
+            nxt = predicted
             if targets is not None:
                 nxt = teacher[t]
                 if sampling > 0:
                     own = keras.random.uniform([batch], seed=self.sampling_seed) < sampling
                     nxt = tf.where(own[:, None], tf.stop_gradient(predicted), nxt)
-            else:
-                nxt = predicted
             if stop_threshold is not None:
                 newly = (tf.sigmoid(tf.cast(stop, tf.float32)) > stop_threshold) & (stopped_at == steps)
                 stopped_at = tf.where(newly, t + 1, stopped_at)
@@ -277,17 +291,21 @@ class Tacotron(keras.Model):
                 newly = (t >= end_at + end_margin) & (stopped_at == steps)
                 stopped_at = tf.where(newly, t + 1, stopped_at)
                 ended_by = tf.where(newly, ENDED_BY.index("end of text"), ended_by)
-            return t + 1, nxt, state, stopped_at, ended_by, end_at, visited, peak, frames_ta, stop_ta, align_ta
+            return t + 1, nxt, state, stopped_at, ended_by, end_at, visited, peak, record
 
         def cond(t, frame, state, stopped_at, *_):
             return (t < steps) & tf.reduce_any(stopped_at == steps)
 
-        _, _, _, stopped_at, ended_by, _, _, _, frames_ta, stop_ta, align_ta = tf.while_loop(
+        _, _, _, stopped_at, ended_by, _, _, _, record = tf.while_loop(
             cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, ended_by, end_at, visited,
-                         tf.zeros([batch], tf.int32), *arrays), maximum_iterations=steps)
-        frames = tf.reshape(tf.transpose(frames_ta.stack(), [1, 0, 2]), [batch, -1, n])
-        stop = tf.transpose(stop_ta.stack(), [1, 0])
-        alignments = tf.transpose(align_ta.stack(), [1, 0, 2])
+                         tf.zeros([batch], tf.int32), record), maximum_iterations=steps)
+        if hoisted:
+            frames, stop = (tf.cast(x, tf.float32) for x in self._project(tf.transpose(record["out"].stack(),
+                                                                                        [1, 0, 2])))
+        else:
+            frames, stop = tf.transpose(record["frames"].stack(), [1, 0, 2]), tf.transpose(record["stop"].stack())
+        frames = tf.reshape(frames, [batch, -1, n])
+        alignments = tf.transpose(record["align"].stack(), [1, 0, 2])
         return frames, stop, alignments, stopped_at, ended_by
 
     # -------------------------------------------------------------- post-nets
