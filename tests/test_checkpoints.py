@@ -175,3 +175,38 @@ def test_resume_equals_uninterrupted_on_the_real_model(tmp_path, gin_file):
     assert full.keys() == resumed.keys()
     for key in full:
         np.testing.assert_allclose(resumed[key], full[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_a_reduction_schedule_rebuilds_the_decoder_at_its_phase_and_on_resume(tmp_path):
+    """Tacotron.reduction_schedule ((0, 4), (2, 2)): two steps at r = 4, then the trainer
+    saves, rebuilds the step at r = 2 and goes on; a run resumed after the change starts at
+    r = 2 and ends where the uninterrupted one does; a restore takes each checkpoint's r."""
+    from tfaudio.experiment import load_checkpoint, restore_for_inference
+
+    path = os.path.join(config.REPO_GIN_DIR, "tacotron_8khz_attention.gin")
+    params = tiny_params(path, tmp_path) + RESUME["tacotron_8khz_attention.gin"] + [
+        "Tacotron.reduction_schedule = ((0, 4), (2, 2))", "train_steps = 4", "eval_every = 4",
+        "CheckpointConfig.every = 1", "CheckpointConfig.keep = 5", "ExponentialDecay.decay_steps = 4"]
+    trainer = train(str(tmp_path / "full"), tiny_files(path), params)
+    n_mels = trainer.model.n_mels
+    assert trainer.model.reduction == 2 and trainer.model.frame_projection.kernel.shape[-1] == 4 * n_mels
+    assert [r["step"] for r in read_metrics(str(tmp_path / "full")) if r.get("event") == "phase_switch"] == [2]
+    full = arrays(trainer)
+    out = trainer.model(trainer.task._inputs(trainer.sample_batch, trainer.model)[0])
+    assert out["alignments"].shape[1] * 2 == out["mel"].shape[1]  # two frames per decoder step
+
+    resumed_run = rolled_back(str(tmp_path / "full"), str(tmp_path / "resumed"), 3)
+    resumed = train(resumed_run, tiny_files(path), params)
+    assert resumed.model.reduction == 2 and resumed.checkpoints.latest.endswith("ckpt-4")
+    for key, value in arrays(resumed).items():
+        np.testing.assert_allclose(value, full[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+    # No end fallback: its margin in decoder steps depends on r, and the traced synthesis
+    # must notice the new r by itself.
+    model, task = restore_for_inference(str(tmp_path / "full"), gin_params=["TacotronTask.end_margin_seconds = None"])
+    text = tf.constant([[3, 4, 5]]), tf.constant([3])
+    out = task.infer(model, *text, 3)  # traced at r = 2
+    assert model.reduction == 2 and out["mel"].shape[1] == 3 * 2  # 3 decoder steps of 2 frames
+    load_checkpoint(model, task, str(tmp_path / "full" / "checkpoints" / "ckpt-1"))
+    out = task.infer(model, *text, 3)  # traced again at r = 4
+    assert model.reduction == 4 and out["mel"].shape[1] == 3 * 4

@@ -156,7 +156,7 @@ def test_batch_schedule_switches_continues_the_counts_and_resumes_on_either_side
                                                                   (10, 4)]
     assert rows[-1]["examples_seen"] == 6 * 16 + 4 * 4
     assert full.data_position() == 6 * 16 + 4 * 4  # the data continues after the 96 examples already read
-    assert [r["step"] for r in read_metrics(str(tmp_path / "full")) if r.get("event") == "batch_switch"] == [6]
+    assert [r["step"] for r in read_metrics(str(tmp_path / "full")) if r.get("event") == "phase_switch"] == [6]
     expected = np.concatenate([w.ravel() for w in full.model.get_weights()])
     for stop in (4, 8):  # interrupted before and after the switch, then resumed
         train(tmp_path / f"resumed{stop}", stop, *params)

@@ -4,6 +4,7 @@ Used by `python -m tfaudio.train`, the tests and the benchmarks."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -47,13 +48,19 @@ def make_trainer(model_dir: str, strategy, seed: int = 0) -> Trainer:
     options = StepOptions()
     keras.mixed_precision.set_global_policy(options.precision)
     plan = BatchPlan()
-    batches = plan.at(checkpoint_step(latest_checkpoint(model_dir)), strategy.num_replicas_in_sync)
+    start = checkpoint_step(latest_checkpoint(model_dir))
+    batches = plan.at(start, strategy.num_replicas_in_sync)
     schedule = LearningRate()
     schedule.set_horizon(plan.train_steps)
     schedule.set_effective_batch(batches.effective_batch)
     checkpoint = CheckpointConfig()
     with strategy.scope():
         model, task = build()
+        # A model with a schedule of its own (Tacotron.reduction_schedule) is set to its phase
+        # at the checkpoint's step; the run switches (saves and rebuilds) at its next change too.
+        switches = [s for s in (batches.switch_step, model.phase(start) if hasattr(model, "phase") else None)
+                    if s is not None]
+        batches = dataclasses.replace(batches, switch_step=min(switches, default=None))
         optimizer = make_optimizer()
         hooks = training_hooks(checkpoint.best_metric, checkpoint.best_mode)
         step = TrainStep(strategy, model, task, optimizer, schedule, options, batches,
@@ -95,7 +102,7 @@ def train(model_dir: str, strategy=None, tracker: str = "tensorboard", seed: int
                                         for k, v in description.items()))
     try:
         results = trainer.train(trackers)
-        while trainer.switching:  # BatchPlan.schedule: rebuilt at the next batch, resumed
+        while trainer.switching:  # a batch or model schedule's next phase: rebuilt, resumed
             trainer = make_trainer(own_dir, strategy, seed=seed)
             results = trainer.train(trackers)
         return trainer, results

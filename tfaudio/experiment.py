@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfaudio import config, registry  # noqa: F401  (registry: every configurable a run names)
 from tfaudio.errors import ConfigError
 from tfaudio.models import weights
-from tfaudio.run_dir import CHECKPOINTS, latest_checkpoint
+from tfaudio.run_dir import CHECKPOINTS, checkpoint_step, latest_checkpoint
 
 
 @gin.configurable
@@ -44,7 +44,10 @@ def restore_for_inference(run_dir: str, checkpoint: str | None = None, use_ema: 
 def load_checkpoint(model, task, path: str, use_ema: bool = True) -> None:
     """Loads checkpoint `path` into a built model and its task's state (the EMA weights
     when the run kept them and use_ema): another checkpoint of the same run, without
-    rebuilding or retracing."""
+    rebuilding or retracing (but where a model schedule, e.g. Tacotron.reduction_schedule,
+    is in another phase at its step: the model is set to it)."""
+    if hasattr(model, "phase"):
+        model.phase(checkpoint_step(path))
     state = task.state
     weights.restore_weights(path, weights.named_variables(model),
                             weights.named_variables(state) if state is not None else None, use_ema)

@@ -185,6 +185,15 @@ class Rule(Limit):
         return list(self._invalid)
 
 
+def _phases(schedule) -> bool:
+    return all(len(p) == 2 and int(p[0]) == p[0] >= 0 and int(p[1]) == p[1] >= 1 for p in schedule)
+
+
+def phases(value: str) -> Rule:
+    """A schedule ((update step >= 0, `value` >= 1), ...): from each step on, that value."""
+    return Rule(_phases, f"((update step >= 0, {value} >= 1), ...)", [((0, 32), (600,)), ((0, 0),)])
+
+
 POSITIVE_INT = Range(1, integer=True)
 COUNT = Range(0, integer=True)
 POSITIVE = Range(0, low_open=True)

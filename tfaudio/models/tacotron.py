@@ -19,7 +19,8 @@ import tensorflow as tf
 from keras import layers
 
 from tfaudio.audio.geometry import audio_geometry
-from tfaudio.limits import COUNT, POSITIVE_INT, RATE, UNIT, Choice, Each, limits
+from tfaudio.limits import COUNT, POSITIVE_INT, RATE, UNIT, Choice, Each, limits, phases
+from tfaudio.models import tracing
 from tfaudio.models.tts_layers import CBHG, CBHGEncoder, ConvEncoder, Prenet, apply_postnet, conv_postnet
 
 # What ended free-running decoding, by index (Tacotron.infer's "ended_by").
@@ -96,7 +97,8 @@ class Attention(layers.Layer):
         location_kernel=POSITIVE_INT, prenet_units=Each(POSITIVE_INT), prenet_dropout=RATE,
         attention_rnn_units=POSITIVE_INT, decoder_rnn_units=POSITIVE_INT, reduction=POSITIVE_INT,
         postnet=Choice("conv", "none"), postnet_layers=POSITIVE_INT, postnet_channels=POSITIVE_INT,
-        linear_postnet=Choice("cbhg", "none"), scheduled_sampling=UNIT, decoder_dropout=RATE)
+        linear_postnet=Choice("cbhg", "none"), scheduled_sampling=UNIT, decoder_dropout=RATE,
+        reduction_schedule=phases("reduction"))
 class Tacotron(keras.Model):
     """Text to mel frames (and optionally linear spectrogram frames).
 
@@ -118,6 +120,11 @@ class Tacotron(keras.Model):
       decoder_dropout: in training, dropout on both decoder LSTMs' outputs, which the next
         step also carries as their state (NVIDIA's Tacotron 2 uses 0.1); 0: none.
       reduction: frames per decoder step (r).
+      reduction_schedule: ((update step, r), ...): from each step on, decode r frames per
+        step (`reduction` before the first), e.g. ((0, 6), (2000, 4), (6000, 2)): Coqui's
+        gradual training, a coarse decoder that aligns early, then finer ones. The frame
+        projection is sized for the largest r (a smaller r reads its first groups); the
+        trainer saves at each change and rebuilds the step at the new r, as a resume does.
       postnet: "conv" (residual, postnet_layers x postnet_channels) or "none".
       linear_postnet: "cbhg" (to n_linear bins, Tacotron 1) or "none".
       scheduled_sampling: probability of feeding the model's own previous frame
@@ -139,11 +146,15 @@ class Tacotron(keras.Model):
                  reduction: int = 1,
                  postnet: str = "conv", postnet_layers: int = 5, postnet_channels: int = 512,
                  linear_postnet: str = "none", scheduled_sampling: float = 0.0, attention_prior: bool = False,
-                 **kwargs):
+                 reduction_schedule=(), **kwargs):
         super().__init__(**kwargs)
         geometry = audio_geometry()
         n_mels, n_linear = n_mels or geometry.n_mels, n_linear or geometry.n_bins
         self.n_mels, self.n_linear, self.reduction = n_mels, n_linear, reduction
+        self.first_reduction = reduction
+        self.reduction_schedule = sorted((int(s), int(r)) for s, r in reduction_schedule)
+        # Frames for the largest r: a smaller r reads the first r groups (Coqui's gradual training).
+        self.max_reduction = max([reduction] + [r for _, r in self.reduction_schedule])
         self.scheduled_sampling, self.attention_prior = scheduled_sampling, attention_prior
         self.sampling_seed = keras.random.SeedGenerator(name="sampling_seed")
         self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
@@ -159,7 +170,7 @@ class Tacotron(keras.Model):
         # Only when used: a checkpoint without it (every earlier run's) still restores whole.
         self.dropout_seed = keras.random.SeedGenerator(name="decoder_dropout_seed") if decoder_dropout else None
         self.decoder_rnn = layers.LSTMCell(decoder_rnn_units, name="decoder_rnn")
-        self.frame_projection = layers.Dense(n_mels * reduction, name="frame_projection")
+        self.frame_projection = layers.Dense(n_mels * self.max_reduction, name="frame_projection")
         self.stop_projection = layers.Dense(1, name="stop_projection")
         self.postnet = conv_postnet(postnet_layers, postnet_channels, n_mels) if postnet == "conv" else []
         self.linear_cbhg = (CBHG(linear_bank_size, 128, (256, n_mels), 4, 128, name="linear_cbhg")
@@ -167,6 +178,18 @@ class Tacotron(keras.Model):
         self.linear_projection = layers.Dense(n_linear, name="linear_projection") if self.linear_cbhg else None
 
     autoregressive = True  # infer decodes from a go frame until the stop token (TacotronTask's protocol)
+
+    def phase(self, step: int) -> int | None:
+        """Sets `reduction` to reduction_schedule's r at update `step`; returns the update at
+        which the schedule next changes it (the trainer rebuilds the step there), or None."""
+        before, self.reduction = self.reduction, self.first_reduction
+        for start, r in self.reduction_schedule:
+            if start <= step:
+                self.reduction = r
+        if self.reduction != before:
+            tracing.forget(self)  # inference traced at the old r
+        later = [start for start, _ in self.reduction_schedule if start > step]
+        return later[0] if later else None
 
     @property
     def predicts_linear(self) -> bool:
@@ -210,7 +233,10 @@ class Tacotron(keras.Model):
 
     def _project(self, out):
         """(frames [..., r*n_mels], stop logits [...]) of decoder outputs [..., H + D]."""
-        return self.frame_projection(out), tf.squeeze(self.stop_projection(out), -1)
+        frames = self.frame_projection(out)
+        if self.reduction < self.max_reduction:
+            frames = frames[..., :self.reduction * self.n_mels]
+        return frames, tf.squeeze(self.stop_projection(out), -1)
 
     def _dropped(self, h, lstm_state, training):
         """An LSTM cell's output and state with decoder_dropout on the output (the state's h)."""

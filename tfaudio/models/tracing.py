@@ -19,3 +19,9 @@ def traced_method(model, name: str):
         per_model[name] = tf.function(lambda *args, **kwargs: getattr(ref(), name)(*args, **kwargs),
                                       reduce_retracing=True, autograph=False)
     return per_model[name]
+
+
+def forget(model) -> None:
+    """Drops `model`'s traced methods, traced again at their next call: for a model whose
+    structure changed (e.g. Tacotron's reduction factor, at its schedule's next phase)."""
+    _TRACED.pop(model, None)

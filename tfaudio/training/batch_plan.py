@@ -13,11 +13,7 @@ import dataclasses
 
 import gin
 
-from tfaudio.limits import POSITIVE_INT, Choice, Rule, limits
-
-
-def _batch_phases(schedule) -> bool:
-    return all(len(p) == 2 and int(p[0]) == p[0] >= 0 and int(p[1]) == p[1] >= 1 for p in schedule)
+from tfaudio.limits import POSITIVE_INT, Choice, limits, phases
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +25,7 @@ class Batches:
     replicas: int
     clock: int  # baseline steps per update (the multiplier): the schedule, evaluations, saves count in them
     updates: int  # optimizer updates of the whole run
-    switch_step: int | None  # the update at which a batch schedule's next phase starts, or None
+    switch_step: int | None  # the update at which the batch (or model) schedule's next phase starts, or None
     mode: str  # "accumulate" or "true"
 
     @property
@@ -48,7 +44,7 @@ class Batches:
 @gin.configurable
 @limits(batch_size=POSITIVE_INT, train_steps=POSITIVE_INT, accumulate_n=POSITIVE_INT, multiplier=POSITIVE_INT,
         mode=Choice("accumulate", "true"),
-        schedule=Rule(_batch_phases, "((update step >= 0, batch size >= 1), ...)", [((0, 32), (600,)), ((0, 0),)]))
+        schedule=phases("batch size"))
 class BatchPlan:
     """The run's batches (common/trainer.gin binds the `batch_size`, `train_steps` and
     `accumulate_n` macros here).

@@ -260,7 +260,7 @@ class Trainer:
         if last_saved != step and not stopped and self._may_save():
             self.save()
         if self.switching:
-            self.trackers.log({"step": step, "event": "batch_switch", "from_batch": self.batches.micro_batch})
+            self.trackers.log({"step": step, "event": "phase_switch", "from_batch": self.batches.micro_batch})
         # Freed now, not at interpreter exit: there, a prefetch thread inside a
         # numpy_function (file decoding) is stopped at the GIL and the iterator waits forever.
         self.train_iterator = None
