@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfaudio import compose as training
 from tfaudio import config
 from tfaudio.data.text import CharVocabulary, TextError, normalize
-from tfaudio.models.tacotron import Attention, Tacotron
+from tfaudio.models.tacotron import Attention, DynamicConvolutionAttention, Tacotron, beta_binomial_filter
 from tfaudio.run_dir import read_metrics
 from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
 
@@ -107,6 +107,35 @@ def test_attention_energies_by_value_and_only_location_attention_reads_where_it_
                                    atol=1e-6)
     moved = np.abs(outputs[0][1].numpy() - outputs[1][1].numpy()).max()
     assert (moved > 1e-3) if location_filters else (moved == 0.0)
+
+
+def test_dynamic_convolution_attention_by_value_only_stays_or_moves_forward_within_its_prior():
+    prior = np.array(beta_binomial_filter())  # BetaBinomial(10, 0.1, 0.9): mostly stay, some steps forward
+    assert prior.shape == (11,) and prior.sum() == pytest.approx(1.0) and np.argmax(prior) == 0
+    layer = DynamicConvolutionAttention(16)
+    rng = np.random.default_rng(0)
+    memory = tf.constant(rng.normal(size=(2, 30, 8)), tf.float32)
+    query = tf.constant(rng.normal(size=(2, 12)), tf.float32)
+    previous = tf.constant(0.7 * np.eye(30)[[3, 20]] + 0.3 * np.eye(30)[[4, 21]], tf.float32)
+    mask = tf.sequence_mask([30, 26], 30)
+    context, weights = layer(query, layer.keys(memory), memory, None, mask, previous=previous)
+
+    def dense(x, d):
+        return x @ d.kernel.numpy() + (d.bias.numpy() if d.use_bias else 0.0)
+    prev = previous.numpy()
+    window = np.stack([np.pad(prev, [[0, 0], [10, 10]])[:, k:k + 30] for k in range(21)], -1)  # [B, N, 21]
+    filters = dense(np.tanh(dense(query.numpy(), layer.filter_net)), layer.dynamic).reshape(2, 8, 21)
+    hidden = (dense(dense(window, layer.static), layer.static_dense)
+              + dense(np.einsum("bnk,bfk->bnf", window, filters), layer.dynamic_dense))
+    reach = sum(prior[k] * np.pad(prev, [[0, 0], [k, 0]])[:, :30] for k in range(11))  # prior[k] moves k ahead
+    energies = dense(np.tanh(hidden), layer.energy)[..., 0] + np.log(np.maximum(reach, 1e-6))
+    energies = np.where(mask.numpy(), energies, -1e9)
+    expected = np.exp(energies - energies.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(weights, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(context, np.einsum("bn,bnd->bd", expected, memory.numpy()), rtol=1e-4, atol=1e-5)
+    w = weights.numpy()  # from symbols 3-4 and 20-21: nothing behind them or past 10 ahead
+    assert w[0, 3:15].sum() > 1 - 1e-4 and w[1, 20:26].sum() > 1 - 1e-4  # the second's text ends at 26
 
 
 def test_spectrum_stop_token_and_tacotron1_linear_losses_by_value():
@@ -214,9 +243,11 @@ def _tiny_model(**kwargs):
 
 
 @pytest.mark.parametrize("encoder,linear,features", [("conv", "none", "cumulative"), ("cbhg", "cbhg", "cumulative"),
-                                                     ("conv", "none", "both")])
+                                                     ("conv", "none", "both"), ("conv", "none", "dynamic")])
 def test_teacher_forced_shapes_and_traced_free_running(encoder, linear, features):
-    model = _tiny_model(encoder=encoder, linear_postnet=linear, location_features=features)
+    kind = "dynamic" if features == "dynamic" else "location"
+    model = _tiny_model(encoder=encoder, linear_postnet=linear, attention_kind=kind,
+                        location_features="cumulative" if kind == "dynamic" else features)
     ids = tf.constant([[3, 4, 5, 1, 0], [6, 7, 8, 9, 1]])
     length = tf.constant([4, 5])
     out = model({"text_ids": ids, "text_length": length, "go_frame": tf.zeros([8]),
@@ -229,8 +260,10 @@ def test_teacher_forced_shapes_and_traced_free_running(encoder, linear, features
         assert [c.conv.kernel.shape[0] for c in model.linear_cbhg.bank] == [1, 2]
     np.testing.assert_allclose(tf.reduce_sum(out["alignments"], -1), 1.0, rtol=1e-5)
     assert float(tf.reduce_max(out["alignments"][0, :, 4])) < 1e-6  # padded character masked
-    # The location filters read the cumulative weights, or the previous step's beside them.
-    assert model.attention.location_conv.kernel.shape[1] == (2 if features == "both" else 1)
+    if kind == "location":  # the location filters read the cumulative weights, or the previous step's beside them
+        assert model.attention.location_conv.kernel.shape[1] == (2 if features == "both" else 1)
+    else:
+        assert isinstance(model.attention, DynamicConvolutionAttention)
 
     infer = tf.function(model.infer)  # the loop is a graph loop, traced once for any bound
     free = infer(ids, length, tf.zeros([8]), tf.constant(6))

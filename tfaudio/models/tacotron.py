@@ -14,6 +14,8 @@ runs T / r steps); alignments [B, T / r, N].
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import layers
@@ -89,6 +91,66 @@ class Attention(layers.Layer):
         return context, weights
 
 
+def beta_binomial_filter(length: int = 11, alpha: float = 0.1, beta: float = 0.9) -> list[float]:
+    """The pmf of BetaBinomial(length - 1, alpha, beta) at 0 .. length - 1: dynamic
+    convolution attention's prior that attention stays or moves a few symbols forward."""
+    n = length - 1
+
+    def lbeta(x, y):
+        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+    return [math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                     + lbeta(k + alpha, n - k + beta) - lbeta(alpha, beta)) for k in range(length)]
+
+
+def _windows(weights, before: int, after: int):
+    """[B, N, before + 1 + after]: each position's neighbourhood of weights [B, N], from
+    `before` positions back to `after` ahead (zeros beyond the ends)."""
+    n = tf.shape(weights)[1]
+    padded = tf.pad(weights, [[0, 0], [before, after]])
+    return tf.stack([padded[:, k:k + n] for k in range(before + after + 1)], -1)
+
+
+class DynamicConvolutionAttention(layers.Layer):
+    """Location-relative attention (Battenberg et al. 2020, "dynamic convolution
+    attention"): no content term; energies from the previous step's weights through
+    static filters and filters the query predicts, plus the log of a causal
+    beta-binomial prior, so attention can only stay or move a few symbols forward."""
+
+    def __init__(self, units: int = 128, filters: int = 8, kernel: int = 21, prior_length: int = 11, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel = filters, kernel
+        self.static = layers.Dense(filters, use_bias=False, name="static_filters")  # over a window of weights
+        self.filter_net = layers.Dense(units, activation="tanh", name="filter_net")
+        self.dynamic = layers.Dense(filters * kernel, use_bias=False, name="dynamic_filters")
+        self.static_dense = layers.Dense(units, use_bias=True, name="static_dense")
+        self.dynamic_dense = layers.Dense(units, use_bias=False, name="dynamic_dense")
+        self.energy = layers.Dense(1, use_bias=False, name="energy")
+        self.prior = tf.constant(beta_binomial_filter(prior_length)[::-1], tf.float32)  # oldest position first
+
+    def keys(self, memory):
+        """Nothing to precompute: the energies do not read the memory."""
+        return memory
+
+    def call(self, query, keys, memory, cumulative, mask, log_prior=None, previous=None):
+        """(context [B, D], weights [B, N]) from the previous step's weights `previous` [B, N]
+        (the decoder starts them on the first symbol); as `Attention.call` otherwise."""
+        half = self.kernel // 2
+        window = _windows(previous, half, half)  # [B, N, K]
+        static = _per_position(self.static, window)
+        dynamic_filters = tf.reshape(self.dynamic(self.filter_net(query)), [-1, self.filters, self.kernel])
+        dynamic = tf.einsum("bnk,bfk->bnf", window, tf.cast(dynamic_filters, window.dtype))
+        hidden = _per_position(self.static_dense, static) + _per_position(self.dynamic_dense, dynamic)
+        energies = tf.cast(tf.squeeze(_per_position(self.energy, tf.tanh(hidden)), -1), tf.float32)
+        prior = tf.reduce_sum(_windows(previous, self.prior.shape[0] - 1, 0) * self.prior, -1)
+        energies += tf.math.log(tf.maximum(prior, 1e-6))
+        if log_prior is not None:
+            energies += log_prior
+        energies = tf.where(mask, energies, -1e9)
+        weights = tf.nn.softmax(energies, axis=-1)
+        context = tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory)
+        return context, weights
+
+
 @limits(vocab_size=POSITIVE_INT, n_mels=POSITIVE_INT.or_none(), n_linear=POSITIVE_INT.or_none(),
         embedding_dim=POSITIVE_INT, encoder=Choice("conv", "cbhg"), conv_layers=POSITIVE_INT,
         conv_channels=POSITIVE_INT, conv_kernel=POSITIVE_INT, encoder_units=POSITIVE_INT,
@@ -98,7 +160,7 @@ class Attention(layers.Layer):
         attention_rnn_units=POSITIVE_INT, decoder_rnn_units=POSITIVE_INT, reduction=POSITIVE_INT,
         postnet=Choice("conv", "none"), postnet_layers=POSITIVE_INT, postnet_channels=POSITIVE_INT,
         linear_postnet=Choice("cbhg", "none"), scheduled_sampling=UNIT, decoder_dropout=RATE,
-        reduction_schedule=phases("reduction"))
+        reduction_schedule=phases("reduction"), attention_kind=Choice("location", "dynamic"))
 class Tacotron(keras.Model):
     """Text to mel frames (and optionally linear spectrogram frames).
 
@@ -113,6 +175,10 @@ class Tacotron(keras.Model):
         "med bank" runs varied it).
       attention_units, location_filters, location_kernel: attention size; 0
         location filters gives content-only attention.
+      attention_kind: "location" (the location-sensitive attention above) or "dynamic":
+        dynamic convolution attention (Battenberg et al. 2020), location-relative, no
+        content term, with a prior that lets it only stay or move forward (8 static and 8
+        dynamic filters of width 21, a prior of width 11); the location_* bindings are then unused.
       location_features: what the location filters read: "cumulative" attention
         weights, or "both" the previous step's and the cumulative ones (NVIDIA's).
       prenet_units, prenet_dropout: decoder prenet (dropout on at inference).
@@ -146,7 +212,7 @@ class Tacotron(keras.Model):
                  reduction: int = 1,
                  postnet: str = "conv", postnet_layers: int = 5, postnet_channels: int = 512,
                  linear_postnet: str = "none", scheduled_sampling: float = 0.0, attention_prior: bool = False,
-                 reduction_schedule=(), **kwargs):
+                 reduction_schedule=(), attention_kind: str = "location", **kwargs):
         super().__init__(**kwargs)
         geometry = audio_geometry()
         n_mels, n_linear = n_mels or geometry.n_mels, n_linear or geometry.n_bins
@@ -162,7 +228,9 @@ class Tacotron(keras.Model):
                         if encoder == "conv" else
                         CBHGEncoder((embedding_dim, encoder_units), encoder_bank_size, encoder_units, encoder_units,
                                     name="encoder"))
-        self.attention = Attention(attention_units, location_filters, location_kernel, name="attention")
+        self.dynamic_attention = attention_kind == "dynamic"
+        self.attention = (DynamicConvolutionAttention(attention_units, name="attention") if self.dynamic_attention
+                          else Attention(attention_units, location_filters, location_kernel, name="attention"))
         self.location_features = location_features
         self.prenet = Prenet(prenet_units, prenet_dropout, name="prenet")
         self.attention_rnn = layers.LSTMCell(attention_rnn_units, name="attention_rnn")
@@ -211,7 +279,9 @@ class Tacotron(keras.Model):
         zeros = lambda n: tf.zeros([batch, n], memory.dtype)  # noqa: E731
         state = dict(att=[zeros(self.attention_rnn.units)] * 2, dec=[zeros(self.decoder_rnn.units)] * 2,
                      context=zeros(memory.shape[-1]), cumulative=tf.zeros(tf.shape(memory)[:2], tf.float32))
-        if self.location_features == "both":  # the previous step's weights: carried only when read
+        if self.dynamic_attention:  # the previous step's weights, starting on the first symbol
+            state["previous"] = tf.one_hot(tf.zeros([batch], tf.int32), tf.shape(memory)[1])
+        elif self.location_features == "both":  # the previous step's weights: carried only when read
             state["previous"] = tf.zeros(tf.shape(memory)[:2], tf.float32)
         return state
 
