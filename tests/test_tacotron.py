@@ -211,6 +211,49 @@ def test_forward_sum_on_the_attention_prefers_a_monotonic_path_and_spares_a_deco
     np.testing.assert_allclose(total.numpy(), plain.numpy() + 0.5 * paths, rtol=1e-5)
 
 
+def test_double_decoder_consistency_adds_a_coarse_decoder_its_loss_and_the_alignment_distance():
+    """Tacotron.coarse_reduction: a second decoder at r = 4 beside the main one at r = 2,
+    teacher-forced on the targets padded to its r; TacotronTask adds its mel loss and the
+    alignment distance (by value on a hand-made case) at ddc_weight; synthesis is the main
+    decoder's alone."""
+    from tfaudio.models import weights
+    from tfaudio.tasks.alignment import decoder_consistency
+    from tfaudio.tasks.tts import TacotronTask
+
+    fine = tf.one_hot([[0, 0, 1, 2]], 3)  # four fine steps on characters 0 0 1 2
+    coarse = tf.one_hot([[0, 1]], 3)  # two coarse steps, stretched to 0 0 1 1: step 3 differs by 2
+    np.testing.assert_allclose(decoder_consistency(fine, coarse, tf.constant([4])), [2 / 4])
+    np.testing.assert_allclose(decoder_consistency(fine, coarse, tf.constant([3])), [0.0])
+
+    inputs = {"text_ids": tf.constant([[3, 4, 5, 1], [6, 7, 1, 0]]), "text_length": tf.constant([4, 3]),
+              "go_frame": tf.zeros([8]), "targets": tf.random.stateless_normal([2, 10, 8], [5, 6]),
+              "frames": tf.constant([10, 7])}
+    model = _tiny_model(prenet_dropout=0.0, coarse_reduction=4)
+    with tf.GradientTape() as tape:
+        out = model(inputs, training=True)
+        mask = tf.sequence_mask(inputs["frames"], 10)
+        terms_of = {w: TacotronTask(ddc_weight=w)._terms(out, inputs["targets"], None, inputs["frames"], mask,
+                                                          inputs["text_length"], 2) for w in (0.0, 0.5)}
+        total = tf.reduce_sum(terms_of[0.5][0])
+    assert out["coarse_mel"].shape == (2, 10, 8) and out["coarse_alignments"].shape == (2, 3, 4)  # 12 / 4 steps
+    terms = terms_of[0.5][1]
+    np.testing.assert_allclose(terms["ddc"], decoder_consistency(out["alignments"], out["coarse_alignments"],
+                                                                 tf.constant([5, 4])), rtol=1e-6)
+    np.testing.assert_allclose(terms_of[0.5][0] - terms_of[0.0][0], 0.5 * (terms["coarse_mel"] + terms["ddc"]),
+                               rtol=1e-5, atol=1e-6)
+    coarse = {n: v for n, v in weights.named_variables(model).items() if n.startswith("coarse/") and v.trainable}
+    grads = dict(zip(coarse, tape.gradient(total, list(coarse.values()))))
+    # Every coarse layer learns from the two terms but its stop projection (no stop loss).
+    assert {n for n, g in grads.items() if g is None} == {n for n in coarse if n.startswith("coarse/stop_projection/")}
+    assert all(float(tf.reduce_max(tf.abs(grads[n]))) > 0 for n in coarse if "rnn" in n or "frame_projection" in n)
+    coarse_vars = list(coarse.values())
+    synthesis = model.infer(inputs["text_ids"], inputs["text_length"], tf.zeros([8]), tf.constant(4), 1.1)["mel"]
+    for v in coarse_vars:
+        v.assign(tf.zeros_like(v))
+    again = model.infer(inputs["text_ids"], inputs["text_length"], tf.zeros([8]), tf.constant(4), 1.1)["mel"]
+    np.testing.assert_allclose(again, synthesis)
+
+
 def test_the_attention_prior_pulls_teacher_forced_attention_onto_the_diagonal_and_leaves_free_running_alone():
     """Tacotron.attention_prior: an untrained model's teacher-forced attention, spread
     nearly evenly, lies near the diagonal and reaches the last character with the
@@ -300,8 +343,8 @@ def test_decoder_dropout_drops_the_lstm_outputs_and_carried_state_in_training_on
     assert models[0.5]._dropped(h, [h, c], training=False)[0] is h
     for rate, model in models.items():  # a decoder step drops both LSTMs' outputs
         memory = tf.random.stateless_normal([1, 4, 16], seed=[0, 2])
-        state = model._step(model.prenet(tf.ones([1, 8])), model._initial_state(memory), model.attention.keys(memory),
-                            memory, tf.ones([1, 4], bool), True)[-1]
+        state = model._step(model.prenet(tf.ones([1, 8])), model._initial_state(memory, model),
+                            model.attention.keys(memory), memory, tf.ones([1, 4], bool), True)[-1]
         zeros = [int(np.sum(state[rnn][0].numpy() == 0)) for rnn in ("att", "dec")]
         assert all(zeros) if rate else not any(zeros), (rate, zeros)
 

@@ -151,6 +151,23 @@ class DynamicConvolutionAttention(layers.Layer):
         return context, weights
 
 
+class CoarseDecoder(layers.Layer):
+    """Double decoder consistency's second decoder (Coqui's DDC): the decoder's layers
+    again at a coarser reduction factor, run by `Tacotron._decode` beside the main one."""
+
+    def __init__(self, reduction: int, n_mels: int, attention: layers.Layer, prenet_units, prenet_dropout: float,
+                 attention_rnn_units: int, decoder_rnn_units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.reduction = self.max_reduction = reduction
+        self.attention = attention
+        self.prenet = Prenet(prenet_units, prenet_dropout, name="prenet")
+        self.attention_rnn = layers.LSTMCell(attention_rnn_units, name="attention_rnn")
+        self.decoder_rnn = layers.LSTMCell(decoder_rnn_units, name="decoder_rnn")
+        self.frame_projection = layers.Dense(n_mels * reduction, name="frame_projection")
+        self.stop_projection = layers.Dense(1, name="stop_projection")
+        self.built = True  # never called itself: its layers are built as the decoder loop calls them
+
+
 @limits(vocab_size=POSITIVE_INT, n_mels=POSITIVE_INT.or_none(), n_linear=POSITIVE_INT.or_none(),
         embedding_dim=POSITIVE_INT, encoder=Choice("conv", "cbhg"), conv_layers=POSITIVE_INT,
         conv_channels=POSITIVE_INT, conv_kernel=POSITIVE_INT, encoder_units=POSITIVE_INT,
@@ -160,7 +177,8 @@ class DynamicConvolutionAttention(layers.Layer):
         attention_rnn_units=POSITIVE_INT, decoder_rnn_units=POSITIVE_INT, reduction=POSITIVE_INT,
         postnet=Choice("conv", "none"), postnet_layers=POSITIVE_INT, postnet_channels=POSITIVE_INT,
         linear_postnet=Choice("cbhg", "none"), scheduled_sampling=UNIT, decoder_dropout=RATE,
-        reduction_schedule=phases("reduction"), attention_kind=Choice("location", "dynamic"))
+        reduction_schedule=phases("reduction"), attention_kind=Choice("location", "dynamic"),
+        coarse_reduction=POSITIVE_INT.or_none())
 class Tacotron(keras.Model):
     """Text to mel frames (and optionally linear spectrogram frames).
 
@@ -175,6 +193,10 @@ class Tacotron(keras.Model):
         "med bank" runs varied it).
       attention_units, location_filters, location_kernel: attention size; 0
         location filters gives content-only attention.
+      coarse_reduction: double decoder consistency (Coqui's DDC): a second decoder of the
+        same sizes at this coarser r, teacher-forced beside the main one in training and
+        evaluation (TacotronTask adds its mel loss and the L1 distance between the two
+        decoders' alignments); synthesis uses the main decoder alone. None: no second decoder.
       attention_kind: "location" (the location-sensitive attention above) or "dynamic":
         dynamic convolution attention (Battenberg et al. 2020), location-relative, no
         content term, with a prior that lets it only stay or move forward (8 static and 8
@@ -212,7 +234,8 @@ class Tacotron(keras.Model):
                  reduction: int = 1,
                  postnet: str = "conv", postnet_layers: int = 5, postnet_channels: int = 512,
                  linear_postnet: str = "none", scheduled_sampling: float = 0.0, attention_prior: bool = False,
-                 reduction_schedule=(), attention_kind: str = "location", **kwargs):
+                 reduction_schedule=(), attention_kind: str = "location", coarse_reduction: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         geometry = audio_geometry()
         n_mels, n_linear = n_mels or geometry.n_mels, n_linear or geometry.n_bins
@@ -229,8 +252,11 @@ class Tacotron(keras.Model):
                         CBHGEncoder((embedding_dim, encoder_units), encoder_bank_size, encoder_units, encoder_units,
                                     name="encoder"))
         self.dynamic_attention = attention_kind == "dynamic"
-        self.attention = (DynamicConvolutionAttention(attention_units, name="attention") if self.dynamic_attention
-                          else Attention(attention_units, location_filters, location_kernel, name="attention"))
+
+        def attention(name):
+            return (DynamicConvolutionAttention(attention_units, name=name) if self.dynamic_attention
+                    else Attention(attention_units, location_filters, location_kernel, name=name))
+        self.attention = attention("attention")
         self.location_features = location_features
         self.prenet = Prenet(prenet_units, prenet_dropout, name="prenet")
         self.attention_rnn = layers.LSTMCell(attention_rnn_units, name="attention_rnn")
@@ -240,6 +266,9 @@ class Tacotron(keras.Model):
         self.decoder_rnn = layers.LSTMCell(decoder_rnn_units, name="decoder_rnn")
         self.frame_projection = layers.Dense(n_mels * self.max_reduction, name="frame_projection")
         self.stop_projection = layers.Dense(1, name="stop_projection")
+        self.coarse = (CoarseDecoder(coarse_reduction, n_mels, attention("attention"), prenet_units, prenet_dropout,
+                                     attention_rnn_units, decoder_rnn_units, name="coarse_decoder")
+                       if coarse_reduction else None)
         self.postnet = conv_postnet(postnet_layers, postnet_channels, n_mels) if postnet == "conv" else []
         self.linear_cbhg = (CBHG(linear_bank_size, 128, (256, n_mels), 4, 128, name="linear_cbhg")
                             if linear_postnet == "cbhg" else None)
@@ -274,10 +303,10 @@ class Tacotron(keras.Model):
 
     # -------------------------------------------------------------- decoder
 
-    def _initial_state(self, memory):
+    def _initial_state(self, memory, decoder):
         batch = tf.shape(memory)[0]
         zeros = lambda n: tf.zeros([batch, n], memory.dtype)  # noqa: E731
-        state = dict(att=[zeros(self.attention_rnn.units)] * 2, dec=[zeros(self.decoder_rnn.units)] * 2,
+        state = dict(att=[zeros(decoder.attention_rnn.units)] * 2, dec=[zeros(decoder.decoder_rnn.units)] * 2,
                      context=zeros(memory.shape[-1]), cumulative=tf.zeros(tf.shape(memory)[:2], tf.float32))
         if self.dynamic_attention:  # the previous step's weights, starting on the first symbol
             state["previous"] = tf.one_hot(tf.zeros([batch], tf.int32), tf.shape(memory)[1])
@@ -285,28 +314,30 @@ class Tacotron(keras.Model):
             state["previous"] = tf.zeros(tf.shape(memory)[:2], tf.float32)
         return state
 
-    def _step(self, x, state, keys, memory, mask, training, log_prior=None):
-        """One decoder step from the prenet's output for the previous frame, x [B, P]:
-        (output [B, H + D], which the frame and stop projections read; attention weights
-        [B, N]; new state)."""
+    def _step(self, x, state, keys, memory, mask, training, log_prior=None, decoder=None):
+        """One step of `decoder` (default: the main one) from the prenet's output for the
+        previous frame, x [B, P]: (output [B, H + D], which the frame and stop projections
+        read; attention weights [B, N]; new state)."""
+        decoder = decoder or self
         x = tf.concat([x, state["context"]], axis=-1)
-        h_att, att_state = self._dropped(*self.attention_rnn(x, state["att"], training=training), training)
-        context, weights = self.attention(h_att, keys, memory, state["cumulative"], mask, log_prior,
-                                          state.get("previous"))
-        h_dec, dec_state = self._dropped(*self.decoder_rnn(tf.concat([h_att, context], -1), state["dec"],
-                                                           training=training), training)
+        h_att, att_state = self._dropped(*decoder.attention_rnn(x, state["att"], training=training), training)
+        context, weights = decoder.attention(h_att, keys, memory, state["cumulative"], mask, log_prior,
+                                             state.get("previous"))
+        h_dec, dec_state = self._dropped(*decoder.decoder_rnn(tf.concat([h_att, context], -1), state["dec"],
+                                                              training=training), training)
         new_state = dict(att=list(att_state), dec=list(dec_state), context=context,
                          cumulative=state["cumulative"] + weights)
         if "previous" in state:
             new_state["previous"] = weights
         return tf.concat([h_dec, context], -1), weights, new_state
 
-    def _project(self, out):
-        """(frames [..., r*n_mels], stop logits [...]) of decoder outputs [..., H + D]."""
-        frames = self.frame_projection(out)
-        if self.reduction < self.max_reduction:
-            frames = frames[..., :self.reduction * self.n_mels]
-        return frames, tf.squeeze(self.stop_projection(out), -1)
+    def _project(self, out, decoder=None):
+        """(frames [..., r*n_mels], stop logits [...]) of `decoder`'s outputs [..., H + D]."""
+        decoder = decoder or self
+        frames = decoder.frame_projection(out)
+        if decoder.reduction < decoder.max_reduction:
+            frames = frames[..., :decoder.reduction * self.n_mels]
+        return frames, tf.squeeze(decoder.stop_projection(out), -1)
 
     def _dropped(self, h, lstm_state, training):
         """An LSTM cell's output and state with decoder_dropout on the output (the state's h)."""
@@ -316,7 +347,7 @@ class Tacotron(keras.Model):
         return h, [h, lstm_state[1]]
 
     def _decode(self, memory, mask, go_frame, steps, targets=None, sampling=0.0, stop_threshold=None,
-                end_margin=None, window=None, log_prior=None, training=False):
+                end_margin=None, window=None, log_prior=None, training=False, decoder=None):
         """The autoregressive loop as a tf.while_loop. With targets it is teacher-forced
         (with probability `sampling` an example is fed its own prediction); without,
         it runs free for at most `steps` steps and, with stop_threshold, ends when
@@ -326,11 +357,13 @@ class Tacotron(keras.Model):
         token that does not fire); with window, attention may only look from one character
         behind its previous peak to `window` characters ahead of it (monotonic decoding:
         it can neither jump back nor skip ahead); log_prior [B, steps, N] is added to the
-        attention energies of each step. Returns (frames, stop logits, alignments,
-        steps [B], ended_by [B]: ENDED_BY index of the rule that ended each example)."""
+        attention energies of each step; decoder: the CoarseDecoder instead of the main
+        one. Returns (frames, stop logits, alignments, steps [B], ended_by [B]: ENDED_BY
+        index of the rule that ended each example)."""
+        decoder = decoder or self
         batch = tf.shape(memory)[0]
-        keys = self.attention.keys(memory)
-        r, n = self.reduction, self.n_mels
+        keys = decoder.attention.keys(memory)
+        r, n = decoder.reduction, self.n_mels
         go = tf.broadcast_to(tf.cast(go_frame, memory.dtype), [batch, n])
         if targets is not None:
             # The input of step t is the last frame of the group emitted at step t - 1.
@@ -340,7 +373,7 @@ class Tacotron(keras.Model):
         hoisted = targets is not None and not sampling and stop_threshold is None
         # Fixed-size arrays (XLA needs a static size): steps not run stay zero.
         if hoisted:
-            inputs = self.prenet(tf.concat([go[None], tf.cast(teacher[:-1], memory.dtype)], 0))
+            inputs = decoder.prenet(tf.concat([go[None], tf.cast(teacher[:-1], memory.dtype)], 0))
             record = dict(out=tf.TensorArray(memory.dtype, size=steps, element_shape=[None, None]))
         else:
             record = dict(frames=tf.TensorArray(tf.float32, size=steps, element_shape=[None, r * n]),
@@ -358,14 +391,14 @@ class Tacotron(keras.Model):
             if window is not None:
                 allowed = mask & (positions >= peak[:, None] - 1) & (positions <= peak[:, None] + window)
             prior = None if log_prior is None else tf.gather(log_prior, t, axis=1)
-            x = inputs[t] if hoisted else self.prenet(frame)
-            out, weights, state = self._step(x, state, keys, memory, allowed, training, prior)
+            x = inputs[t] if hoisted else decoder.prenet(frame)
+            out, weights, state = self._step(x, state, keys, memory, allowed, training, prior, decoder)
             peak = tf.argmax(weights, -1, output_type=tf.int32)
             record = dict(record, align=record["align"].write(t, weights))
             if hoisted:
                 record["out"] = record["out"].write(t, out)
                 return t + 1, frame, state, stopped_at, ended_by, end_at, visited, peak, record
-            frames, stop = self._project(out)
+            frames, stop = self._project(out, decoder)
             record["frames"] = record["frames"].write(t, tf.cast(frames, tf.float32))
             record["stop"] = record["stop"].write(t, tf.cast(stop, tf.float32))
             predicted = frames[:, -n:]
@@ -392,12 +425,12 @@ class Tacotron(keras.Model):
         def cond(t, frame, state, stopped_at, *_):
             return (t < steps) & tf.reduce_any(stopped_at == steps)
 
-        _, _, _, stopped_at, ended_by, _, _, _, record = tf.while_loop(
-            cond, body, (tf.constant(0), go, self._initial_state(memory), stopped_at, ended_by, end_at, visited,
-                         tf.zeros([batch], tf.int32), record), maximum_iterations=steps)
+        initial = (tf.constant(0), go, self._initial_state(memory, decoder), stopped_at, ended_by, end_at, visited,
+                   tf.zeros([batch], tf.int32), record)
+        _, _, _, stopped_at, ended_by, _, _, _, record = tf.while_loop(cond, body, initial, maximum_iterations=steps)
         if hoisted:
-            frames, stop = (tf.cast(x, tf.float32) for x in self._project(tf.transpose(record["out"].stack(),
-                                                                                        [1, 0, 2])))
+            outputs = tf.transpose(record["out"].stack(), [1, 0, 2])
+            frames, stop = (tf.cast(x, tf.float32) for x in self._project(outputs, decoder))
         else:
             frames, stop = tf.transpose(record["frames"].stack(), [1, 0, 2]), tf.transpose(record["stop"].stack())
         frames = tf.reshape(frames, [batch, -1, n])
@@ -429,6 +462,15 @@ class Tacotron(keras.Model):
                                                    log_prior=log_prior, training=training)
         out = self._postnets(mel, training)
         out.update(stop_logits=stop, alignments=alignments)
+        if self.coarse is not None:  # its targets padded with the go frame (silence) to its r
+            r, frames = self.coarse.reduction, tf.shape(targets)[1]
+            padding = (frames + r - 1) // r * r - frames
+            go = tf.broadcast_to(tf.cast(inputs["go_frame"], targets.dtype), [tf.shape(targets)[0], padding,
+                                                                               self.n_mels])
+            coarse, _, coarse_alignments, _, _ = self._decode(
+                memory, mask, inputs["go_frame"], (frames + padding) // r, tf.concat([targets, go], 1),
+                training=training, decoder=self.coarse)
+            out.update(coarse_mel=coarse[:, :frames], coarse_alignments=coarse_alignments)
         return out
 
     def infer(self, text_ids, text_length, go_frame, max_steps, stop_threshold: float = 0.5,

@@ -64,3 +64,16 @@ def forward_sum_loss(log_attention, frames, symbols, blank_logit: float = -1.0, 
     width = tf.shape(log_attention)[2]
     positions = tf.broadcast_to(tf.range(1, width + 1)[None, :], [batch, width])
     return ctc_loss(positions, symbols, logits, frames, dense) / tf.cast(frames, tf.float32)
+
+
+def decoder_consistency(fine, coarse, steps):
+    """Double decoder consistency's alignment term [B]: the L1 distance between the main
+    decoder's attention weights fine [B, T, N] and the coarse decoder's coarse [B, Tc, N]
+    stretched to T steps (each step takes the coarse step at the same share of the way, as
+    Coqui's nearest interpolation does), summed over symbols and averaged over each
+    example's `steps` valid decoder steps."""
+    length, coarse_length = tf.shape(fine)[1], tf.shape(coarse)[1]
+    stretched = tf.gather(tf.cast(coarse, tf.float32), tf.range(length) * coarse_length // length, axis=1)
+    distance = tf.reduce_sum(tf.abs(tf.cast(fine, tf.float32) - stretched), -1)
+    valid = tf.cast(tf.sequence_mask(steps, length), tf.float32)
+    return tf.reduce_sum(distance * valid, 1) / tf.cast(tf.maximum(steps, 1), tf.float32)

@@ -41,7 +41,7 @@ from tfaudio.data.text import vocabulary as default_vocabulary
 from tfaudio.limits import COUNT, NON_NEGATIVE, NYQUIST, POSITIVE, POSITIVE_INT, PROPORTION, UNIT, Choice, Range, limits
 from tfaudio.models.tacotron import ENDED_BY
 from tfaudio.models.tracing import traced_method
-from tfaudio.tasks.alignment import alignment_metrics, forward_sum_loss, guided_attention_weights
+from tfaudio.tasks.alignment import alignment_metrics, decoder_consistency, forward_sum_loss, guided_attention_weights
 from tfaudio.tasks.base import Task
 from tfaudio.tasks.tts_spectra import Spectra
 
@@ -64,7 +64,7 @@ def _batch_mcd(free_mel, free_frames, real_mel, real_frames):
 @gin.configurable
 @limits(stats_examples=POSITIVE_INT, spectrum_loss=Choice(*_LOSSES),
         priority_hz=Range(0, NYQUIST, low_open=True, none=True), priority_weight=UNIT, stop_weight=NON_NEGATIVE,
-        stop_pos_weight=POSITIVE, guided_weight=NON_NEGATIVE, forward_sum_weight=NON_NEGATIVE,
+        stop_pos_weight=POSITIVE, guided_weight=NON_NEGATIVE, forward_sum_weight=NON_NEGATIVE, ddc_weight=NON_NEGATIVE,
         guided_sigma=POSITIVE, max_decoder_steps=POSITIVE_INT, duration_weight=NON_NEGATIVE,
         stop_threshold=POSITIVE, end_margin_seconds=NON_NEGATIVE.or_none(),
         window=POSITIVE_INT.or_none(), band=PROPORTION, max_jump=POSITIVE_INT, griffin_lim_iterations=COUNT,
@@ -97,6 +97,9 @@ class TacotronTask(Task):
         attention weights that visits each character in order, per decoder step (0: off,
         and not computed). A decoder shorter than its text has no such path: its term is
         0 rather than infinite.
+      ddc_weight: with Tacotron.coarse_reduction (double decoder consistency), the weight
+        of the coarse decoder's mel loss plus the L1 distance between the two decoders'
+        alignments (tfaudio.tasks.alignment.decoder_consistency).
       max_decoder_steps: bound on free-running decoding (decoder steps; frames for DurationTacotron).
       stop_threshold: stop probability that ends free-running decoding (above 1: never).
       end_margin_seconds: synthesis (not the free_* metrics, which judge the stop token
@@ -117,6 +120,7 @@ class TacotronTask(Task):
                  stats_examples: int = 512, spectrum_loss: str = "l1", priority_hz: float | None = None,
                  priority_weight: float = 0.5, stop_weight: float = 1.0, stop_pos_weight: float = 5.0,
                  guided_weight: float = 1.0, guided_sigma: float = 0.2, forward_sum_weight: float = 0.0,
+                 ddc_weight: float = 1.0,
                  max_decoder_steps: int = 500,
                  duration_weight: float = 1.0, stop_threshold: float = 0.5,
                  end_margin_seconds: float | None = 0.15, window: int | None = 3, band: float = 0.2, max_jump: int = 3,
@@ -131,7 +135,7 @@ class TacotronTask(Task):
         self.stop_weight, self.stop_pos_weight = stop_weight, stop_pos_weight
         self.duration_weight = duration_weight
         self.guided_weight, self.guided_sigma = guided_weight, guided_sigma
-        self.forward_sum_weight = forward_sum_weight
+        self.forward_sum_weight, self.ddc_weight = forward_sum_weight, ddc_weight
         self.max_decoder_steps, self.stop_threshold = max_decoder_steps, stop_threshold
         self.end_margin_seconds, self.window = end_margin_seconds, window
         self.band, self.max_jump = band, max_jump
@@ -215,6 +219,10 @@ class TacotronTask(Task):
             paths = forward_sum_loss(log_attention, dec_len, tf.where(feasible, text_length, 1), dense=self.xla)
             terms["forward_sum"] = tf.where(feasible, paths, 0.0)
             total += self.forward_sum_weight * terms["forward_sum"]
+        if "coarse_mel" in out:  # double decoder consistency (Tacotron.coarse_reduction)
+            terms["coarse_mel"] = _masked_mean(self.spectrum_loss(out["coarse_mel"] - mel), mask)
+            terms["ddc"] = decoder_consistency(out["alignments"], out["coarse_alignments"], dec_len)
+            total += self.ddc_weight * (terms["coarse_mel"] + terms["ddc"])
         return total, terms, dec_len
 
     def loss(self, model, batch, training):
