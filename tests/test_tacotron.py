@@ -367,11 +367,10 @@ def test_scheduled_sampling_feeds_the_models_own_frames(sampling):
         assert moved.tolist() == []
 
 
-def test_teacher_forcing_runs_the_prenet_and_projections_outside_the_loop_to_the_same_result(monkeypatch):
-    """Teacher-forced, the prenet runs once on every step's input before the decoder loop
-    and the frame and stop projections once after it; a scheduled-sampling rate too small
-    to ever sample takes the step-by-step path: the same frames, stop logits, alignments
-    and gradients."""
+def test_teacher_forcing_runs_the_prenet_outside_the_loop_to_the_same_result(monkeypatch):
+    """Teacher-forced, the prenet runs once on every step's input before the decoder loop;
+    a scheduled-sampling rate too small to ever sample takes the step-by-step path: the
+    same frames, stop logits, alignments and gradients."""
     model = _tiny_model(prenet_dropout=0.0)
     memory, mask = model.encode(tf.constant([[3, 4, 5, 6], [7, 8, 1, 0]]), tf.constant([4, 3]), False)
     targets = tf.random.stateless_normal([2, 12, 8], [3, 4])

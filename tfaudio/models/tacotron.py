@@ -369,16 +369,13 @@ class Tacotron(keras.Model):
             # The input of step t is the last frame of the group emitted at step t - 1.
             teacher = tf.transpose(tf.reshape(targets, [batch, -1, r, n])[:, :, -1, :], [1, 0, 2])
         # Teacher-forced, every step's input is known before the loop: the prenet runs on all
-        # of them at once and the frame and stop projections on all the loop's outputs after it.
-        hoisted = targets is not None and not sampling and stop_threshold is None
-        # Fixed-size arrays (XLA needs a static size): steps not run stay zero.
+        # of them at once.
+        hoisted = targets is not None and not sampling
         if hoisted:
             inputs = decoder.prenet(tf.concat([go[None], tf.cast(teacher[:-1], memory.dtype)], 0))
-            record = dict(out=tf.TensorArray(memory.dtype, size=steps, element_shape=[None, None]))
-        else:
-            record = dict(frames=tf.TensorArray(tf.float32, size=steps, element_shape=[None, r * n]),
-                          stop=tf.TensorArray(tf.float32, size=steps, element_shape=[None]))
-        record["align"] = tf.TensorArray(tf.float32, size=steps, element_shape=[None, None])
+        # Fixed-size arrays (XLA needs a static size): steps not run stay zero.
+        arrays = [tf.TensorArray(tf.float32, size=steps, element_shape=shape)
+                  for shape in ([None, r * n], [None], [None, None])]
         stopped_at = tf.fill([batch], steps)
         ended_by = tf.zeros([batch], tf.int32)
         end_at = tf.fill([batch], steps)  # first step at the last character with the text covered
@@ -386,7 +383,7 @@ class Tacotron(keras.Model):
         positions = tf.range(tf.shape(mask)[1])[None, :]
         visited = tf.zeros(tf.shape(mask), tf.bool)
 
-        def body(t, frame, state, stopped_at, ended_by, end_at, visited, peak, record):
+        def body(t, frame, state, stopped_at, ended_by, end_at, visited, peak, frames_ta, stop_ta, align_ta):
             allowed = mask
             if window is not None:
                 allowed = mask & (positions >= peak[:, None] - 1) & (positions <= peak[:, None] + window)
@@ -394,13 +391,10 @@ class Tacotron(keras.Model):
             x = inputs[t] if hoisted else decoder.prenet(frame)
             out, weights, state = self._step(x, state, keys, memory, allowed, training, prior, decoder)
             peak = tf.argmax(weights, -1, output_type=tf.int32)
-            record = dict(record, align=record["align"].write(t, weights))
-            if hoisted:
-                record["out"] = record["out"].write(t, out)
-                return t + 1, frame, state, stopped_at, ended_by, end_at, visited, peak, record
             frames, stop = self._project(out, decoder)
-            record["frames"] = record["frames"].write(t, tf.cast(frames, tf.float32))
-            record["stop"] = record["stop"].write(t, tf.cast(stop, tf.float32))
+            frames_ta = frames_ta.write(t, tf.cast(frames, tf.float32))
+            stop_ta = stop_ta.write(t, tf.cast(stop, tf.float32))
+            align_ta = align_ta.write(t, weights)
             predicted = frames[:, -n:]
             nxt = predicted
             if targets is not None:
@@ -420,21 +414,18 @@ class Tacotron(keras.Model):
                 newly = (t >= end_at + end_margin) & (stopped_at == steps)
                 stopped_at = tf.where(newly, t + 1, stopped_at)
                 ended_by = tf.where(newly, ENDED_BY.index("end of text"), ended_by)
-            return t + 1, nxt, state, stopped_at, ended_by, end_at, visited, peak, record
+            return t + 1, nxt, state, stopped_at, ended_by, end_at, visited, peak, frames_ta, stop_ta, align_ta
 
         def cond(t, frame, state, stopped_at, *_):
             return (t < steps) & tf.reduce_any(stopped_at == steps)
 
         initial = (tf.constant(0), go, self._initial_state(memory, decoder), stopped_at, ended_by, end_at, visited,
-                   tf.zeros([batch], tf.int32), record)
-        _, _, _, stopped_at, ended_by, _, _, _, record = tf.while_loop(cond, body, initial, maximum_iterations=steps)
-        if hoisted:
-            outputs = tf.transpose(record["out"].stack(), [1, 0, 2])
-            frames, stop = (tf.cast(x, tf.float32) for x in self._project(outputs, decoder))
-        else:
-            frames, stop = tf.transpose(record["frames"].stack(), [1, 0, 2]), tf.transpose(record["stop"].stack())
-        frames = tf.reshape(frames, [batch, -1, n])
-        alignments = tf.transpose(record["align"].stack(), [1, 0, 2])
+                   tf.zeros([batch], tf.int32), *arrays)
+        _, _, _, stopped_at, ended_by, _, _, _, frames_ta, stop_ta, align_ta = tf.while_loop(
+            cond, body, initial, maximum_iterations=steps)
+        frames = tf.reshape(tf.transpose(frames_ta.stack(), [1, 0, 2]), [batch, -1, n])
+        stop = tf.transpose(stop_ta.stack(), [1, 0])
+        alignments = tf.transpose(align_ta.stack(), [1, 0, 2])
         return frames, stop, alignments, stopped_at, ended_by
 
     # -------------------------------------------------------------- post-nets
