@@ -39,6 +39,15 @@ def _per_position(dense, x):
     return tf.reshape(y, tf.concat([shape[:2], tf.shape(y)[-1:]], 0))
 
 
+def _attend(energies, mask, memory, log_prior=None):
+    """(context [B, D], weights [B, N]): the softmax of energies [B, N] (plus log_prior)
+    over the unmasked symbols, and the memory [B, N, D] they weight."""
+    if log_prior is not None:
+        energies += log_prior
+    weights = tf.nn.softmax(tf.where(mask, energies, -1e9), axis=-1)
+    return tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory), weights
+
+
 def diagonal_prior(frames, symbols, steps, width):
     """log P(symbol n | frame t) [B, T, N] of the beta-binomial alignment prior (Badlani et
     al. 2021): frame t of T is expected near symbol t/T * N. Zero outside each example's
@@ -83,12 +92,7 @@ class Attention(layers.Layer):
             where = cumulative[..., None] if previous is None else tf.stack([previous, cumulative], -1)
             hidden += _per_position(self.location_dense, self.location_conv(where))
         energies = tf.cast(tf.squeeze(_per_position(self.energy, tf.tanh(hidden)), -1), tf.float32)
-        if log_prior is not None:
-            energies += log_prior
-        energies = tf.where(mask, energies, -1e9)
-        weights = tf.nn.softmax(energies, axis=-1)
-        context = tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory)
-        return context, weights
+        return _attend(energies, mask, memory, log_prior)
 
 
 def beta_binomial_filter(length: int = 11, alpha: float = 0.1, beta: float = 0.9) -> list[float]:
@@ -143,12 +147,7 @@ class DynamicConvolutionAttention(layers.Layer):
         energies = tf.cast(tf.squeeze(_per_position(self.energy, tf.tanh(hidden)), -1), tf.float32)
         prior = tf.reduce_sum(_windows(previous, self.prior.shape[0] - 1, 0) * self.prior, -1)
         energies += tf.math.log(tf.maximum(prior, 1e-6))
-        if log_prior is not None:
-            energies += log_prior
-        energies = tf.where(mask, energies, -1e9)
-        weights = tf.nn.softmax(energies, axis=-1)
-        context = tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory)
-        return context, weights
+        return _attend(energies, mask, memory, log_prior)
 
 
 class CoarseDecoder(layers.Layer):
