@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio.models.tacotron import diagonal_prior
+from tfaudio.models.attention import diagonal_prior
 from tfaudio.tasks.alignment import forward_sum_loss
 
 

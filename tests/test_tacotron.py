@@ -15,7 +15,8 @@ import tensorflow as tf
 from tfaudio import compose as training
 from tfaudio import config
 from tfaudio.data.text import CharVocabulary, TextError, normalize
-from tfaudio.models.tacotron import Attention, DynamicConvolutionAttention, Tacotron, beta_binomial_filter
+from tfaudio.models.attention import Attention, DynamicConvolutionAttention, beta_binomial_filter
+from tfaudio.models.tacotron import Tacotron
 from tfaudio.run_dir import read_metrics
 from tfaudio.tasks.alignment import alignment_metrics, guided_attention_weights
 

@@ -25,7 +25,8 @@ from keras import layers
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.limits import COUNT, POSITIVE_INT, RATE, limits
 from tfaudio.models.alignment_search import search
-from tfaudio.models.tacotron import ENDED_BY, diagonal_prior
+from tfaudio.models.attention import diagonal_prior
+from tfaudio.models.tacotron import ENDED_BY
 from tfaudio.models.tts_layers import ConvEncoder, ConvNorm, apply_postnet, conv_postnet
 
 
