@@ -210,9 +210,8 @@ class Tacotron(keras.Model):
             new_state["previous"] = weights
         return tf.concat([h_dec, context], -1), weights, new_state
 
-    def _project(self, out, decoder=None):
+    def _project(self, out, decoder):
         """(frames [..., r*n_mels], stop logits [...]) of `decoder`'s outputs [..., H + D]."""
-        decoder = decoder or self
         frames = decoder.frame_projection(out)
         if decoder.reduction < decoder.max_reduction:
             frames = frames[..., :decoder.reduction * self.n_mels]
