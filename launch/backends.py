@@ -24,10 +24,17 @@ DONE = "study_run.json"  # in a run directory once its training process exited
 STOP = "stop_request.json"  # early stopping: its runner stops the run (SIGTERM: it saves)
 
 
+def write_json(path: str, value: dict, indent: int | None = None):
+    """Writes `path` whole or not at all: runners and the study read these files while
+    other threads write them."""
+    with open(path + ".part", "w") as f:
+        json.dump(value, f, indent=indent)
+    os.replace(path + ".part", path)
+
+
 def request_stop(run_dir: str, **why):
     """Asks the runner of `run_dir` to stop it early; it then counts as finished."""
-    with open(os.path.join(run_dir, STOP), "w") as f:
-        json.dump(why, f)
+    write_json(os.path.join(run_dir, STOP), why)
 
 
 def execute(command: list[str], run_dir: str, threads: int | None, cwd: str | None = None) -> dict:
@@ -62,8 +69,7 @@ def execute(command: list[str], run_dir: str, threads: int | None, cwd: str | No
     if os.path.exists(stop_request):
         with open(stop_request) as f:
             done["stopped_early"] = json.load(f)
-    with open(os.path.join(run_dir, DONE), "w") as f:
-        json.dump(done, f)
+    write_json(os.path.join(run_dir, DONE), done)
     return done
 
 

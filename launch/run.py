@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shlex
 import sys
 
 from launch import halving
 from launch import spec as specs
-from launch.backends import LocalBackend, RayBackend, finished, record, request_stop
+from launch.backends import LocalBackend, RayBackend, finished, record, request_stop, write_json
 
 
 def metric_value(run_dir: str, metric: str, mode: str, at: str) -> float | None:
@@ -115,10 +114,7 @@ def run_study(study: specs.Study, out: str, backend, dry_run: bool = False, log=
 
 def _write_state(out: str, state: dict):
     os.makedirs(out, exist_ok=True)
-    tmp = os.path.join(out, "study.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(state, f, indent=1)
-    os.replace(tmp, os.path.join(out, "study.json"))
+    write_json(os.path.join(out, "study.json"), state, indent=1)
 
 
 def main():

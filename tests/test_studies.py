@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from launch import backends
 from launch.backends import DONE, LocalBackend, RayBackend, execute
 from launch.halving import ASHA, Halving
 from launch.run import run_study
@@ -263,6 +264,23 @@ class PlantedProcessBackend(LocalBackend):
             planted.append(([sys.executable, "-c", PLANTED_RUN, run_dir, str(bindings["learning_rate"] * 1000)],
                             run_dir))
         return super().run(planted)
+
+
+def test_a_stop_request_and_a_run_record_appear_only_whole(tmp_path, monkeypatch):
+    """A runner polls for its run's stop request while the study writes it (ASHA), and the
+    study reads run records as runners write them: each file appears complete or not at
+    all (an empty stop request once ended a study in a JSONDecodeError)."""
+    written, real_dump = [], json.dump
+
+    def dump(value, f, **kwargs):
+        written.append((os.path.exists(os.path.join(tmp_path, backends.STOP)),
+                        os.path.exists(os.path.join(tmp_path, DONE))))
+        real_dump(value, f, **kwargs)
+    monkeypatch.setattr(json, "dump", dump)
+    backends.request_stop(str(tmp_path), rung=1)
+    done = execute([sys.executable, "-c", "pass"], str(tmp_path), None)
+    assert written == [(False, False), (True, False)]  # neither file existed while being written
+    assert done["stopped_early"] == {"rung": 1} and backends.record(str(tmp_path)) == done
 
 
 def test_asha_stops_the_clearly_losing_runs_and_they_never_win(tmp_path):
