@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import math
-
 import tensorflow as tf
 from keras import layers
 
@@ -27,6 +25,14 @@ def _attend(energies, mask, memory, log_prior=None):
     return tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory), weights
 
 
+def _log_beta_binomial(k, n, alpha, beta):
+    """log P(k) of BetaBinomial(n, alpha, beta), elementwise on float tensors."""
+    def lbeta(x, y):  # log B(x, y); tf.math.lbeta would need x and y broadcast and stacked
+        return tf.math.lgamma(x) + tf.math.lgamma(y) - tf.math.lgamma(x + y)
+    return (tf.math.lgamma(n + 1.0) - tf.math.lgamma(k + 1.0) - tf.math.lgamma(n - k + 1.0)
+            + lbeta(k + alpha, n - k + beta) - lbeta(alpha, beta))
+
+
 def diagonal_prior(frames, symbols, steps, width):
     """log P(symbol n | frame t) [B, T, N] of the beta-binomial alignment prior (Badlani et
     al. 2021): frame t of T is expected near symbol t/T * N. Zero outside each example's
@@ -35,13 +41,7 @@ def diagonal_prior(frames, symbols, steps, width):
     n = tf.cast(tf.range(width), tf.float32)[None, None, :]
     total = tf.cast(frames, tf.float32)[:, None, None]
     count = tf.cast(symbols, tf.float32)[:, None, None] - 1.0
-    a, b = t, total - t + 1.0
-    rest = tf.maximum(count - n, 0.0)
-
-    def lbeta(x, y):  # log B(x, y); tf.math.lbeta would need x and y broadcast and stacked
-        return tf.math.lgamma(x) + tf.math.lgamma(y) - tf.math.lgamma(x + y)
-    log_pmf = (tf.math.lgamma(count + 1.0) - tf.math.lgamma(n + 1.0) - tf.math.lgamma(rest + 1.0)
-               + lbeta(n + a, rest + b) - lbeta(a, b))
+    log_pmf = _log_beta_binomial(tf.minimum(n, tf.maximum(count, 0.0)), count, t, total - t + 1.0)
     valid = (t <= total) & (n <= count)
     return tf.where(valid, log_pmf, 0.0)
 
@@ -77,12 +77,9 @@ class Attention(layers.Layer):
 def beta_binomial_filter(length: int = 11, alpha: float = 0.1, beta: float = 0.9) -> list[float]:
     """The pmf of BetaBinomial(length - 1, alpha, beta) at 0 .. length - 1: dynamic
     convolution attention's prior that attention stays or moves a few symbols forward."""
-    n = length - 1
-
-    def lbeta(x, y):
-        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
-    return [math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-                     + lbeta(k + alpha, n - k + beta) - lbeta(alpha, beta)) for k in range(length)]
+    # Once, eagerly at construction: float64 on the host.
+    k, n, a, b = (tf.constant(v, tf.float64) for v in (list(range(length)), length - 1, alpha, beta))
+    return tf.exp(_log_beta_binomial(k, n, a, b)).numpy().tolist()
 
 
 def _windows(weights, before: int, after: int):
