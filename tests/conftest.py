@@ -45,8 +45,8 @@ def _clear_gin():
 # The slowest test files first (test seconds summed per file, `pytest --durations=0`, on
 # 2026-12-07): `make test` has pytest-xdist hand whole files to its workers in collection
 # order (`--dist loadfile --no-loadscope-reorder`; by default it starts with the files of
-# most tests), so the files left for the end are short ones and neither worker idles long
-# while the other finishes.
+# most tests), so the files left for the end are short ones and no worker idles long
+# while the others finish.
 SLOWEST_FILES_FIRST = ["test_benchmarks.py", "test_checkpoints.py", "test_xla.py", "test_preemption.py",
                        "test_classifier.py", "test_studies.py", "test_tacotron.py", "test_export.py",
                        "test_trainer.py", "test_precision.py", "test_openunmix.py", "test_ctc.py"]
