@@ -50,6 +50,11 @@ def run_arguments(script, tiny_runs, workdir) -> list:
         if not run.exists():
             shutil.copytree(tiny_runs("tacotron_8khz.gin")[0], run)
         return [f"--model_dir={run}", "--each_checkpoint"]
+    if script == "tts_exposure.py":
+        run = workdir / "attention_run"
+        if not run.exists():
+            shutil.copytree(tiny_runs("tacotron_8khz_attention.gin")[0], run)
+        return [f"--model_dir={run}"]
     return []
 
 
@@ -80,6 +85,9 @@ def test_benchmark_runs_in_smoke_mode(script, workdir, tiny_runs, monkeypatch, c
         listened = json.loads((workdir / "tts_run" / "listening" / "by_step.json").read_text())
         kept = tf.train.get_checkpoint_state(str(workdir / "tts_run" / "checkpoints")).all_model_checkpoint_paths
         assert [r["step"] for r in listened["steps"]] == sorted(int(p.rsplit("-", 1)[1]) for p in kept)
+    if script == "tts_exposure.py":  # the spectrograms, and the four errors per prompt
+        assert len(list((workdir / "attention_run" / "listening").glob("*_exposure.png"))) == 2
+        assert set(json.loads(out.splitlines()[-1])) == {"teacher-forced", "other text", "free head", "free rest"}
 
 
 def listening_benchmark():

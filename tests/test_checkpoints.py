@@ -194,7 +194,7 @@ def test_a_reduction_schedule_rebuilds_the_decoder_at_its_phase_and_on_resume(tm
     assert trainer.model.reduction == 2 and trainer.model.frame_projection.kernel.shape[-1] == 4 * n_mels
     assert [r["step"] for r in read_metrics(str(tmp_path / "full")) if r.get("event") == "phase_switch"] == [2]
     full = arrays(trainer)
-    out = trainer.model(trainer.task._inputs(trainer.sample_batch, trainer.model)[0])
+    out = trainer.model(trainer.task.teacher_forced_inputs(trainer.sample_batch, trainer.model)[0])
     assert out["alignments"].shape[1] * 2 == out["mel"].shape[1]  # two frames per decoder step
 
     resumed_run = rolled_back(str(tmp_path / "full"), str(tmp_path / "resumed"), 3)

@@ -175,7 +175,9 @@ class TacotronTask(Task):
 
     # ------------------------------------------------------------------ losses
 
-    def _inputs(self, batch, model):
+    def teacher_forced_inputs(self, batch, model):
+        """(the model's inputs for a teacher-forced call on `batch`, and the normalised mel and
+        linear targets, valid frames and frame mask of `Spectra.targets`)."""
         mel, linear, frames, mask = self.spectra.targets(batch, model.reduction)
         inputs = {"text_ids": batch["text_ids"], "text_length": batch["text_length"],
                   "go_frame": self.spectra.go_frame, "targets": mel, "frames": frames}
@@ -226,13 +228,13 @@ class TacotronTask(Task):
         return total, terms, dec_len
 
     def loss(self, model, batch, training):
-        inputs, mel, linear, frames, mask = self._inputs(batch, model)
+        inputs, mel, linear, frames, mask = self.teacher_forced_inputs(batch, model)
         out = model(inputs, training=training)
         total, terms, _ = self._terms(out, mel, linear, frames, mask, batch["text_length"], model.reduction)
         return total, terms
 
     def metrics(self, model, batch):
-        inputs, mel, linear, frames, mask = self._inputs(batch, model)
+        inputs, mel, linear, frames, mask = self.teacher_forced_inputs(batch, model)
         out = model(inputs, training=False)
         total, terms, dec_len = self._terms(out, mel, linear, frames, mask, batch["text_length"], model.reduction)
         result = {"loss": total, **terms, "mel_l1": _masked_mean(tf.abs(out["mel_post"] - mel), mask)}
@@ -318,7 +320,7 @@ class TacotronTask(Task):
         """Alignment and spectrogram images, teacher-forced and free-running, and the
         free-running audio of the first validation example."""
         first = tf.nest.map_structure(lambda x: x[:1], batch)
-        inputs, mel, _, frames, _ = self._inputs(first, model)
+        inputs, mel, _, frames, _ = self.teacher_forced_inputs(first, model)
         out = model(inputs, training=False)
         n_steps = (int(frames[0]) + model.reduction - 1) // model.reduction
         chars = int(first["text_length"][0])
