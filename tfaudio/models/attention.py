@@ -41,6 +41,7 @@ def diagonal_prior(frames, symbols, steps, width):
     n = tf.cast(tf.range(width), tf.float32)[None, None, :]
     total = tf.cast(frames, tf.float32)[:, None, None]
     count = tf.cast(symbols, tf.float32)[:, None, None] - 1.0
+    # k held to the last symbol: finite where `valid` drops the value.
     log_pmf = _log_beta_binomial(tf.minimum(n, tf.maximum(count, 0.0)), count, t, total - t + 1.0)
     valid = (t <= total) & (n <= count)
     return tf.where(valid, log_pmf, 0.0)
