@@ -140,7 +140,8 @@ RESUME = {
     "tacotron_8khz_attention.gin": ["AudioData.bucket_boundaries = (0.3, 0.5)", "Tacotron.embedding_dim = 16",
                           "Tacotron.conv_channels = 16", "Tacotron.encoder_units = 8",
                           "Tacotron.attention_rnn_units = 16", "Tacotron.decoder_rnn_units = 16",
-                          "Tacotron.postnet_channels = 8", "TacotronTask.max_decoder_steps = 10"],
+                          "Tacotron.postnet_channels = 8", "TacotronTask.max_decoder_steps = 10",
+                          "Tacotron.attention_prior = True"],
     "audio_unet.gin": ["AudioUNet.channels = (4, 8, 8, 8)"],
 }
 

@@ -19,8 +19,8 @@ def _per_position(dense, x):
 def _attend(energies, mask, memory, log_prior=None):
     """(context [B, D], weights [B, N]): the softmax of energies [B, N] (plus log_prior)
     over the unmasked symbols, and the memory [B, N, D] they weight."""
-    if log_prior is not None:
-        energies += log_prior
+    if log_prior is not None:  # the prior is in the compute dtype (float16 under mixed precision)
+        energies += tf.cast(log_prior, energies.dtype)
     weights = tf.nn.softmax(tf.where(mask, energies, -1e9), axis=-1)
     return tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory), weights
 
