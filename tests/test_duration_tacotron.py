@@ -116,7 +116,7 @@ def test_tiny_run_finds_and_predicts_the_letters_durations(trained_run):
     assert val[-1]["mel_l1"] < 0.8 * val[0]["mel_l1"]
     model, task = restore_for_inference(trained_run)
     batch = next(iter(AudioData().train(8, seed=0)))
-    inputs = task._inputs(batch, model)[0]
+    inputs = task.teacher_forced_inputs(batch, model)[0]
     letters = np.isin(batch["text_ids"].numpy(), [task.vocabulary.encode(c)[0] for c in "abcdefghijklmnopqrstuvwxyz"])
     searched = model(inputs)["durations"].numpy()[letters]
     assert np.mean(np.abs(searched - 4)) < 1.5, searched
