@@ -72,20 +72,19 @@ def main():
     rate, out_dir = task.geometry.sample_rate, os.path.join(args.model_dir, "listening")
     os.makedirs(out_dir, exist_ok=True)
 
-    def teacher_forced(real, text):
-        ids = task.vocabulary.encode(text)
+    def teacher_forced(real, ids):
         batch = {"audio": tf.constant(real[None]), "length": tf.constant([len(real)]),
                  "text_ids": tf.constant([ids], tf.int32), "text_length": tf.constant([len(ids)], tf.int32)}
         inputs, mel, _, frames, _ = task.teacher_forced_inputs(batch, model)
         n = int(frames[0])
         return mel[0, :n].numpy(), model(inputs, training=False)["mel_post"][0, :n].numpy()
 
+    encoded = [task.vocabulary.encode(e["text"]) for e in held_out]  # phonemes: one espeak-ng call each
     errors = {"teacher-forced": [], "other text": [], "free head": [], "free rest": []}
-    for k, example in enumerate(held_out):
+    for k, (example, ids) in enumerate(zip(held_out, encoded)):
         real = read_audio(example["path"], rate)[:, 0]
-        target, forced = teacher_forced(real, example["text"])
-        _, other = teacher_forced(real, held_out[(k + 1) % len(held_out)]["text"])
-        ids = task.vocabulary.encode(example["text"])
+        target, forced = teacher_forced(real, ids)
+        _, other = teacher_forced(real, encoded[(k + 1) % len(held_out)])
         out = task.infer(model, tf.constant([ids], tf.int32), tf.constant([len(ids)], tf.int32),
                          task.max_decoder_steps)
         free = out["mel_post"][0, :int(out["steps"][0]) * model.reduction].numpy()

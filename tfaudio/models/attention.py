@@ -19,7 +19,7 @@ def _per_position(dense, x):
 def _attend(energies, mask, memory, log_prior=None):
     """(context [B, D], weights [B, N]): the softmax of energies [B, N] (plus log_prior)
     over the unmasked symbols, and the memory [B, N, D] they weight."""
-    if log_prior is not None:  # the prior is in the compute dtype (float16 under mixed precision)
+    if log_prior is not None:  # in the compute dtype (float16 under mixed precision); energies are float32
         energies += tf.cast(log_prior, energies.dtype)
     weights = tf.nn.softmax(tf.where(mask, energies, -1e9), axis=-1)
     return tf.einsum("bn,bnd->bd", tf.cast(weights, memory.dtype), memory), weights
