@@ -1,5 +1,6 @@
 """Trainer behaviour: accumulation, schedules, scaling, provenance, resume, guard, EMA."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -310,3 +311,33 @@ def test_inference_is_traced_once_per_model_and_lets_the_model_go():
     del model
     gc.collect()
     assert alive() is None  # the cache held it weakly
+
+
+def test_a_models_first_call_builds_it_without_a_symbolic_run_first(monkeypatch):
+    """Keras builds a layer that has no `build` by running its `call` on symbolic inputs
+    first, a second trace of a whole model: every layer class of tfaudio.models has a
+    `build` (most the one of models/building.py), and the U-Net's first call runs its own
+    and its blocks' `call` once each."""
+    from tfaudio.models import unet
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+    ours = {c for c in subclasses(keras.layers.Layer) if c.__module__.startswith("tfaudio.models.")}
+    assert len(ours) > 20 and not [c.__name__ for c in ours if getattr(c.build, "_is_default", False)]
+
+    calls = []
+
+    def counted(cls):
+        call = cls.call
+
+        def wrapper(self, *args, **kwargs):
+            calls.append(cls.__name__)
+            return call(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "call", functools.wraps(call)(wrapper))
+    for cls in (unet.AudioUNet, unet.DownBlock, unet.UpBlock):
+        counted(cls)
+    model = unet.AudioUNet(channels=(4, 8), strides=(2, 2))
+    assert model(tf.zeros([1, 64])).shape == (1, 64)
+    assert sorted(calls) == ["AudioUNet", "DownBlock", "DownBlock", "UpBlock", "UpBlock"]

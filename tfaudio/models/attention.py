@@ -7,6 +7,8 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import layers
 
+from tfaudio.models.building import BuiltByCall
+
 
 def _per_position(dense, x):
     """`dense` applied to x [B, N, C] as one matrix product over B x N rows: Keras' 3-D
@@ -47,7 +49,7 @@ def diagonal_prior(frames, symbols, steps, width):
     return tf.where(valid, log_pmf, 0.0)
 
 
-class Attention(layers.Layer):
+class Attention(BuiltByCall, layers.Layer):
     """Additive attention; with `location_filters` it is location-sensitive: the
     cumulative attention weights (and, when given, the previous step's: NVIDIA's
     Tacotron 2), convolved, enter the energies (Chorowski et al.)."""
@@ -91,7 +93,7 @@ def _windows(weights, before: int, after: int):
     return tf.stack([padded[:, k:k + n] for k in range(before + after + 1)], -1)
 
 
-class DynamicConvolutionAttention(layers.Layer):
+class DynamicConvolutionAttention(BuiltByCall, layers.Layer):
     """Location-relative attention (Battenberg et al. 2020, "dynamic convolution
     attention"): no content term; energies from the previous step's weights through
     static filters and filters the query predicts, plus the log of a causal

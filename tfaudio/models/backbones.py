@@ -17,9 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.errors import ConfigError
+from tfaudio.models.building import BuiltByCall
 
 
-class ConvBN(keras.layers.Layer):
+class ConvBN(BuiltByCall, keras.layers.Layer):
     """Convolution without bias, then BatchNorm."""
 
     def __init__(self, filters: int, kernel: int, stride: int = 1, **kwargs):
@@ -32,7 +33,7 @@ class ConvBN(keras.layers.Layer):
 
 
 
-class SmallCNN(keras.layers.Layer):
+class SmallCNN(BuiltByCall, keras.layers.Layer):
     def __init__(self, widths=(32, 64, 128, 256), **kwargs):
         super().__init__(**kwargs)
         self.blocks = [ConvBN(w, 3) for w in widths]
@@ -44,7 +45,7 @@ class SmallCNN(keras.layers.Layer):
         return tf.reduce_mean(x, axis=[1, 2])
 
 
-class RecurrentBackbone(keras.layers.Layer):
+class RecurrentBackbone(BuiltByCall, keras.layers.Layer):
     def __init__(self, units: int = 128, layers: int = 2, **kwargs):
         super().__init__(**kwargs)
         self.rnns = [keras.layers.Bidirectional(keras.layers.GRU(units, return_sequences=True))
@@ -77,7 +78,7 @@ class BasicBlock(keras.layers.Layer):
         return tf.nn.relu(h + shortcut)
 
 
-class ResNet18(keras.layers.Layer):
+class ResNet18(BuiltByCall, keras.layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.stem = ConvBN(64, 7, 2)
@@ -106,7 +107,7 @@ def regnet_stages(w0: float, wa: float, wm: float, depth: int, group_width: int,
     return stage_widths, [int(d) for d in depths], groups
 
 
-class SplitGroupConv(keras.layers.Layer):
+class SplitGroupConv(BuiltByCall, keras.layers.Layer):
     """A grouped 3x3 convolution as one Conv2D per group, concatenated."""
 
     def __init__(self, filters: int, group_width: int, stride: int, **kwargs):
@@ -148,7 +149,7 @@ class YBlock(keras.layers.Layer):
         return tf.nn.relu(h + shortcut)
 
 
-class RegNetY(keras.layers.Layer):
+class RegNetY(BuiltByCall, keras.layers.Layer):
     """RegNetY; the defaults are RegNetY-800MF (pycls: depth 14, w0 56, wa 38.84, wm 2.4,
     group width 16, SE ratio 0.25 of each block's input width, stem 32)."""
 
@@ -171,7 +172,7 @@ class RegNetY(keras.layers.Layer):
         return tf.reduce_mean(x, axis=[1, 2])
 
 
-class Application(keras.layers.Layer):
+class Application(BuiltByCall, keras.layers.Layer):
     """A keras.applications network without its top, pooled to one vector."""
 
     def __init__(self, name: str, channels: int, **kwargs):

@@ -25,13 +25,14 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.errors import ConfigError
 from tfaudio.limits import POSITIVE_INT, RATE, Choice, Range, limits
 from tfaudio.models.backbones import BACKBONES, make_backbone
+from tfaudio.models.building import BuiltByCall
 from tfaudio.models.weights import parameter_count
 
 FEATURES = ("log_mel", "mfcc", "both")
 NORMALIZATIONS = ("separate", "joint", "per_clip", "none")
 
 
-class SpectrogramFeatures(keras.layers.Layer):
+class SpectrogramFeatures(BuiltByCall, keras.layers.Layer):
     """[B, samples] -> [B, frames, n_mels, channels]; `raw` gives them before normalisation."""
 
     def __init__(self, kind: str = "log_mel", normalization: str = "separate", **kwargs):

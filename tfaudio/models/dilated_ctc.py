@@ -25,9 +25,10 @@ from tfaudio.audio.compression import LogCompression
 from tfaudio.audio.geometry import audio_geometry
 from tfaudio.errors import ConfigError
 from tfaudio.limits import POSITIVE_INT, RATE, Choice, Range, Rule, limits, power_of_two
+from tfaudio.models.building import BuiltByCall
 
 
-class ResidualBlock(keras.layers.Layer):
+class ResidualBlock(BuiltByCall, keras.layers.Layer):
     """One dilated block: (residual output, skip output), both zero on padded frames. The
     last block has no residual output (nothing reads it)."""
 
@@ -64,7 +65,7 @@ class ResidualBlock(keras.layers.Layer):
         skip_channels=POSITIVE_INT, kernel_size=Range(2, integer=True),
         max_dilation=Rule(power_of_two, "a power of two (1, 2, 4, ...)", [3, 0]), num_stacks=POSITIVE_INT,
         activation=Choice("gated", "relu"), dropout=RATE)
-class DilatedCTC(keras.Model):
+class DilatedCTC(BuiltByCall, keras.Model):
     """Args:
       num_classes: CTC classes, blank included (the vocabulary's size: its padding id 0
         is the blank).

@@ -26,6 +26,7 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.limits import COUNT, POSITIVE_INT, RATE, limits
 from tfaudio.models.alignment_search import search
 from tfaudio.models.attention import diagonal_prior
+from tfaudio.models.building import BuiltByCall
 from tfaudio.models.tacotron import ENDED_BY
 from tfaudio.models.tts_layers import ConvEncoder, ConvNorm, apply_postnet, conv_postnet
 
@@ -44,7 +45,7 @@ def expand(durations, steps):
         duration_channels=POSITIVE_INT, duration_layers=POSITIVE_INT, decoder_channels=POSITIVE_INT,
         decoder_layers=POSITIVE_INT, decoder_kernel=POSITIVE_INT, decoder_dropout=RATE, postnet_layers=COUNT,
         postnet_channels=POSITIVE_INT)
-class DurationTacotron(keras.Model):
+class DurationTacotron(BuiltByCall, keras.Model):
     """Text to mel frames through predicted durations (see the module docstring).
 
     Args:

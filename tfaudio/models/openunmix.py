@@ -28,6 +28,7 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.audio.wiener import wiener
 from tfaudio.errors import ConfigError
 from tfaudio.limits import COUNT, NYQUIST, POSITIVE_INT, RATE, Range, Rule, limits
+from tfaudio.models.building import BuiltByCall
 from tfaudio.models.lstm import SequenceLSTM
 from tfaudio.models.tracing import traced_method
 
@@ -41,7 +42,7 @@ def bandwidth_to_max_bin(sample_rate: int, n_fft: int, bandwidth: float) -> int:
 @limits(channels=POSITIVE_INT, hidden_size=Rule(lambda n: n >= 2 and n % 2 == 0, "a positive even integer", [7, 0]),
         nb_layers=POSITIVE_INT, bandwidth=Range(0, NYQUIST, low_open=True, none=True), dropout=RATE,
         wiener_iterations=COUNT)
-class OpenUnmix(keras.Model):
+class OpenUnmix(BuiltByCall, keras.Model):
     """Args:
       channels: audio channels (1 mono, 2 stereo); the mixture's last axis when 2-D.
       hidden_size: width of the dense layers and of the LSTM output.

@@ -22,6 +22,7 @@ from tfaudio.audio.geometry import audio_geometry
 from tfaudio.limits import COUNT, POSITIVE_INT, RATE, UNIT, Choice, Each, limits, phases
 from tfaudio.models import tracing
 from tfaudio.models.attention import Attention, DynamicConvolutionAttention, diagonal_prior
+from tfaudio.models.building import BuiltByCall
 from tfaudio.models.tts_layers import CBHG, CBHGEncoder, ConvEncoder, Prenet, apply_postnet, conv_postnet
 
 # What ended free-running decoding, by index (Tacotron.infer's "ended_by").
@@ -30,7 +31,7 @@ ENDED_BY = ("max-steps bound", "stop token", "end of text")
 END_COVERAGE = 0.8
 
 
-class CoarseDecoder(layers.Layer):
+class CoarseDecoder(BuiltByCall, layers.Layer):
     """Double decoder consistency's second decoder (Coqui's DDC): the decoder's layers
     again at a coarser reduction factor, run by `Tacotron._decode` beside the main one."""
 
@@ -58,7 +59,7 @@ class CoarseDecoder(layers.Layer):
         linear_postnet=Choice("cbhg", "none"), scheduled_sampling=UNIT, decoder_dropout=RATE,
         reduction_schedule=phases("reduction"), attention_kind=Choice("location", "dynamic"),
         coarse_reduction=POSITIVE_INT.or_none())
-class Tacotron(keras.Model):
+class Tacotron(BuiltByCall, keras.Model):
     """Text to mel frames (and optionally linear spectrogram frames).
 
     Args:

@@ -9,8 +9,10 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfaudio.models.building import BuiltByCall
 
-class Prenet(layers.Layer):
+
+class Prenet(BuiltByCall, layers.Layer):
     """Dense + ReLU layers with dropout that stays on at inference (the Tacotron 2 trick
     that keeps free-running decoding from locking onto its own errors). Its random state
     is a variable, so a resumed run draws the masks an uninterrupted one would."""
@@ -29,7 +31,7 @@ class Prenet(layers.Layer):
         return x
 
 
-class ConvNorm(layers.Layer):
+class ConvNorm(BuiltByCall, layers.Layer):
     """Conv1D + BatchNorm + activation + dropout over [B, T, C], zeroed at padded steps."""
 
     def __init__(self, channels: int, kernel_size: int, activation=None, dropout: float = 0.0, **kwargs):
@@ -62,7 +64,7 @@ def apply_postnet(postnet: list, mel, valid=None, training=False):
     return mel + tf.cast(x, mel.dtype)
 
 
-class CBHG(layers.Layer):
+class CBHG(BuiltByCall, layers.Layer):
     """Conv bank (widths 1..K), max-pool, conv projections with a residual, highway
     layers and a bidirectional GRU (Tacotron 1)."""
 
@@ -92,7 +94,7 @@ class CBHG(layers.Layer):
         return self.gru(y, mask=valid, training=training)
 
 
-class ConvEncoder(layers.Layer):
+class ConvEncoder(BuiltByCall, layers.Layer):
     """Tacotron 2 encoder: conv layers then a BiLSTM."""
 
     def __init__(self, conv_layers: int = 3, channels: int = 512, kernel_size: int = 5,
@@ -108,7 +110,7 @@ class ConvEncoder(layers.Layer):
         return self.lstm(x, mask=valid, training=training)
 
 
-class CBHGEncoder(layers.Layer):
+class CBHGEncoder(BuiltByCall, layers.Layer):
     """Tacotron 1 encoder: a prenet then a CBHG."""
 
     def __init__(self, prenet_units=(256, 128), bank_size: int = 16, channels: int = 128,

@@ -21,6 +21,7 @@ from tfaudio.audio import features
 from tfaudio.audio.geometry import GeometryError, audio_geometry
 from tfaudio.errors import ConfigError
 from tfaudio.limits import POSITIVE_INT, Choice, Each, limits
+from tfaudio.models.building import BuiltByCall
 
 UNET_LIMITS = dict(channels=Each(POSITIVE_INT), kernel_size=POSITIVE_INT, strides=Each(POSITIVE_INT),
                    upsample=Choice("transposed", "subpixel"), norm=Choice("batch", "layer", "none"))
@@ -36,7 +37,7 @@ def _norm(kind: str):
     raise ConfigError(f"AudioUNet.norm={kind!r}: use batch, layer or none")
 
 
-class DownBlock(keras.layers.Layer):
+class DownBlock(BuiltByCall, keras.layers.Layer):
     def __init__(self, channels, kernel, stride, norm, **kwargs):
         super().__init__(**kwargs)
         self.conv = keras.layers.Conv1D(channels, kernel, strides=stride, padding="same")
@@ -49,7 +50,7 @@ class DownBlock(keras.layers.Layer):
         return keras.activations.gelu(x)
 
 
-class UpBlock(keras.layers.Layer):
+class UpBlock(BuiltByCall, keras.layers.Layer):
     """Upsamples by `stride` (transposed or sub-pixel convolution), adds the skip, refines."""
 
     def __init__(self, channels, kernel, stride, norm, upsample, **kwargs):
@@ -75,7 +76,7 @@ class UpBlock(keras.layers.Layer):
 
 
 @limits(**UNET_LIMITS)
-class AudioUNet(keras.Model):
+class AudioUNet(BuiltByCall, keras.Model):
     """Waveform U-Net separator.
 
     Args:
@@ -122,7 +123,7 @@ class AudioUNet(keras.Model):
         return out[:, :n]
 
 
-class SpecUNet(keras.layers.Layer):
+class SpecUNet(BuiltByCall, keras.layers.Layer):
     """2-D U-Net over [batch, frames, bins, 1] log magnitudes giving a [0, 1] mask.
     Each level halves frames and bins; inputs are padded to a multiple of 2**levels."""
 
@@ -152,7 +153,7 @@ class SpecUNet(keras.layers.Layer):
 
 
 @limits(**UNET_LIMITS, spec_bins=POSITIVE_INT, spec_channels=Each(POSITIVE_INT))
-class HybridUNet(keras.Model):
+class HybridUNet(BuiltByCall, keras.Model):
     """AudioUNet on the waveform + SpecUNet masking the top `spec_bins` STFT bins.
 
     Args:
